@@ -1,0 +1,134 @@
+"""The nsrun error tree and the exit code each class maps to.
+
+Every error a user can meet is an ``NsrunError``: it carries the object and the value it
+is about (field path, file, container, step, errno) and a lowercase message without a
+trailing period. The CLI prints ``nsrun: <message>`` and exits with ``exit_code``; nothing
+reaches the user as a traceback. Raise once at the lowest layer that knows, and wrap with
+one clause of context per layer (``raise X(...) from err``).
+
+Exit codes (documented in the README):
+  0  success; for ``run``: the pod Succeeded
+  1  ``run``: the pod Failed
+  2  bad input: usage, unreadable file, invalid manifest or bundle
+  3  the host cannot run it: not root, missing kernel feature, cgroup mode refused
+  4  state conflict: no such pod, pod already exists, pod is locked
+  5  runtime failure on the host: cgroup, sandbox or spawn failed outside a container
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os as _os
+from dataclasses import dataclass
+
+
+class NsrunError(Exception):
+    """Base class: ``str(err)`` is the one line shown to the user."""
+
+    exit_code = 5
+
+
+class UsageError(NsrunError):
+    """Bad command line or unreadable input file."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid field: ``field`` is a Kubernetes field path (``spec.initContainers[1].name``),
+    ``type`` a Kubernetes error type (``Required value``, ``Invalid value``, ``Duplicate value``,
+    ``Unsupported value``, ``Forbidden``, ``Not supported``), ``message`` the detail."""
+
+    field: str
+    type: str
+    message: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.type}" + (f": {self.message}" if self.message else "")
+
+
+class SpecError(NsrunError):
+    """An invalid manifest. Holds every problem found, reported at once in kubectl's shape::
+
+        The Pod "myapp-pod" is invalid:
+        * spec.initContainers[1].name: Required value
+    """
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem], *, pod: str = "", source: str = "") -> None:
+        self.problems = list(problems)
+        self.pod = pod
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        if not self.pod and len(self.problems) == 1:
+            return where + str(self.problems[0])
+        head = f'The Pod "{self.pod}" is invalid:' if self.pod else "invalid manifest:"
+        return where + head + "".join(f"\n* {p}" for p in self.problems)
+
+
+class BundleError(NsrunError):
+    """An OCI bundle (``config.json`` + ``rootfs``) that cannot be used."""
+
+    exit_code = 2
+
+
+class PreflightError(NsrunError):
+    """The host lacks something nsrun needs (root, clone3, a cgroup controller)."""
+
+    exit_code = 3
+
+
+class StateError(NsrunError):
+    """State-dir conflict: no such pod, pod exists, pod locked."""
+
+    exit_code = 4
+
+
+class HostError(NsrunError):
+    """A host operation failed: ``what`` failed on ``obj`` with ``errno``."""
+
+    exit_code = 5
+
+    def __init__(self, what: str, obj: str = "", err: int = 0, detail: str = "") -> None:
+        self.what, self.obj, self.errno = what, obj, err
+        text = what + (f" {obj}" if obj else "")
+        if err:
+            text += f": {_os.strerror(err)}"
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text)
+
+
+class CgroupError(HostError):
+    """A cgroup file operation failed; ``obj`` is the file, ``detail`` the value written."""
+
+
+class SandboxError(HostError):
+    """Creating or joining the pod sandbox (namespaces, volumes) failed."""
+
+
+class SpawnError(NsrunError):
+    """The C spawn path failed at ``step`` with ``errno``; reaches the user as
+    ``init container "init-mydb": spawn failed at pivot_root: Invalid argument``."""
+
+    exit_code = 5
+
+    def __init__(self, step: str, err: int, container: str = "", kind: str = "container") -> None:
+        self.step, self.errno, self.container, self.kind = step, err, container, kind
+        reason = _os.strerror(err) if err else "unknown error"
+        prefix = f'{kind} "{container}": ' if container else ""
+        super().__init__(f"{prefix}spawn failed at {step}: {reason}")
+
+    def for_container(self, container: str, kind: str) -> SpawnError:
+        """The same failure, named after the container it hit."""
+        return SpawnError(self.step, self.errno, container, kind)
+
+
+def is_missing(err: OSError) -> bool:
+    """True when ``err`` says the object does not exist."""
+    return err.errno in (_errno.ENOENT, _errno.ESRCH)
