@@ -1,0 +1,39 @@
+"""The actions the planner asks the executor to carry out (pure data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StartContainer:
+    """Start (or restart) the named container now."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class KillContainer:
+    """Stop the named container gracefully: SIGTERM, then SIGKILL after the grace period."""
+
+    name: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class KillPod:
+    """Stop every container of the pod and mark the pod with ``reason``/``message``
+    (``DeadlineExceeded`` …); empty for a plain delete or a terminal pod's teardown."""
+
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class WakeAt:
+    """Nothing to do before ``at`` (epoch seconds) unless a container changes."""
+
+    at: float
+
+
+Action = StartContainer | KillContainer | KillPod | WakeAt

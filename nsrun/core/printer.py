@@ -1,0 +1,120 @@
+"""kubectl's ``get pods`` row: NAME READY STATUS RESTARTS AGE (pure; kubelet reference E6).
+
+The STATUS strings are what users pattern-match on (``Init:0/2``, ``Init:CrashLoopBackOff``,
+``PodInitializing``, ``Running``, ``Completed``), so they follow kubectl's printPod exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
+
+
+def human_duration(seconds: float) -> str:
+    """kubectl's HumanDuration: 45s, 3m20s, 15m, 5h, 3d."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    return f"{hours // 24}d"
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+
+
+def _term_reason(term: dict[str, Any], prefix: str) -> str:
+    if term.get("reason"):
+        return prefix + term["reason"]
+    if term.get("signal"):
+        return f"{prefix}Signal:{term['signal']}"
+    return f"{prefix}ExitCode:{term.get('exitCode')}"
+
+
+def _init_reason(statuses: list[dict], sidecars: set[str]) -> tuple[str | None, int, int]:
+    """(``Init:…`` reason or None when initialized, restarts, ready sidecars)."""
+    restarts, ready = 0, 0
+    for i, cs in enumerate(statuses):
+        restarts += cs.get("restartCount", 0)
+        state = cs.get("state", {})
+        term, wait = state.get("terminated"), state.get("waiting")
+        if term and term.get("exitCode") == 0:
+            continue
+        if cs["name"] in sidecars and cs.get("started"):
+            ready += 1 if cs.get("ready") else 0
+            continue
+        if term:
+            return _term_reason(term, "Init:"), restarts, ready
+        if wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            return f"Init:{wait['reason']}", restarts, ready
+        return f"Init:{i}/{len(statuses)}", restarts, ready
+    return None, restarts, ready
+
+
+def _app_reason(reason: str, statuses: list[dict]) -> tuple[str, int, int, bool]:
+    """kubectl scans app containers last to first; the first in spec order wins."""
+    restarts, ready, running = 0, 0, False
+    for cs in reversed(statuses):
+        restarts += cs.get("restartCount", 0)
+        state = cs.get("state", {})
+        wait, term = state.get("waiting"), state.get("terminated")
+        if wait and wait.get("reason"):
+            reason = wait["reason"]
+        elif term:
+            reason = _term_reason(term, "")
+        elif cs.get("ready"):
+            running = True
+            ready += 1
+    return reason, restarts, ready, running
+
+
+def _pod_ready(status: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in status.get("conditions", []))
+
+
+def get_row(pod: dict[str, Any], now: float) -> tuple[str, str, str, str, str]:
+    """One ``nsrun get`` row from a full Pod object (metadata, spec, status as JSON)."""
+    status = pod.get("status", {})
+    spec = pod.get("spec", {})
+    sidecars = {c["name"] for c in spec.get("initContainers", [])
+                if c.get("restartPolicy") == "Always"}
+    total = len(spec.get("containers", [])) + len(sidecars)
+    reason = status.get("reason") or status.get("phase", "Unknown")
+    init_reason, restarts, ready = _init_reason(status.get("initContainerStatuses", []), sidecars)
+    if init_reason:
+        reason = init_reason
+    else:
+        sidecar_restarts = sum(cs.get("restartCount", 0)
+                               for cs in status.get("initContainerStatuses", [])
+                               if cs["name"] in sidecars)
+        reason, app_restarts, app_ready, running = _app_reason(
+            reason, status.get("containerStatuses", []))
+        restarts, ready = sidecar_restarts + app_restarts, ready + app_ready
+        if reason == "Completed" and running:
+            reason = "Running" if _pod_ready(status) else "NotReady"
+    if pod.get("metadata", {}).get("deletionTimestamp") and status.get("phase") not in (
+            "Succeeded", "Failed"):
+        reason = "Terminating"
+    start = _parse_time(status.get("startTime")) or now
+    return (pod.get("metadata", {}).get("name", ""), f"{ready}/{total}", reason,
+            str(restarts), human_duration(now - start))
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...] = COLUMNS) -> str:
+    """Columns padded like kubectl's tabwriter (three spaces between columns)."""
+    all_rows = [header, *rows]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    lines = ["   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in all_rows]
+    return "\n".join(lines)
