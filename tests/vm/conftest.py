@@ -1,0 +1,256 @@
+"""Fixtures for the VM test ring (``make test-vm``, docs/vm.md).
+
+Every test under tests/vm gets the ``vm`` marker and needs a guest booted by
+vm/run-in-vm.sh: ``NSRUN_VM`` set, root, and a pure cgroup v2 hierarchy at
+/sys/fs/cgroup with at least the cpu, memory and pids controllers.
+
+* Outside the guest (a plain ``pytest tests`` on a host) they are SKIPPED,
+  with the reason.
+* Inside the guest a missing requirement is an ERROR, not a skip, so a broken
+  ring can never pass green.
+
+These tests must not need nsrun itself to be importable; the helpers here
+talk to the kernel directly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+CGROOT = pathlib.Path("/sys/fs/cgroup")
+REQUIRED_CONTROLLERS = ("cpu", "memory", "pids")
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def in_vm() -> str | None:
+    """The backend name (qemu/uml) when running inside the VM ring."""
+    return os.environ.get("NSRUN_VM") or None
+
+
+def controllers(path: pathlib.Path = CGROOT) -> set[str]:
+    try:
+        return set((path / "cgroup.controllers").read_text().split())
+    except OSError:
+        return set()
+
+
+def _fs_type(path: pathlib.Path) -> str:
+    # the field after the mount point in /proc/self/mounts; last match wins
+    fstype = ""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == str(path):
+                    fstype = fields[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def ring_problem() -> str | None:
+    """Why this process cannot run the VM tests, or None when it can."""
+    if os.geteuid() != 0:
+        return "needs root"
+    fstype = _fs_type(CGROOT)
+    if fstype != "cgroup2":
+        return f"{CGROOT} is {fstype or 'not mounted'}, not a pure cgroup2 mount"
+    missing = [c for c in REQUIRED_CONTROLLERS if c not in controllers()]
+    if missing:
+        return f"cgroup2 at {CGROOT} lacks the {', '.join(missing)} controller(s)"
+    try:
+        enabled = set((CGROOT / "cgroup.subtree_control").read_text().split())
+    except OSError as e:
+        return f"cannot read {CGROOT}/cgroup.subtree_control: {e}"
+    missing = [c for c in REQUIRED_CONTROLLERS if c not in enabled]
+    if missing:
+        return f"{', '.join(missing)} not enabled in {CGROOT}/cgroup.subtree_control"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # conftest hooks see the whole session: only touch tests below this dir
+    mine = [it for it in items if HERE in pathlib.Path(str(it.path)).resolve().parents]
+    if not mine:
+        return
+    problem = ring_problem()
+    backend = in_vm()
+    for it in mine:
+        it.add_marker(pytest.mark.vm)
+        if backend is None:
+            it.add_marker(
+                pytest.mark.skip(
+                    reason="VM ring only (run `make test-vm`): NSRUN_VM is not set"
+                    + (f"; {problem}" if problem else "")
+                )
+            )
+
+
+@pytest.fixture(autouse=True)
+def _vm_ring_ready(request: pytest.FixtureRequest) -> None:
+    """Inside the guest, a guest without real cgroup v2 is a failure."""
+    if in_vm() is None:
+        pytest.skip("VM ring only (run `make test-vm`): NSRUN_VM is not set")
+    problem = ring_problem()
+    if problem:
+        pytest.fail(f"the VM ring guest ({in_vm()}) is unfit: {problem}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vm_backend() -> str:
+    return in_vm() or ""
+
+
+@pytest.fixture(scope="session")
+def slow() -> float:
+    """Multiply timeouts by this: qemu TCG runs Python ~20x slower than the host."""
+    return {"qemu": 20.0, "uml": 6.0}.get(in_vm() or "", 1.0)
+
+
+# ---------------------------------------------------------------- cgroups --
+
+
+class Cgroup:
+    """A throw-away child cgroup of /sys/fs/cgroup, removed by the fixture."""
+
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Cgroup({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> pathlib.Path:
+        return self.path / name
+
+    def write(self, name: str, value: str | int) -> None:
+        (self.path / name).write_text(f"{value}\n")
+
+    def read(self, name: str) -> str:
+        return (self.path / name).read_text().strip()
+
+    def keyed(self, name: str) -> dict[str, int]:
+        """A flat-keyed file (memory.events, cpu.stat, pids.events ...)."""
+        out = {}
+        for line in self.read(name).splitlines():
+            key, _, value = line.partition(" ")
+            try:
+                out[key] = int(value)
+            except ValueError:
+                pass
+        return out
+
+    def procs(self) -> list[int]:
+        return [int(p) for p in self.read("cgroup.procs").split()]
+
+    def populated(self) -> bool:
+        return self.keyed("cgroup.events").get("populated", 0) == 1
+
+    def enter(self) -> None:
+        """Move the calling process into this cgroup (use as preexec_fn)."""
+        fd = os.open(self.path / "cgroup.procs", os.O_WRONLY)
+        try:
+            os.write(fd, b"0\n")
+        finally:
+            os.close(fd)
+
+    def popen(self, argv: Sequence[str], **kw) -> subprocess.Popen:
+        """Start argv inside this cgroup (moved in between fork and exec)."""
+        return subprocess.Popen(list(argv), preexec_fn=self.enter, **kw)
+
+    def run(self, argv: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+        with self.popen(argv, **kw) as p:
+            try:
+                out, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                p.communicate()
+                raise
+            return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+    def kill(self, timeout: float = 30.0) -> None:
+        """cgroup.kill, then wait until the cgroup is empty."""
+        if not self.path.exists():
+            return
+        try:
+            self.write("cgroup.kill", 1)
+        except OSError as e:  # kernels before 5.14: signal every process instead
+            if e.errno not in (errno.ENOENT, errno.EINVAL):
+                raise
+            for pid in self.procs():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while self.populated() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def remove(self, attempts: int = 100, delay: float = 0.05) -> None:
+        """Kill what is left and rmdir, retrying EBUSY a bounded number of times."""
+        if not self.path.exists():
+            return
+        for child in sorted(self.path.iterdir(), reverse=True):
+            if child.is_dir():
+                Cgroup(child).remove(attempts, delay)
+        self.kill()
+        last: OSError | None = None
+        for _ in range(attempts):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                last = e
+                time.sleep(delay)
+        raise RuntimeError(f"cannot remove {self.path} after {attempts} attempts: {last}")
+
+
+@pytest.fixture
+def cgroup_factory() -> Iterator:
+    """make(name=None) -> Cgroup under /sys/fs/cgroup; all removed afterwards."""
+    made: list[Cgroup] = []
+
+    def make(name: str | None = None) -> Cgroup:
+        path = CGROOT / (name or f"nsrun-vmtest-{uuid.uuid4().hex[:10]}")
+        path.mkdir()
+        cg = Cgroup(path)
+        made.append(cg)
+        return cg
+
+    try:
+        yield make
+    finally:
+        errors = []
+        for cg in reversed(made):
+            try:
+                cg.remove()
+            except Exception as e:  # keep removing the others
+                errors.append(e)
+        if errors:
+            raise errors[0]
+        leftovers = [cg.path for cg in made if cg.path.exists()]
+        assert not leftovers, f"cgroups left behind: {leftovers}"
+
+
+@pytest.fixture
+def cgroup(cgroup_factory) -> Cgroup:
+    """A fresh child cgroup of the guest's root cgroup."""
+    return cgroup_factory()
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable
