@@ -1,0 +1,40 @@
+"""cffi build script for ``nsrun._native`` (API mode, out-of-line).
+
+Used by ``setup.py`` (``cffi_modules=["csrc/build_ffi.py:ffibuilder"]``); rebuild in place
+after editing ``csrc/`` with::
+
+    .venv/bin/pip install -q --no-build-isolation --config-settings editable_mode=compat -e .
+
+The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver),
+``exec.c``, ``ns.c`` and ``mount.c``, sharing ``nsrun.h``.
+"""
+
+import os
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = ("spawn.c", "exec.c", "ns.c", "mount.c")
+
+
+def _rel(name: str) -> str:
+    # setuptools wants source paths relative to the project root (the cwd of the build)
+    return os.path.relpath(os.path.join(HERE, name))
+
+
+with open(os.path.join(HERE, "cdef.h"), encoding="utf-8") as f:
+    CDEF = f.read()
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "nsrun._native",
+    '#include "nsrun.h"\n#include <sched.h>\n#include <sys/mount.h>\n',
+    sources=[_rel(name) for name in SOURCES],
+    include_dirs=[os.path.relpath(HERE)],
+    depends=[_rel("nsrun.h"), _rel("cdef.h")],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,138 @@
+/* exec.c: the child's process-attribute steps: signals, session, credentials, cwd, stdio,
+ * fd hygiene and the execve (with the PATH candidates the parent prepared). */
+#include "nsrun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int nsr_step_signals(struct nsr_ctx *ctx)
+{
+    struct sigaction dfl = {0};
+    sigset_t none;
+    int sig;
+
+    (void)ctx;
+    /* execve keeps SIG_IGN (Python ignores SIGPIPE and SIGXFSZ) and keeps the mask (all
+     * blocked by the parent around the clone): give the container a clean slate, like
+     * runc. glibc refuses its two internal signals with EINVAL; that is fine. */
+    dfl.sa_handler = SIG_DFL;
+    for (sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    }
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int nsr_step_setsid(struct nsr_ctx *ctx)
+{
+    (void)ctx;
+    /* A new session: Ctrl-C on the supervisor's terminal must reach the supervisor only,
+     * which then stops the containers with their grace period. */
+    return setsid() < 0 ? -1 : 0;
+}
+
+/* Credentials use raw system calls: glibc's setgroups/setgid/setuid wrappers broadcast
+ * the change to every thread glibc believes exists (SIGSETXID), and in this clone() child
+ * that list is a stale copy of the Python parent's threads. */
+int nsr_step_setgroups(struct nsr_ctx *ctx)
+{
+    const struct nsr_spawn_req *req = ctx->req;
+
+    return syscall(SYS_setgroups, req->ngroups, req->ngroups ? req->groups : NULL) < 0 ? -1
+                                                                                     : 0;
+}
+
+int nsr_step_setgid(struct nsr_ctx *ctx)
+{
+    uint32_t gid = ctx->req->gid;
+
+    return syscall(SYS_setresgid, gid, gid, gid) < 0 ? -1 : 0;
+}
+
+int nsr_step_setuid(struct nsr_ctx *ctx)
+{
+    uint32_t uid = ctx->req->uid;
+
+    /* last: after it, a non-root uid has lost the capabilities the steps above need */
+    return syscall(SYS_setresuid, uid, uid, uid) < 0 ? -1 : 0;
+}
+
+int nsr_step_chdir(struct nsr_ctx *ctx)
+{
+    return chdir(ctx->req->cwd ? ctx->req->cwd : "/");
+}
+
+int nsr_step_stdio(struct nsr_ctx *ctx)
+{
+    int fds[3], i;
+
+    /* Move every source above 2 first: a source may itself be 0..2 (e.g. stdout_fd=2),
+     * and dup2 in sequence would clobber it. The copies are CLOEXEC; dup2 onto 0..2
+     * yields fds without CLOEXEC, which is what the exec'd program inherits. */
+    for (i = 0; i < 3; i++) {
+        ctx->index = i;
+        fds[i] = ctx->req->stdio[i];
+        if (fds[i] < 3 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+            return -1;
+    }
+    for (i = 0; i < 3; i++) {
+        ctx->index = i;
+        if (dup2(fds[i], i) < 0)
+            return -1;
+    }
+    ctx->index = -1;
+    return 0;
+}
+
+static int close_from_to(unsigned int lo, unsigned int hi)
+{
+    struct rlimit rl;
+    unsigned int fd;
+
+    if (lo > hi)
+        return 0;
+    if (syscall(SYS_close_range, lo, hi, 0) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return -1;
+    /* kernels before 5.9: a loop up to the fd limit */
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    for (fd = lo; fd <= hi && fd < rl.rlim_cur; fd++)
+        close(fd);
+    return 0;
+}
+
+int nsr_step_close_fds(struct nsr_ctx *ctx)
+{
+    unsigned int keep = (unsigned int)ctx->report_fd;  /* >= 3, CLOEXEC: execve closes it */
+
+    if (close_from_to(3, keep - 1) < 0)
+        return -1;
+    return close_from_to(keep + 1, ~0U);
+}
+
+int nsr_step_execve(struct nsr_ctx *ctx)
+{
+    const struct nsr_spawn_req *req = ctx->req;
+    int i, saw_eacces = 0;
+
+    /* The PATH lookup, like execvp: try each candidate; remember EACCES; any error other
+     * than "not there" stops the search. */
+    for (i = 0; req->exec_paths[i]; i++) {
+        ctx->index = i;
+        execve(req->exec_paths[i], req->argv, req->envp);
+        if (errno == EACCES)
+            saw_eacces = 1;
+        else if (errno != ENOENT && errno != ENOTDIR)
+            return -1;
+    }
+    ctx->index = -1;
+    errno = saw_eacces ? EACCES : ENOENT;
+    return -1;
+}

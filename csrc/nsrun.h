@@ -1,0 +1,152 @@
+/* nsrun native layer: shared types and the child's step table.
+ *
+ * Everything between clone() and execve() lives in C (DESIGN.md, principle 2). The parent
+ * (Python, via cffi) prepares every buffer in a struct nsr_spawn_req; the child only reads
+ * it and makes async-signal-safe system calls, one small named step at a time. A failing
+ * step writes a struct nsr_report {step, errno, index} to a CLOEXEC pipe and _exit(127)s.
+ *
+ * The child never calls malloc, stdio or any glibc function that takes a lock: it is a
+ * fork-like copy of a (possibly multi-threaded) Python process, and another thread may
+ * have held any lock at the instant of the clone.
+ */
+#ifndef NSRUN_H
+#define NSRUN_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Step ids. The child steps come first, in the order the child runs them; their names
+ * (nsr_step_name) must match native.STEPS, which a test checks. Parent-side failures use
+ * the ids after NSR_CHILD_STEPS. */
+enum nsr_step {
+    NSR_STEP_SIGNALS = 0,   /* reset signal dispositions, unblock signals */
+    NSR_STEP_SETSID,        /* own session: terminal signals of the supervisor stay there */
+    NSR_STEP_SETNS,         /* join each given namespace (index = which one) */
+    NSR_STEP_MOUNT_PRIVATE, /* MS_REC|MS_PRIVATE on / of the new mount namespace */
+    NSR_STEP_BIND_ROOTFS,   /* bind the rootfs onto itself: pivot_root needs a mount point */
+    NSR_STEP_MOUNTPOINT,    /* mkdir -p (or create an empty file) for a mount (index) */
+    NSR_STEP_MOUNT,         /* mount / remount / propagation of a mount (index) */
+    NSR_STEP_POPULATE_DEV,  /* device nodes (bind of the host node) and /dev symlinks */
+    NSR_STEP_PIVOT_ROOT,
+    NSR_STEP_READONLY_ROOT,
+    NSR_STEP_SETHOSTNAME,
+    NSR_STEP_SETGROUPS,
+    NSR_STEP_SETGID,
+    NSR_STEP_SETUID,
+    NSR_STEP_CHDIR,
+    NSR_STEP_STDIO,
+    NSR_STEP_CLOSE_FDS,
+    NSR_STEP_EXECVE,
+    NSR_CHILD_STEPS,
+    /* parent side */
+    NSR_STEP_PIPE = NSR_CHILD_STEPS,
+    NSR_STEP_CLONE,
+    NSR_STEP_CGROUP_ATTACH, /* fallback path: write the pid to cgroup.procs */
+    NSR_STEP_PIDFD_OPEN,    /* fallback path */
+    NSR_STEP_WAIT,          /* reading the report pipe / reaping a failed child */
+    NSR_STEP_LO_UP,         /* sandbox helper: bring lo up */
+    NSR_STEP_OPEN_NS,       /* sandbox: open /proc/<pid>/ns/<name> */
+    NSR_STEP_COUNT
+};
+
+/* One mount, fully resolved by the parent: target is a host path under the rootfs. */
+struct nsr_mount {
+    const char *source;      /* host path for binds, or the fs source ("proc", "tmpfs") */
+    const char *target;      /* absolute host path inside the rootfs, symlinks resolved */
+    const char *fstype;      /* NULL or "" for a bind mount */
+    unsigned long flags;     /* MS_* without propagation bits */
+    unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE [|MS_REC] */
+    const char *data;        /* NULL or fs options */
+};
+
+struct nsr_spawn_req {
+    char *const *argv;
+    char *const *envp;
+    char *const *exec_paths;  /* execve candidates in order (the PATH lookup), NULL-ended */
+    const char *rootfs;       /* absolute, symlink-free host path */
+    const char *dev_dir;      /* host path of the rootfs's /dev (resolved), for populate */
+    const char *cwd;
+    uint32_t uid, gid;
+    const uint32_t *groups;
+    int ngroups;
+    int rootfs_readonly;
+    const struct nsr_mount *mounts;
+    int nmounts;
+    int populate_dev;
+    const char *hostname;     /* NULL: keep; set only with a new uts namespace */
+    const int *ns_fds;        /* namespaces to join, with their CLONE_NEW* types */
+    const int *ns_types;
+    int nns;
+    int new_pid_ns;
+    int cgroup_fd;            /* -1: stay in the parent's cgroup */
+    int stdio[3];             /* >= 0, prepared by the parent (e.g. /dev/null) */
+    int force_fallback;       /* 1: skip clone3 (tests of the no-clone3 path) */
+};
+
+/* What the child reports on failure; also the parent's result on any failure. */
+struct nsr_report {
+    int32_t step;   /* enum nsr_step */
+    int32_t err;    /* errno */
+    int32_t index;  /* which mount / namespace / device, or -1 */
+};
+
+/* Per-child context handed to each step function. */
+struct nsr_ctx {
+    const struct nsr_spawn_req *req;
+    int report_fd;  /* write end of the CLOEXEC report pipe */
+    int step;       /* set by the driver; a step may refine it (mountpoint vs mount) */
+    int index;
+};
+
+typedef int (*nsr_step_fn)(struct nsr_ctx *ctx);
+
+/* The same layout as struct clone_args in <linux/sched.h> (CLONE_ARGS_SIZE_VER2); declared
+ * here because glibc 2.36 has no clone3 wrapper and mixing <linux/sched.h> with <sched.h>
+ * redefines macros. */
+struct nsr_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
+
+/* public (cdef.h) */
+int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep);
+int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_fd,
+                       struct nsr_report *rep);
+int nsr_has_clone3(void);
+const char *nsr_step_name(int step);
+
+/* spawn.c: process creation shared by spawn and the sandbox helper */
+pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3);
+int nsr_clone3_usable(void);
+void nsr_child_fail(struct nsr_ctx *ctx) __attribute__((noreturn));
+void nsr_block_signals(void *old_set);
+void nsr_restore_signals(const void *old_set);
+int nsr_move_fd_high(int fd);
+
+/* exec.c: process-attribute steps */
+int nsr_step_signals(struct nsr_ctx *ctx);
+int nsr_step_setsid(struct nsr_ctx *ctx);
+int nsr_step_setgroups(struct nsr_ctx *ctx);
+int nsr_step_setgid(struct nsr_ctx *ctx);
+int nsr_step_setuid(struct nsr_ctx *ctx);
+int nsr_step_chdir(struct nsr_ctx *ctx);
+int nsr_step_stdio(struct nsr_ctx *ctx);
+int nsr_step_close_fds(struct nsr_ctx *ctx);
+int nsr_step_execve(struct nsr_ctx *ctx);
+
+/* ns.c: namespace steps */
+int nsr_step_setns(struct nsr_ctx *ctx);
+int nsr_step_sethostname(struct nsr_ctx *ctx);
+
+/* mount.c: filesystem steps */
+int nsr_step_mount_private(struct nsr_ctx *ctx);
+int nsr_step_bind_rootfs(struct nsr_ctx *ctx);
+int nsr_step_mounts(struct nsr_ctx *ctx);
+int nsr_step_populate_dev(struct nsr_ctx *ctx);
+int nsr_step_pivot_root(struct nsr_ctx *ctx);
+int nsr_step_readonly_root(struct nsr_ctx *ctx);
+
+#endif

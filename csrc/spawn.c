@@ -1,0 +1,394 @@
+/* spawn.c: the parent side of a container spawn (clone3 → read the report pipe) and the
+ * child's step driver. See nsrun.h for the contract between the two. */
+#include "nsrun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static const char *const step_names[NSR_STEP_COUNT] = {
+    [NSR_STEP_SIGNALS] = "signals",
+    [NSR_STEP_SETSID] = "setsid",
+    [NSR_STEP_SETNS] = "setns",
+    [NSR_STEP_MOUNT_PRIVATE] = "mount_private",
+    [NSR_STEP_BIND_ROOTFS] = "bind_rootfs",
+    [NSR_STEP_MOUNTPOINT] = "mountpoint",
+    [NSR_STEP_MOUNT] = "mount",
+    [NSR_STEP_POPULATE_DEV] = "populate_dev",
+    [NSR_STEP_PIVOT_ROOT] = "pivot_root",
+    [NSR_STEP_READONLY_ROOT] = "readonly_root",
+    [NSR_STEP_SETHOSTNAME] = "sethostname",
+    [NSR_STEP_SETGROUPS] = "setgroups",
+    [NSR_STEP_SETGID] = "setgid",
+    [NSR_STEP_SETUID] = "setuid",
+    [NSR_STEP_CHDIR] = "chdir",
+    [NSR_STEP_STDIO] = "stdio",
+    [NSR_STEP_CLOSE_FDS] = "close_fds",
+    [NSR_STEP_EXECVE] = "execve",
+    [NSR_STEP_PIPE] = "pipe",
+    [NSR_STEP_CLONE] = "clone",
+    [NSR_STEP_CGROUP_ATTACH] = "cgroup_attach",
+    [NSR_STEP_PIDFD_OPEN] = "pidfd_open",
+    [NSR_STEP_WAIT] = "wait",
+    [NSR_STEP_LO_UP] = "lo_up",
+    [NSR_STEP_OPEN_NS] = "open_ns",
+};
+
+/* The child's steps, in the order it runs them. Each one skips itself when the request
+ * does not ask for it; execve only returns on failure. */
+static const struct {
+    int step;
+    nsr_step_fn fn;
+} child_steps[] = {
+    {NSR_STEP_SIGNALS, nsr_step_signals},
+    {NSR_STEP_SETSID, nsr_step_setsid},
+    {NSR_STEP_SETNS, nsr_step_setns},
+    {NSR_STEP_MOUNT_PRIVATE, nsr_step_mount_private},
+    {NSR_STEP_BIND_ROOTFS, nsr_step_bind_rootfs},
+    {NSR_STEP_MOUNT, nsr_step_mounts},  /* reports "mountpoint" or "mount" */
+    {NSR_STEP_POPULATE_DEV, nsr_step_populate_dev},
+    {NSR_STEP_PIVOT_ROOT, nsr_step_pivot_root},
+    {NSR_STEP_READONLY_ROOT, nsr_step_readonly_root},
+    {NSR_STEP_SETHOSTNAME, nsr_step_sethostname},
+    {NSR_STEP_SETGROUPS, nsr_step_setgroups},
+    {NSR_STEP_SETGID, nsr_step_setgid},
+    {NSR_STEP_SETUID, nsr_step_setuid},
+    {NSR_STEP_CHDIR, nsr_step_chdir},
+    {NSR_STEP_STDIO, nsr_step_stdio},
+    {NSR_STEP_CLOSE_FDS, nsr_step_close_fds},
+    {NSR_STEP_EXECVE, nsr_step_execve},
+};
+
+const char *nsr_step_name(int step)
+{
+    if (step < 0 || step >= NSR_STEP_COUNT || !step_names[step])
+        return "unknown";
+    return step_names[step];
+}
+
+int nsr_has_clone3(void)
+{
+    /* A size below CLONE_ARGS_SIZE_VER0 is EINVAL where clone3 exists, ENOSYS where it
+     * does not (or where a seccomp profile hides it, as older Docker profiles do). */
+    return !(syscall(SYS_clone3, NULL, 0) < 0 && errno == ENOSYS);
+}
+
+/* ---- child side ------------------------------------------------------------------- */
+
+void nsr_child_fail(struct nsr_ctx *ctx)
+{
+    struct nsr_report rep = {ctx->step, errno, ctx->index};
+    ssize_t n;
+
+    do
+        n = write(ctx->report_fd, &rep, sizeof rep);  /* < PIPE_BUF: atomic */
+    while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+/* Fallback path only: wait until the parent has put us into the cgroup. EOF means the
+ * parent gave up (and will reap us); leave quietly. */
+static void child_wait_go(int go_read, int go_write)
+{
+    char c;
+    ssize_t n;
+
+    close(go_write);
+    do
+        n = read(go_read, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127);
+    close(go_read);
+}
+
+static void __attribute__((noreturn))
+child_main(const struct nsr_spawn_req *req, int report_fd, int go_read, int go_write)
+{
+    struct nsr_ctx ctx = {req, report_fd, 0, -1};
+    size_t i;
+
+    if (go_read >= 0)
+        child_wait_go(go_read, go_write);
+    for (i = 0; i < sizeof child_steps / sizeof child_steps[0]; i++) {
+        ctx.step = child_steps[i].step;
+        ctx.index = -1;
+        if (child_steps[i].fn(&ctx) < 0)
+            nsr_child_fail(&ctx);
+    }
+    errno = ENOEXEC;  /* not reached: the execve step returns only with -1 */
+    nsr_child_fail(&ctx);
+}
+
+/* ---- process creation ------------------------------------------------------------- */
+
+void nsr_block_signals(void *old_set)
+{
+    sigset_t all;
+
+    /* No signal handler of the Python parent may run in the child (it would run Python
+     * state in a half-copied process); the child resets dispositions and unblocks. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, (sigset_t *)old_set);
+}
+
+void nsr_restore_signals(const void *old_set)
+{
+    pthread_sigmask(SIG_SETMASK, (const sigset_t *)old_set, NULL);
+}
+
+int nsr_move_fd_high(int fd)
+{
+    int high;
+
+    /* The child dup2()s stdio onto 0..2 and closes everything from 3 except the report
+     * pipe: keep our pipes out of 0..2 even when the parent runs with stdio closed. */
+    if (fd >= 3)
+        return fd;
+    high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return high;
+}
+
+static int pipe_high(int p[2])
+{
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    p[0] = nsr_move_fd_high(p[0]);
+    p[1] = nsr_move_fd_high(p[1]);
+    if (p[0] < 0 || p[1] < 0) {
+        int saved = errno;
+        if (p[0] >= 0)
+            close(p[0]);
+        if (p[1] >= 0)
+            close(p[1]);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+static pid_t raw_clone(uint64_t flags)
+{
+    /* fork-like: no new stack, the child runs on a copy of ours and returns 0 here. */
+#if defined(__s390__) || defined(__CRIS__)
+    return syscall(SYS_clone, 0, flags | SIGCHLD, NULL, NULL, 0);
+#else
+    return syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0);
+#endif
+}
+
+/* clone3 with CLONE_PIDFD (+CLONE_INTO_CGROUP) when use_clone3, else a plain clone: then
+ * *pidfd_out is -1 and the caller attaches the cgroup and opens a pidfd itself. Returns 0
+ * in the child, like fork. */
+pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3)
+{
+    struct nsr_clone_args args;
+    int pidfd = -1;
+    long pid;
+
+    *pidfd_out = -1;
+    if (!use_clone3)
+        return raw_clone(flags);
+    memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_PIDFD;
+    args.pidfd = (uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
+    /* No CLONE_VM: the child gets a copy-on-write copy of the parent and returns here on
+     * (a copy of) our stack, so it can use the request without a separate stack. */
+    pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid > 0)
+        *pidfd_out = pidfd;
+    return pid;
+}
+
+int nsr_clone3_usable(void)
+{
+    static int cached = -1;  /* a benign race: every thread computes the same value */
+
+    if (cached < 0)
+        cached = nsr_has_clone3();
+    return cached;
+}
+
+static void reap(pid_t pid, int pidfd)
+{
+    siginfo_t info;
+    int status;
+
+    if (pidfd >= 0) {
+        while (waitid(P_PIDFD, pidfd, &info, WEXITED) < 0 && errno == EINTR)
+            ;
+        close(pidfd);
+    } else {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+static void set_report(struct nsr_report *rep, int step, int err, int index)
+{
+    rep->step = step;
+    rep->err = err;
+    rep->index = index;
+}
+
+/* Fallback path: the child is waiting on the go pipe. Put it into the cgroup by pid,
+ * open its pidfd, then release it. On failure the caller kills and reaps it. */
+static int attach_fallback(pid_t pid, int cgroup_fd, int *pidfd, struct nsr_report *rep)
+{
+    char buf[24];
+    int fd, len;
+
+    if (cgroup_fd >= 0) {
+        len = snprintf(buf, sizeof buf, "%d\n", (int)pid);
+        fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, buf, len) != len) {
+            set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, -1);
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        close(fd);
+    }
+    *pidfd = syscall(SYS_pidfd_open, pid, 0);
+    if (*pidfd < 0) {
+        set_report(rep, NSR_STEP_PIDFD_OPEN, errno, -1);
+        return -1;
+    }
+    fcntl(*pidfd, F_SETFD, FD_CLOEXEC);  /* pidfd_open sets it already; be explicit */
+    return 0;
+}
+
+/* Block until the child exec()s (EOF: the CLOEXEC write end closed) or reports a failed
+ * step. Returns 0 on exec, -1 with *rep filled. */
+static int read_report(int fd, struct nsr_report *rep)
+{
+    ssize_t n;
+
+    do
+        n = read(fd, rep, sizeof *rep);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return 0;
+    if (n != (ssize_t)sizeof *rep)
+        set_report(rep, NSR_STEP_WAIT, n < 0 ? errno : EPROTO, -1);
+    return -1;
+}
+
+static uint64_t spawn_clone_flags(const struct nsr_spawn_req *req)
+{
+    uint64_t flags = CLONE_NEWNS;  /* always: every mount below stays in the child */
+
+    if (req->new_pid_ns)
+        flags |= CLONE_NEWPID;
+    if (req->hostname)
+        flags |= CLONE_NEWUTS;  /* the parent passes a hostname only for a new uts ns */
+    return flags;
+}
+
+static void close_pipe(int p[2])
+{
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    p[0] = p[1] = -1;
+}
+
+/* Clone the child (the go pipe exists only on the fallback path). Returns the pid in the
+ * parent with *pidfd set (-1 on the fallback path); never returns in the child. */
+static pid_t clone_child(const struct nsr_spawn_req *req, int report[2], int go[2],
+                         int use_clone3, int *pidfd, struct nsr_report *rep)
+{
+    sigset_t old;
+    pid_t pid;
+
+    nsr_block_signals(&old);
+    pid = nsr_clone(spawn_clone_flags(req), req->cgroup_fd, pidfd, use_clone3);
+    if (pid == 0)
+        child_main(req, report[1], go[0], go[1]);
+    if (pid < 0)
+        set_report(rep, NSR_STEP_CLONE, errno, -1);
+    nsr_restore_signals(&old);
+    return pid;
+}
+
+/* Fallback path after the clone: attach, get the pidfd, let the child go. On failure the
+ * child is killed and reaped. */
+static int release_fallback(pid_t pid, const struct nsr_spawn_req *req, int go[2],
+                            int *pidfd, struct nsr_report *rep)
+{
+    close(go[0]);
+    go[0] = -1;
+    if (attach_fallback(pid, req->cgroup_fd, pidfd, rep) < 0) {
+        kill(pid, SIGKILL);
+        reap(pid, *pidfd);
+        *pidfd = -1;
+        close_pipe(go);
+        return -1;
+    }
+    if (write(go[1], "g", 1) != 1) {
+        set_report(rep, NSR_STEP_CLONE, errno, -1);
+        kill(pid, SIGKILL);
+        reap(pid, *pidfd);
+        *pidfd = -1;
+        close_pipe(go);
+        return -1;
+    }
+    close_pipe(go);
+    return 0;
+}
+
+/* Returns the pid (and *pidfd_out) once the child has exec()ed; -1 with *rep otherwise.
+ * The child is always reaped on failure. Runs without the GIL (cffi releases it). */
+int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
+{
+    int report[2] = {-1, -1}, go[2] = {-1, -1}, pidfd = -1;
+    int use_clone3 = !req->force_fallback && nsr_clone3_usable();
+    pid_t pid;
+
+    set_report(rep, -1, 0, -1);
+    *pidfd_out = -1;
+    if (pipe_high(report) < 0 || (!use_clone3 && pipe_high(go) < 0)) {
+        set_report(rep, NSR_STEP_PIPE, errno, -1);
+        close_pipe(report);
+        return -1;
+    }
+    pid = clone_child(req, report, go, use_clone3, &pidfd, rep);
+    close(report[1]);  /* now only the child holds the write end (until its execve) */
+    report[1] = -1;
+    if (pid < 0 || (!use_clone3 && release_fallback(pid, req, go, &pidfd, rep) < 0)) {
+        close_pipe(go);
+        close_pipe(report);
+        return -1;
+    }
+    if (read_report(report[0], rep) < 0) {
+        reap(pid, pidfd);
+        close_pipe(report);
+        return -1;
+    }
+    close_pipe(report);
+    *pidfd_out = pidfd;
+    return pid;
+}
