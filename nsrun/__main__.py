@@ -1,0 +1,5 @@
+import sys
+
+from nsrun.cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""Read a bundle's ``config.json`` and merge a pod container's overrides into a launch plan.
+
+Override rule (documented in the README), from the bundle outward:
+
+* ``process.args`` is the image's command line. A container ``command`` replaces it whole
+  (followed by ``args`` if given); ``args`` alone keep the bundle's ``args[0]`` (its
+  entrypoint) and replace the rest, like ``CMD`` after an ``ENTRYPOINT``.
+* ``env``: the bundle's ``process.env``, then the container's ``env`` (same name wins).
+* ``workingDir`` replaces ``process.cwd``; ``securityContext.runAsUser/runAsGroup`` replace
+  ``process.user.uid/gid``.
+* ``root.path``/``root.readonly`` and ``mounts`` come from the bundle; the pod's volume mounts
+  are added after them (same destination: the volume wins). The bundle's ``hostname`` is
+  not applied: every container of a pod shares the pod's UTS namespace, whose hostname is the
+  pod's (``spec.hostname`` or ``metadata.name``), as in Kubernetes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nsrun.errors import BundleError
+
+# Mounts every container gets unless the bundle mounts something at the same destination.
+DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
+    {"destination": "/proc", "type": "proc", "source": "proc",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+     "options": ["nosuid", "noexec", "nodev", "ro"]},
+)
+
+# Mount types left out in a pod: the cgroup view needs a cgroup namespace (a later issue).
+SKIPPED_TYPES = frozenset({"cgroup", "cgroup2"})
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything the spawn path needs for one container, resolved from bundle + pod."""
+
+    argv: list[str]
+    env: list[str]
+    cwd: str
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...]
+    rootfs: str
+    readonly: bool
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_config(bundle: Path) -> dict[str, Any]:
+    """``config.json`` of ``bundle`` as a dict; ``BundleError`` naming the file otherwise."""
+    path = bundle / "config.json"
+    try:
+        config = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise BundleError(f"{path}: cannot read OCI config: {err}") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"{path}: not a JSON object")
+    return config
+
+
+def _field(config: dict, path: str, kind: type, default: Any, where: Path) -> Any:
+    node: Any = config
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    if not isinstance(node, kind):
+        raise BundleError(f"{where / 'config.json'}: {path}: expected {kind.__name__}")
+    return node
+
+
+def rootfs_of(config: dict, bundle: Path) -> str:
+    """The absolute rootfs path (``root.path`` is relative to the bundle)."""
+    root = _field(config, "root.path", str, "rootfs", bundle)
+    path = root if os.path.isabs(root) else str(bundle / root)
+    if not os.path.isdir(path):
+        raise BundleError(f"{bundle / 'config.json'}: root.path {path}: not a directory")
+    return path
+
+
+def command_line(bundle_args: list[str], command: list[str] | None,
+                 args: list[str] | None) -> list[str]:
+    """The override rule for the command line (see the module docstring)."""
+    if command:
+        return list(command) + list(args or [])
+    if args is not None:
+        return bundle_args[:1] + list(args)
+    return list(bundle_args)
+
+
+def merge_env(base: list[str], overrides: list[tuple[str, str]]) -> list[str]:
+    """``K=V`` list: bundle entries, then overrides replacing same-named ones in place."""
+    merged: dict[str, str] = {}
+    for entry in base:
+        key, _, value = entry.partition("=")
+        merged[key] = value
+    for key, value in overrides:
+        merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def bundle_mounts(config: dict, bundle: Path) -> list[dict[str, Any]]:
+    """The bundle's mounts with the defaults filled in, in mount order."""
+    mounts = _field(config, "mounts", list, [], bundle)
+    for m in mounts:
+        if not isinstance(m, dict) or not isinstance(m.get("destination"), str):
+            raise BundleError(f"{bundle / 'config.json'}: mounts: each entry needs a destination")
+    given = {m["destination"].rstrip("/") for m in mounts}
+    defaults = [m for m in DEFAULT_MOUNTS if m["destination"] not in given]
+    return defaults + [m for m in mounts if m.get("type") not in SKIPPED_TYPES]
+
+
+def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[str] | None,
+         env: list[tuple[str, str]], working_dir: str | None, run_as_user: int | None,
+         run_as_group: int | None, volume_mounts: list[dict[str, Any]]) -> LaunchPlan:
+    """Merge the container's overrides into the bundle's process (see the module docstring)."""
+    argv = command_line(_field(config, "process.args", list, [], bundle), command, args)
+    if not argv:
+        raise BundleError(f"{bundle / 'config.json'}: process.args is empty and the container "
+                          "gives no command")
+    user = _field(config, "process.user", dict, {}, bundle)
+    volume_targets = {m["destination"] for m in volume_mounts}
+    mounts = [m for m in bundle_mounts(config, bundle) if m["destination"] not in volume_targets]
+    return LaunchPlan(
+        argv=argv,
+        env=merge_env(_field(config, "process.env", list, [], bundle), env),
+        cwd=working_dir or _field(config, "process.cwd", str, "/", bundle),
+        uid=run_as_user if run_as_user is not None else int(user.get("uid", 0)),
+        gid=run_as_group if run_as_group is not None else int(user.get("gid", 0)),
+        additional_gids=tuple(int(g) for g in user.get("additionalGids") or ()),
+        rootfs=rootfs_of(config, bundle),
+        readonly=bool(_field(config, "root.readonly", bool, False, bundle)),
+        mounts=mounts + volume_mounts,
+    )

@@ -1,0 +1,273 @@
+"""The nsrun command line: argparse verbs that call into the runtime; no logic here.
+
+Global options come before the verb (``nsrun --root R --images I run pod.yaml``) and can be
+set through ``NSRUN_ROOT`` and ``NSRUN_IMAGES``. Errors are printed as one line
+``nsrun: <message>`` and mapped to exit codes by their class (see ``nsrun.errors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from nsrun.errors import NsrunError, UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from nsrun.state import DEFAULT_IMAGES, DEFAULT_ROOT
+
+    p = argparse.ArgumentParser(prog="nsrun", description="Run a Kubernetes Pod manifest on "
+                                "this host with the kubelet's init-container semantics.")
+    p.add_argument("--root", default=os.environ.get("NSRUN_ROOT", DEFAULT_ROOT),
+                   help="state directory (env NSRUN_ROOT; default %(default)s)")
+    p.add_argument("--images", default=os.environ.get("NSRUN_IMAGES", DEFAULT_IMAGES),
+                   help="image store: one OCI bundle per image (env NSRUN_IMAGES; "
+                        "default %(default)s)")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _add_run(sub)
+    _add_get(sub)
+    _add_logs(sub)
+    _add_delete(sub)
+    _add_image(sub)
+    _add_model_verbs(sub)
+    return p
+
+
+def _add_run(sub) -> None:
+    r = sub.add_parser("run", help="run a pod until it finishes (or -d: in the background)")
+    r.add_argument("file", help="Pod manifest (YAML or JSON; - for stdin)")
+    r.add_argument("-d", "--detach", action="store_true",
+                   help="supervise the pod in the background and return once it runs")
+    r.add_argument("-w", "--watch", action="store_true",
+                   help="print a get row each time the pod's status changes")
+    r.add_argument("--rm", action="store_true", help="remove the pod's state when it ends")
+    r.add_argument("--cgroup-parent", help="parent cgroup, absolute or relative to the "
+                   "cgroup2 mount (default: <cgroup2 mount>/nsrun)")
+    r.add_argument("--cgroups", choices=("auto", "v2", "none"), default="auto",
+                   help="auto: use the controllers present, warn once about the rest; "
+                        "v2: refuse limits that cannot be enforced; none: no pod cgroup")
+    r.add_argument("--backoff-initial", type=float, default=10.0, metavar="SECONDS",
+                   help="first crash-loop back-off delay (default %(default)s)")
+    r.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS",
+                   help="crash-loop back-off cap (default %(default)s)")
+    r.add_argument("--legacy-annotations", action="store_true",
+                   help="honour the pre-1.8 init-container annotations")
+    r.set_defaults(func=cmd_run)
+
+
+def _add_get(sub) -> None:
+    g = sub.add_parser("get", help="show pods like kubectl get pods")
+    g.add_argument("pod", nargs="?")
+    g.add_argument("-o", "--output", choices=("json", "yaml", "wide"))
+    g.set_defaults(func=cmd_get)
+
+
+def _add_logs(sub) -> None:
+    lg = sub.add_parser("logs", help="print a container's log")
+    lg.add_argument("pod")
+    lg.add_argument("-c", "--container", help="container name (default: the only one)")
+    lg.add_argument("-p", "--previous", action="store_true", help="the previous attempt")
+    lg.add_argument("--attempt", type=int, help="attempt number (0 = first run)")
+    lg.set_defaults(func=cmd_logs)
+
+
+def _add_delete(sub) -> None:
+    d = sub.add_parser("delete", help="stop a pod gracefully and remove every trace of it")
+    d.add_argument("pod")
+    d.add_argument("--timeout", type=float, help="seconds to wait for the supervisor")
+    d.set_defaults(func=cmd_delete)
+
+
+def _add_image(sub) -> None:
+    im = sub.add_parser("image", help="manage the image store (OCI bundles)")
+    isub = im.add_subparsers(dest="image_verb", metavar="ACTION", required=True)
+    imp = isub.add_parser("import", help="make a bundle from a root filesystem directory")
+    imp.add_argument("name")
+    imp.add_argument("--rootfs", required=True)
+    imp.add_argument("--command", nargs="+", help="the bundle's process.args (default: sh)")
+    imp.set_defaults(func=cmd_image_import)
+    bb = isub.add_parser("busybox", help="make a bundle from Debian's busybox-static")
+    bb.add_argument("name", nargs="?", default="busybox")
+    bb.set_defaults(func=cmd_image_busybox)
+    ls = isub.add_parser("ls", help="list images")
+    ls.set_defaults(func=cmd_image_ls)
+    rm = isub.add_parser("rm", help="remove an image")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_image_rm)
+
+
+def _add_model_verbs(sub) -> None:
+    from nsrun import modelcli
+
+    modelcli.register(sub)
+
+
+# -- verbs ------------------------------------------------------------------------------------
+
+def read_manifest(path: str) -> bytes:
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UsageError(f"{path}: {err.strerror}") from None
+
+
+def load_one_pod(path: str, legacy: bool):
+    from nsrun.core import validate
+    from nsrun.core.spec import load_pods_with_warnings
+
+    pods, warnings = load_pods_with_warnings(read_manifest(path), path,
+                                             legacy_annotations=legacy)
+    for w in warnings:
+        print(f"nsrun: warning: {w}", file=sys.stderr)
+    if len(pods) != 1:
+        raise UsageError(f"{path}: run takes one Pod, found {len(pods)}")
+    validate.check(pods[0], path)
+    return pods[0]
+
+
+def cmd_run(args) -> int:
+    from nsrun.bundle.images import ImageStore
+    from nsrun.core.backoff import BackoffPolicy
+    from nsrun.runtime import podrun
+    from nsrun.runtime.supervisor import Options
+    from nsrun.state import StateRoot
+
+    pod = podrun.with_uid(load_one_pod(args.file, args.legacy_annotations))
+    options = Options(images=ImageStore(args.images),
+                      backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
+                      cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
+                      cgroup_values=_pod_cgroup_values(pod),
+                      on_change=_print_row if args.watch else None)
+    return podrun.run(pod, StateRoot(_path(args.root)), options, detach=args.detach,
+                      keep=not args.rm)
+
+
+def _pod_cgroup_values(pod) -> dict[str, str]:
+    from nsrun.core import resources
+
+    return dict(resources.compute(pod).pod_cgroup)
+
+
+def _print_row(pod: dict[str, Any]) -> None:
+    import time
+
+    from nsrun.core.printer import get_row
+
+    print("   ".join(get_row(pod, time.time())), flush=True)
+
+
+def cmd_get(args) -> int:
+    import json
+    import time
+
+    from nsrun.core.printer import get_row, table
+    from nsrun.report import statusfile
+    from nsrun.state import StateRoot
+
+    state = StateRoot(_path(args.root))
+    names = [args.pod] if args.pod else state.pod_names()
+    pods = [p for p in (statusfile.read(state.existing(n)) for n in names) if p]
+    if args.output == "json":
+        print(json.dumps(pods[0] if args.pod else _list(pods), indent=4))
+    elif args.output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(pods[0] if args.pod else _list(pods), sort_keys=False), end="")
+    elif pods:
+        print(table([get_row(p, time.time()) for p in pods]))
+    else:
+        print("No resources found", file=sys.stderr)
+    return 0
+
+
+def _list(pods: list[dict]) -> dict:
+    return {"apiVersion": "v1", "kind": "List", "items": pods}
+
+
+def cmd_logs(args) -> int:
+    from nsrun.report import logs, statusfile
+    from nsrun.state import StateRoot
+
+    paths = StateRoot(_path(args.root)).existing(args.pod)
+    container = args.container or _only_container(statusfile.read(paths) or {}, args.pod)
+    attempt = logs.choose_attempt(paths, container, args.previous, args.attempt)
+    with open(paths.log(container, attempt), "rb") as f:
+        sys.stdout.buffer.write(f.read())
+    return 0
+
+
+def _only_container(pod: dict, name: str) -> str:
+    containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    if len(containers) != 1:
+        raise UsageError(f'a container name must be specified for pod {name}, choose one of: '
+                         f"[{' '.join(containers)}]")
+    return containers[0]
+
+
+def cmd_delete(args) -> int:
+    from nsrun.runtime import podrun
+    from nsrun.state import StateRoot
+
+    podrun.delete(StateRoot(_path(args.root)), args.pod, args.timeout)
+    print(f'pod "{args.pod}" deleted')
+    return 0
+
+
+def cmd_image_import(args) -> int:
+    from nsrun.bundle.images import ImageStore
+
+    print(ImageStore(args.images).import_rootfs(args.name, args.rootfs, args.command))
+    return 0
+
+
+def cmd_image_busybox(args) -> int:
+    from nsrun.bundle.images import ImageStore, build_busybox
+
+    print(build_busybox(ImageStore(args.images), args.name))
+    return 0
+
+
+def cmd_image_ls(args) -> int:
+    from nsrun.bundle.images import ImageStore
+    from nsrun.core.printer import table
+
+    rows = [(ref, str(path)) for ref, path in ImageStore(args.images).list()]
+    print(table(rows, ("IMAGE", "BUNDLE")))
+    return 0
+
+
+def cmd_image_rm(args) -> int:
+    from nsrun.bundle.images import ImageStore
+
+    ImageStore(args.images).remove(args.name)
+    return 0
+
+
+def _path(p: str):
+    from pathlib import Path
+
+    return Path(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NsrunError as err:
+        print(f"nsrun: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

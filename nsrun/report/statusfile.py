@@ -1,0 +1,25 @@
+"""status.json: the whole Pod (metadata, spec, status) as kubectl shows it, written atomically."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nsrun.state import PodPaths, write_atomic
+
+
+def pod_object(manifest: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The Pod as ``nsrun get -o json`` prints it: the manifest plus ``status``."""
+    return {**manifest, "status": status}
+
+
+def write(paths: PodPaths, pod: dict[str, Any]) -> None:
+    write_atomic(paths.status, json.dumps(pod, indent=1).encode() + b"\n")
+
+
+def read(paths: PodPaths) -> dict[str, Any] | None:
+    """The last written Pod, or None when none was written yet."""
+    try:
+        return json.loads(paths.status.read_bytes())
+    except FileNotFoundError:
+        return None

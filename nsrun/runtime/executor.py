@@ -1,0 +1,208 @@
+"""The executor: the only place that turns planner actions into side effects.
+
+It starts containers (through the launcher), signals them (SIGTERM, then SIGKILL through the
+cgroup after the grace period), reaps them by pidfd, and records every fact in ``observed``
+and the event log with the kubelet's reasons and messages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, replace
+
+from nsrun.bundle.images import ImageStore
+from nsrun.core.actions import Action, KillContainer, KillPod, StartContainer, WakeAt
+from nsrun.core.observed import ERR_IMAGE_NEVER_PULL, OOM_KILLED, START_ERROR, Attempt, Observed
+from nsrun.core.spec import Container, Pod, is_sidecar
+from nsrun.errors import BundleError, NsrunError, SpawnError
+from nsrun.host.podcgroup import PodCgroup
+from nsrun.host.sandbox import Sandbox
+from nsrun.report import logs
+from nsrun.report.events import NORMAL, WARNING, EventLog
+from nsrun.runtime import launcher
+from nsrun.state import PodPaths
+
+MIN_GRACE = 2.0  # the kubelet never gives less than 2 s before SIGKILL
+
+
+@dataclass
+class Running:
+    """A live container process."""
+
+    name: str
+    pid: int
+    pidfd: int
+    oom_before: int = 0
+    kill_at: float | None = None
+
+
+class Executor:
+    """Carries out actions for one pod and keeps ``observed`` up to date."""
+
+    def __init__(self, pod: Pod, paths: PodPaths, sandbox: Sandbox, cgroup: PodCgroup | None,
+                 images: ImageStore, events: EventLog, observed: Observed) -> None:
+        self.pod, self.paths, self.sandbox, self.cgroup = pod, paths, sandbox, cgroup
+        self.images, self.events, self.observed = images, events, observed
+        self.running: dict[str, Running] = {}
+        self.containers = {c.name: (c, kind) for c, kind in _with_kinds(pod)}
+
+    def apply(self, actions: list[Action], now: float) -> float | None:
+        """Carry out ``actions``; returns the earliest ``WakeAt`` (or None)."""
+        wake = None
+        for action in actions:
+            if isinstance(action, StartContainer):
+                self.start(action.name, now)
+            elif isinstance(action, KillContainer):
+                self.kill(action.name, now, action.message)
+            elif isinstance(action, KillPod):
+                self.kill_pod(action, now)
+            elif isinstance(action, WakeAt):
+                wake = action.at if wake is None else min(wake, action.at)
+        return wake
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def start(self, name: str, now: float) -> None:
+        container, kind = self.containers[name]
+        path = _field_path(container, kind)
+        try:
+            bundle = launcher.resolve_bundle(self.images, container.image)
+            plan = launcher.build_plan(self.pod, container, bundle, self.sandbox)
+        except launcher.ImageMissing:
+            return self._start_failed(name, ERR_IMAGE_NEVER_PULL, _never_pull(container), now,
+                                      path)
+        except BundleError as err:
+            return self._start_failed(name, "CreateContainerError", str(err), now, path)
+        self._spawn(name, container, kind, plan, now, path)
+
+    def _spawn(self, name: str, container: Container, kind: str, plan, now: float,
+               path: str) -> None:
+        obs = self.observed.get(name)
+        log_fd = logs.open_for_attempt(self.paths, name, len(obs.attempts))
+        leaf = self.cgroup.leaf(name) if self.cgroup else None
+        try:
+            launched = launcher.spawn(plan, self.sandbox, leaf.fd if leaf else -1, log_fd)
+        except (SpawnError, BundleError) as err:
+            message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
+            os.write(log_fd, f"nsrun: {message}\n".encode())
+            self._record(name, obs.started(Attempt(now).finish(now, 128, None, START_ERROR,
+                                                               message)))
+            self.events.emit(now, WARNING, "Failed", f"Error: {message}", path)
+            return
+        finally:
+            os.close(log_fd)
+        self.running[name] = Running(name, launched.pid, launched.pidfd,
+                                     leaf.oom_kills() if leaf else 0)
+        self._record(name, obs.started(Attempt(now, pid=launched.pid)))
+        self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
+        self.events.emit(now, NORMAL, "Started", f"Started container {name}", path)
+
+    def _start_failed(self, name: str, reason: str, message: str, now: float,
+                      path: str) -> None:
+        self._record(name, self.observed.get(name).start_failed(reason, message, now))
+        self.events.emit(now, WARNING, reason if reason == ERR_IMAGE_NEVER_PULL else "Failed",
+                         message, path)
+
+    def _record(self, name: str, obs) -> None:
+        self.observed = self.observed.with_container(name, obs)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def kill(self, name: str, now: float, message: str = "") -> None:
+        """SIGTERM now; SIGKILL when the grace period ends (see ``kill_overdue``)."""
+        proc = self.running.get(name)
+        if proc is None or proc.kill_at is not None:
+            return
+        container, kind = self.containers[name]
+        grace = max(float(self.pod.spec.termination_grace_period_seconds), MIN_GRACE)
+        proc.kill_at = now + grace
+        self.events.emit(now, NORMAL, "Killing", message or f"Stopping container {name}",
+                         _field_path(container, kind))
+        _signal(proc.pidfd, signal.SIGTERM)
+
+    def kill_pod(self, action: KillPod, now: float) -> None:
+        """Stop the pod: app and regular containers first, sidecars after them, last first."""
+        if action.reason and not self.observed.killed_reason:
+            self.observed = replace(self.observed, killed_reason=action.reason,
+                                    killed_message=action.message)
+            self.events.emit(now, NORMAL, action.reason, action.message)
+        sidecars = [c.name for c in self.pod.spec.init_containers if is_sidecar(c)]
+        regular = [n for n in self.running if n not in sidecars]
+        for name in regular or [n for n in reversed(sidecars) if n in self.running]:
+            self.kill(name, now)
+
+    def kill_overdue(self, now: float) -> None:
+        """SIGKILL every container whose grace period has run out."""
+        for proc in self.running.values():
+            if proc.kill_at is not None and now >= proc.kill_at:
+                if self.cgroup:
+                    self.cgroup.kill_leaf(proc.name)
+                _signal(proc.pidfd, signal.SIGKILL)
+
+    def next_deadline(self) -> float | None:
+        times = [p.kill_at for p in self.running.values() if p.kill_at is not None]
+        return min(times, default=None)
+
+    # -- reaping ----------------------------------------------------------------------------
+
+    def reap(self, pidfd: int, now: float) -> None:
+        """Collect an exited container's status and record its attempt."""
+        proc = next(p for p in self.running.values() if p.pidfd == pidfd)
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        os.close(pidfd)
+        del self.running[proc.name]
+        code, sig = _exit_status(info)
+        reason = ""
+        leaf = self.cgroup.leaves.get(proc.name) if self.cgroup else None
+        if leaf is not None and leaf.oom_kills() > proc.oom_before:
+            reason = OOM_KILLED
+        obs = self.observed.get(proc.name)
+        current = obs.current
+        assert current is not None
+        self._record(proc.name, obs.finished(current.finish(now, code, sig, reason)))
+
+    def stop_everything(self) -> None:
+        """Last resort at teardown: SIGKILL whatever still runs and reap it."""
+        if self.cgroup:
+            self.cgroup.kill_all()
+        for proc in list(self.running.values()):
+            _signal(proc.pidfd, signal.SIGKILL)
+            self.reap(proc.pidfd, _now())
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _with_kinds(pod: Pod) -> list[tuple[Container, str]]:
+    return ([(c, "init container") for c in pod.spec.init_containers]
+            + [(c, "container") for c in pod.spec.containers])
+
+
+def _field_path(container: Container, kind: str) -> str:
+    key = "initContainers" if kind == "init container" else "containers"
+    return f"spec.{key}{{{container.name}}}"
+
+
+def _never_pull(container: Container) -> str:
+    return f'Container image "{container.image}" is not present with pull policy of Never'
+
+
+def _signal(pidfd: int, sig: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _exit_status(info) -> tuple[int, int | None]:
+    """(exit code, signal): a signal death is reported as 128+n, like the runtimes do."""
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status, None
+    return 128 + info.si_status, info.si_status
+
+
+__all__ = ["Executor", "NsrunError"]

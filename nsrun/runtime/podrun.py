@@ -1,0 +1,198 @@
+"""The ``run`` and ``delete`` verbs: from a validated Pod to a supervised pod, and back.
+
+``run`` checks everything before touching the host (manifest, preflight, state), then
+creates the pod's state, cgroup and sandbox, supervises it in the foreground or in a detached
+process, and tears everything down when the pod ends. Any failure before the first container
+starts removes what was created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from nsrun.core.spec import Pod
+from nsrun.errors import NsrunError, PreflightError, StateError
+from nsrun.runtime.supervisor import Options, Supervisor
+from nsrun.state import PodLock, PodPaths, StateRoot, supervisor_alive
+
+PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
+
+
+def with_uid(pod: Pod) -> Pod:
+    """The pod with ``metadata.uid`` filled in (a new UUID when the manifest has none)."""
+    import msgspec
+
+    if pod.metadata.uid:
+        return pod
+    meta = msgspec.structs.replace(pod.metadata, uid=str(uuid.uuid4()))
+    return msgspec.structs.replace(pod, metadata=meta)
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise PreflightError("nsrun must run as root (namespaces, mounts and cgroups need it)")
+
+
+def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: bool) -> int:
+    """Run ``pod``; returns the exit code (see the README's table)."""
+    preflight()
+    paths = state.create(pod.metadata.name)
+    try:
+        import msgspec
+
+        paths.manifest.write_bytes(msgspec.json.encode(pod))
+        lock = PodLock(paths)
+        lock.try_acquire()
+    except BaseException:
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        raise
+    if detach:
+        return _detach(pod, paths, options, lock)
+    return _foreground(pod, paths, options, lock, keep)
+
+
+def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
+    paths.pidfile.write_text(f"{os.getpid()}\n")
+    sup = Supervisor(pod, paths, options)
+    try:
+        _prepare(sup, paths)
+        phase = sup.run()
+        code = _signal_exit(sup) or PHASE_EXIT.get(phase, 1)
+    finally:
+        sup.teardown()
+        lock.close()
+    if not keep:
+        shutil.rmtree(paths.dir, ignore_errors=True)
+    return code
+
+
+def _prepare(sup: Supervisor, paths: PodPaths) -> None:
+    """Cgroup and sandbox; on failure undo them and remove the pod's state."""
+    try:
+        sup.prepare()
+    except BaseException:
+        sup.teardown()
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        raise
+
+
+def _signal_exit(sup: Supervisor) -> int:
+    sig = getattr(sup, "signal_received", 0)
+    return 128 + sig if sig else 0
+
+
+def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock) -> int:
+    """Fork a session leader that supervises the pod; return once its containers can start."""
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the detached child
+        os.close(rfd)
+        os._exit(_detached_child(pod, paths, options, lock, wfd))
+    os.close(wfd)
+    lock.close()
+    report = _read_all(rfd)
+    os.close(rfd)
+    if report != b"ok":
+        os.waitpid(pid, 0)
+        raise NsrunError(report.decode(errors="replace") or "detached supervisor died")
+    print(pod.metadata.name)
+    return 0
+
+
+def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
+                    wfd: int) -> int:
+    os.setsid()
+    if os.fork() != 0:
+        return 0
+    _redirect_stdio(paths.supervisor_log)
+    paths.pidfile.write_text(f"{os.getpid()}\n")
+    sup = Supervisor(pod, paths, options)
+    try:
+        try:
+            _prepare(sup, paths)
+        except NsrunError as err:
+            os.write(wfd, str(err).encode())
+            return 1
+        os.write(wfd, b"ok")
+        os.close(wfd)
+        sup.run()
+        return 0
+    finally:
+        sup.teardown()
+        lock.close()
+
+
+def _redirect_stdio(log: Path) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def delete(state: StateRoot, name: str, timeout: float | None = None) -> None:
+    """Stop the pod gracefully (its supervisor does it) and remove every trace of it."""
+    paths = state.existing(name)
+    if supervisor_alive(paths):
+        _stop_supervisor(paths, timeout)
+    else:
+        _cleanup_after_crash(paths)
+    shutil.rmtree(paths.dir, ignore_errors=True)
+
+
+def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
+    pid = int(paths.pidfile.read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    limit = time.monotonic() + (timeout if timeout is not None else _grace(paths) + 10)
+    while supervisor_alive(paths):
+        if time.monotonic() > limit:
+            raise StateError(f'pod "{paths.name}": supervisor {pid} did not stop in time')
+        time.sleep(0.02)
+
+
+def _grace(paths: PodPaths) -> float:
+    import json
+
+    try:
+        spec = json.loads(paths.manifest.read_bytes()).get("spec", {})
+    except (OSError, ValueError):
+        return 30.0
+    return float(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _cleanup_after_crash(paths: PodPaths) -> None:
+    """The supervisor is gone (killed): kill the pod's cgroup, unmount its volumes."""
+    from nsrun.host import podcgroup
+
+    cgroup_file = paths.dir / "cgroup"
+    if cgroup_file.exists():
+        podcgroup.destroy_path(Path(cgroup_file.read_text().strip()))
+    _unmount_below(paths.dir)
+
+
+def _unmount_below(directory: Path) -> None:
+    prefix = str(directory.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+    if targets:
+        from nsrun.host import native
+
+        for target in sorted(targets, reverse=True):
+            native.umount(target)

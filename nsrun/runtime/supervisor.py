@@ -1,0 +1,208 @@
+"""The pod supervisor: observe → derive → plan → execute → report, until the pod is done.
+
+One process per pod, single-threaded: it polls the containers' pidfds and a signal wake-up
+pipe, so a container's exit is noticed at once and no thread or asyncio loop sits on the
+start path. SIGTERM/SIGINT turn into a graceful delete of the pod.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import msgspec
+
+from nsrun.bundle.images import ImageStore
+from nsrun.core import rules
+from nsrun.core.backoff import BackoffPolicy
+from nsrun.core.observed import CRASH_LOOP_BACK_OFF, Observed
+from nsrun.core.plan import next_actions
+from nsrun.core.spec import Pod
+from nsrun.core.status import derive_status, rfc3339
+from nsrun.host.podcgroup import PodCgroup
+from nsrun.host.sandbox import Sandbox
+from nsrun.report import statusfile
+from nsrun.report.events import WARNING, EventLog
+from nsrun.runtime.executor import Executor
+from nsrun.state import PodPaths
+
+
+@dataclass
+class Options:
+    """How to run a pod (from the CLI)."""
+
+    images: ImageStore
+    backoff: BackoffPolicy
+    cgroup_parent: str | None = None
+    cgroup_mode: str = "auto"
+    cgroup_values: dict[str, str] | None = None
+    on_change: Callable[[dict[str, Any]], None] | None = None
+
+
+class Supervisor:
+    """Runs one pod to completion (or until deleted)."""
+
+    def __init__(self, pod: Pod, paths: PodPaths, options: Options) -> None:
+        self.pod, self.paths, self.options = pod, paths, options
+        self.manifest = _manifest(pod)
+        self.signal_received = 0
+        self.last_status: dict[str, Any] | None = None
+        self.sandbox: Sandbox | None = None
+        self.cgroup: PodCgroup | None = None
+        self.executor: Executor | None = None
+
+    def prepare(self) -> None:
+        """Pod cgroup (values written before any container starts), then the sandbox."""
+        if self.options.cgroup_mode != "none":
+            self.cgroup = PodCgroup.create(self.options.cgroup_parent, self.pod.metadata.uid,
+                                           self.options.cgroup_values or {},
+                                           self.options.cgroup_mode)
+            (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
+        self.sandbox = Sandbox.create(self.pod, self.paths)
+        events = EventLog(self.paths)
+        self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
+                                 self.options.images, events, Observed(time.time()))
+
+    def run(self) -> str:
+        """Supervise until the pod is terminal or deleted; returns the final phase."""
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old = _install_signals(wfd)
+        try:
+            self._loop(rfd)
+        finally:
+            _restore_signals(old)
+            os.close(rfd)
+            os.close(wfd)
+        return self.publish(time.time())["status"]["phase"]
+
+    def _loop(self, wake_fd: int) -> None:
+        ex = self.executor
+        assert ex is not None
+        poller = select.poll()
+        poller.register(wake_fd, select.POLLIN)
+        watched: set[int] = set()
+        while True:
+            now = time.time()
+            ex.kill_overdue(now)
+            wake = ex.apply(next_actions(self.pod, ex.observed, now, self.options.backoff), now)
+            self.publish(now)
+            if not ex.running and self._finished():
+                return
+            watched = _sync_poller(poller, watched, {p.pidfd for p in ex.running.values()})
+            for fd, _ in poller.poll(_timeout_ms(now, wake, ex.next_deadline())):
+                if fd == wake_fd:
+                    self._drain_signals(wake_fd)
+                elif fd in watched:
+                    ex.reap(fd, time.time())
+
+    def _finished(self) -> bool:
+        ex = self.executor
+        assert ex is not None
+        return ex.observed.deleting or rules.terminal(self.pod, ex.observed)
+
+    def _drain_signals(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        if data and self.executor is not None and not self.executor.observed.deleting:
+            self.signal_received = data[0]
+            self.delete()
+
+    def delete(self) -> None:
+        """Mark the pod deleted: the planner stops everything, starts nothing."""
+        ex = self.executor
+        assert ex is not None
+        ex.observed = replace(ex.observed, deleting=True)
+        self.manifest["metadata"]["deletionTimestamp"] = rfc3339(time.time())
+
+    def publish(self, now: float) -> dict[str, Any]:
+        """Write status.json when the status changed; emit BackOff on entering a crash loop."""
+        ex = self.executor
+        assert ex is not None
+        status = derive_status(self.pod, ex.observed, now, self.options.backoff)
+        pod = statusfile.pod_object(self.manifest, status)
+        if status != self.last_status:
+            self._backoff_events(status, now)
+            statusfile.write(self.paths, pod)
+            self.last_status = status
+            if self.options.on_change:
+                self.options.on_change(pod)
+        return pod
+
+    def _backoff_events(self, status: dict[str, Any], now: float) -> None:
+        before = _waiting_reasons(self.last_status or {})
+        for name, reason in _waiting_reasons(status).items():
+            if reason == CRASH_LOOP_BACK_OFF and before.get(name) != reason:
+                md = self.pod.metadata
+                assert self.executor is not None
+                self.executor.events.emit(
+                    now, WARNING, "BackOff",
+                    f"Back-off restarting failed container {name} in pod "
+                    f"{md.name}_{md.namespace}({md.uid})", _path_of(self.pod, name))
+
+    def teardown(self) -> None:
+        """Kill what is left, remove the pod cgroup, release the namespaces and volumes."""
+        try:
+            if self.executor is not None:
+                self.executor.stop_everything()
+                self.publish(time.time())
+                self.executor.events.close()
+        finally:
+            if self.cgroup is not None:
+                self.cgroup.destroy()
+            if self.sandbox is not None:
+                self.sandbox.close()
+
+
+def _manifest(pod: Pod) -> dict[str, Any]:
+    manifest = msgspec.to_builtins(pod)
+    manifest.setdefault("metadata", {})["creationTimestamp"] = rfc3339(time.time())
+    return manifest
+
+
+def _waiting_reasons(status: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for cs in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+        waiting = cs.get("state", {}).get("waiting")
+        if waiting:
+            out[cs["name"]] = waiting.get("reason", "")
+    return out
+
+
+def _path_of(pod: Pod, name: str) -> str:
+    inits = {c.name for c in pod.spec.init_containers}
+    return f"spec.{'initContainers' if name in inits else 'containers'}{{{name}}}"
+
+
+def _sync_poller(poller: select.poll, watched: set[int], wanted: set[int]) -> set[int]:
+    for fd in watched - wanted:
+        poller.unregister(fd)
+    for fd in wanted - watched:
+        poller.register(fd, select.POLLIN)
+    return wanted
+
+
+def _timeout_ms(now: float, *times: float | None) -> int | None:
+    due = [t for t in times if t is not None]
+    if not due:
+        return None
+    return max(0, int((min(due) - now) * 1000) + 1)
+
+
+def _install_signals(wfd: int):
+    """SIGTERM/SIGINT write to the wake-up pipe; the loop turns them into a delete."""
+    old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+    handlers = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
+    return old_fd, handlers
+
+
+def _restore_signals(old) -> None:
+    old_fd, handlers = old
+    signal.set_wakeup_fd(old_fd)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,134 @@
+"""The state directory: where each pod's files live, as a path calculator, plus a pod lock.
+
+Layout under ``--root`` (default ``/run/nsrun``)::
+
+    pods/<name>/pod.json            the manifest as accepted (JSON)
+    pods/<name>/status.json         the whole Pod with status, written atomically
+    pods/<name>/events.jsonl        one event per line
+    pods/<name>/supervisor.pid      pid of the pod's supervisor
+    pods/<name>/supervisor.log      the detached supervisor's own stderr
+    pods/<name>/lock                flock held by the supervisor while it runs
+    pods/<name>/volumes/<volume>/   emptyDir volumes
+    pods/<name>/logs/<container>/<attempt>.log   one log per attempt (kubelet naming)
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsrun.errors import StateError
+
+DEFAULT_ROOT = "/run/nsrun"
+DEFAULT_IMAGES = "/var/lib/nsrun/images"
+
+
+@dataclass(frozen=True)
+class PodPaths:
+    """Paths of one pod's state."""
+
+    dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    manifest = property(lambda self: self.dir / "pod.json")
+    status = property(lambda self: self.dir / "status.json")
+    events = property(lambda self: self.dir / "events.jsonl")
+    pidfile = property(lambda self: self.dir / "supervisor.pid")
+    supervisor_log = property(lambda self: self.dir / "supervisor.log")
+    lockfile = property(lambda self: self.dir / "lock")
+    volumes = property(lambda self: self.dir / "volumes")
+    logs = property(lambda self: self.dir / "logs")
+
+    def volume(self, name: str) -> Path:
+        return self.volumes / name
+
+    def log(self, container: str, attempt: int) -> Path:
+        return self.logs / container / f"{attempt}.log"
+
+    def attempts(self, container: str) -> list[int]:
+        """Attempt numbers with a log file, oldest first."""
+        try:
+            names = os.listdir(self.logs / container)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n[:-4]) for n in names if n.endswith(".log") and n[:-4].isdigit())
+
+
+@dataclass(frozen=True)
+class StateRoot:
+    """The whole state directory."""
+
+    root: Path
+
+    def pod(self, name: str) -> PodPaths:
+        return PodPaths(self.root / "pods" / name)
+
+    def pod_names(self) -> list[str]:
+        try:
+            return sorted(os.listdir(self.root / "pods"))
+        except FileNotFoundError:
+            return []
+
+    def existing(self, name: str) -> PodPaths:
+        """The pod's paths, or ``StateError`` when no such pod exists."""
+        paths = self.pod(name)
+        if not paths.dir.is_dir():
+            raise StateError(f'pods "{name}" not found')
+        return paths
+
+    def create(self, name: str) -> PodPaths:
+        """Make a new pod dir, or ``StateError`` if the pod already exists."""
+        paths = self.pod(name)
+        paths.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        try:
+            paths.dir.mkdir(mode=0o711)
+        except FileExistsError:
+            raise StateError(f'pods "{name}" already exists') from None
+        return paths
+
+
+class PodLock:
+    """An exclusive flock on the pod's lock file, held by its supervisor while it runs."""
+
+    def __init__(self, paths: PodPaths) -> None:
+        self.fd = os.open(paths.lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def supervisor_alive(paths: PodPaths) -> bool:
+    """True while some process holds the pod's lock (its supervisor)."""
+    if not paths.lockfile.exists():
+        return False
+    lock = PodLock(paths)
+    try:
+        return not lock.try_acquire()
+    finally:
+        lock.close()
