@@ -1,0 +1,62 @@
+# nsrun — set-up, demo, tests, lint and benchmark. Every target installs what it needs on a
+# fresh Debian 12 machine (run as root): Debian packages when missing, a .venv, and nsrun in
+# editable "compat" mode (a plain .pth: no import hook on the start path).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST := $(VENV)/bin/pytest
+STAMP := $(VENV)/.nsrun-installed
+DEB_PACKAGES := busybox-static
+BENCH_PACKAGES := runc crun hyperfine
+PYTEST_ARGS ?=
+
+.PHONY: all setup deps demo test test-host test-unit test-integration lint bench clean
+
+all: setup
+
+# Debian packages: installed only when a command is missing (apt-get update once first).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) deps DEB_PACKAGES=python3-venv
+
+$(STAMP): pyproject.toml setup.py csrc/*.c csrc/*.h csrc/build_ffi.py | deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip "setuptools>=77" wheel "cffi>=2.0"
+	$(PIP) install -q --no-build-isolation --config-settings editable_mode=compat -e '.[dev]'
+	touch $@
+
+setup: deps $(STAMP)
+
+demo: setup
+	bash examples/demo.sh
+
+test: test-host test-vm
+
+test-host: setup
+	$(PYTEST) -q -rs $(PYTEST_ARGS) tests/unit tests/integration tests/vm
+
+test-unit: setup
+	$(PYTEST) -q $(PYTEST_ARGS) tests/unit
+
+test-integration: setup
+	$(PYTEST) -q -rs $(PYTEST_ARGS) tests/integration
+
+lint: setup
+	$(VENV)/bin/ruff check nsrun tests bench csrc/build_ffi.py
+
+bench: setup
+	$(MAKE) deps DEB_PACKAGES="$(DEB_PACKAGES) $(BENCH_PACKAGES)"
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf build *.egg-info nsrun/_native*.so nsrun/_native.c .pytest_cache
+
+include mk/vm.mk
