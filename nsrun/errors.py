@@ -51,8 +51,13 @@ class Problem:
 class SpecError(NsrunError):
     """An invalid manifest. Holds every problem found, reported at once in kubectl's shape::
 
+        The Pod "myapp-pod" is invalid: spec.initContainers[1].name: Required value
+
+    or, with several problems, one per line after the head::
+
         The Pod "myapp-pod" is invalid:
         * spec.initContainers[1].name: Required value
+        * spec.containers[0].image: Required value
     """
 
     exit_code = 2
@@ -68,6 +73,8 @@ class SpecError(NsrunError):
         if not self.pod and len(self.problems) == 1:
             return where + str(self.problems[0])
         head = f'The Pod "{self.pod}" is invalid:' if self.pod else "invalid manifest:"
+        if len(self.problems) == 1:
+            return f"{where}{head} {self.problems[0]}"
         return where + head + "".join(f"\n* {p}" for p in self.problems)
 
 

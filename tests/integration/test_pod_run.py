@@ -1,0 +1,161 @@
+"""End to end, as root, with real namespaces, mounts, cgroups and processes: a pod with init
+containers through the real ``nsrun`` CLI. Every test checks that nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from world import World, leftovers
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    w.nsrun("image", "busybox", check=True)
+    yield w
+    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
+        w.nsrun("delete", pod.name, "--timeout", "10")
+    assert leftovers(tmp_path, w.cgroup_dir) == []
+
+
+def pod_yaml(inits: list[str], app: str, policy: str = "Never", name: str = "p") -> str:
+    init_items = "".join(
+        f"""
+  - name: init-{i}
+    image: busybox
+    command: [sh, -c, {script!r}]
+    volumeMounts: [{{name: work, mountPath: /work}}]""" for i, script in enumerate(inits))
+    return f"""apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 2
+  initContainers:{init_items or ' []'}
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, {app!r}]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+"""
+
+
+def test_init_containers_run_in_order_and_app_sees_both_markers(world):
+    inits = ["test ! -e /work/b && echo a > /work/a",
+             "test -e /work/a && echo b > /work/b"]
+    app = "cat /work/a /work/b && test -e /work/a -a -e /work/b"
+    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, app))))
+    assert proc.returncode == 0, proc.stderr
+    status = world.status("p")["status"]
+    assert status["phase"] == "Succeeded"
+    assert [s["state"]["terminated"]["reason"] for s in status["initContainerStatuses"]] == [
+        "Completed", "Completed"]
+    assert world.nsrun("logs", "p", "-c", "app", check=True).stdout == "a\nb\n"
+    assert world.column("p") == "Completed"
+
+
+def test_container_has_own_mount_namespace_and_the_pods_network_namespace(world):
+    record = "readlink /proc/self/ns/mnt > /work/{0}.mnt; readlink /proc/self/ns/net > /work/{0}.net; " \
+             "cat /proc/net/dev | grep -c : > /work/{0}.ifs; hostname > /work/{0}.host"
+    app = record.format("app") + "; echo $$ > /work/app.pid"
+    proc = world.nsrun(*world.run_args("-w", world.manifest("p", pod_yaml([record.format("init")], app))))
+    assert proc.returncode == 0, proc.stderr
+    work = world.root / "pods" / "p" / "volumes" / "work"
+    read = lambda n: (work / n).read_text().strip()  # noqa: E731
+    host_mnt, host_net = os.readlink("/proc/self/ns/mnt"), os.readlink("/proc/self/ns/net")
+    assert read("init.mnt") != read("app.mnt")
+    assert host_mnt not in (read("init.mnt"), read("app.mnt"))
+    assert read("init.net") == read("app.net") != host_net
+    assert read("init.ifs") == "1"  # only lo in the pod's network namespace
+    assert read("init.host") == read("app.host") == "p"
+    assert read("app.pid") == "1"  # pid 1 of its own pid namespace
+
+
+def test_failing_init_with_never_fails_the_pod_and_the_app_never_runs(world):
+    inits = ["echo failing; exit 3"]
+    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, "touch /work/app-ran"))))
+    assert proc.returncode == 1
+    status = world.status("p")["status"]
+    assert status["phase"] == "Failed"
+    term = status["initContainerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (3, "Error")
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert not (world.root / "pods" / "p" / "volumes" / "work" / "app-ran").exists()
+    assert world.column("p") == "Init:Error"
+
+
+def test_failing_init_with_on_failure_is_retried_then_the_pod_runs(world):
+    inits = ["if [ -e /work/tried ]; then echo second; else touch /work/tried; echo first; exit 1; fi"]
+    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, "true", "OnFailure"))))
+    assert proc.returncode == 0, proc.stderr
+    init = world.status("p")["status"]["initContainerStatuses"][0]
+    assert init["restartCount"] == 1
+    assert init["lastState"]["terminated"]["exitCode"] == 1
+    assert world.nsrun("logs", "p", "-c", "init-0", "--previous", check=True).stdout == "first\n"
+    assert world.nsrun("logs", "p", "-c", "init-0", check=True).stdout == "second\n"
+
+
+def test_crash_loop_shows_init_crashloopbackoff(world):
+    path = world.manifest("p", pod_yaml(["exit 1"], "true", "Always"))
+    world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent, "--backoff-initial", "30",
+                path, check=True)
+    world.wait_column("p", "Init:CrashLoopBackOff")
+    init = world.status("p")["status"]["initContainerStatuses"][0]
+    assert init["restartCount"] == 1
+    assert init["state"]["waiting"]["message"].startswith(
+        "back-off 30s restarting failed container=init-0 pod=p_default(")
+    world.nsrun("delete", "p", check=True)
+    assert not (world.root / "pods" / "p").exists()
+
+
+def test_sigterm_to_run_stops_the_pod_and_leaves_no_process(world):
+    path = world.manifest("p", pod_yaml(["true"], "trap 'exit 0' TERM; sleep 300 & wait"))
+    cmd = [sys.executable, "-m", "nsrun", "--root", str(world.root), "--images",
+           str(world.images), *world.run_args("--rm", path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    world.wait_column("p", "Running")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    assert not (world.root / "pods" / "p").exists()
+
+
+def test_missing_image_waits_with_err_image_never_pull(world):
+    text = pod_yaml(["true"], "true").replace("image: busybox\n    command: [sh, -c, 'true']\n"
+                                              "    volumeMounts", "image: nosuch:1.0\n    command: [sh, -c, 'true']\n    volumeMounts", 1)
+    world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent, world.manifest("p", text),
+                check=True)
+    world.wait_column("p", "Init:ErrImageNeverPull")
+    waiting = world.status("p")["status"]["initContainerStatuses"][0]["state"]["waiting"]
+    assert waiting["message"] == 'Container image "nosuch:1.0" is not present with pull policy of Never'
+
+
+def test_spawn_failure_reaches_the_user_with_step_and_errno(world):
+    text = pod_yaml(["true"], "true").replace("    image: busybox\n", "    image: busybox\n    workingDir: /nonexistent\n", 1)
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)))
+    assert proc.returncode == 1
+    term = world.status("p")["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (128, "StartError")
+    assert term["message"] == ('init container "init-0": spawn failed at chdir: '
+                               "No such file or directory")
+
+
+def test_delete_after_supervisor_is_killed_still_cleans_up(world):
+    world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent,
+                world.manifest("p", pod_yaml([], "sleep 300")), check=True)
+    world.wait_column("p", "Running")
+    pid = int((world.root / "pods" / "p" / "supervisor.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    world.nsrun("delete", "p", check=True)
+    assert not (world.root / "pods" / "p").exists()

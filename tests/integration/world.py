@@ -1,0 +1,77 @@
+"""A throwaway nsrun world for integration tests: its own state dir, image store and cgroup
+parent, the real ``nsrun`` CLI run as a subprocess, and a check that nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nsrun.host.cgroupfs import find_cgroup2_mount
+
+
+def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
+    """Mounts, cgroups and processes a test may have left behind."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        found += [f"mount {line.split()[4]}" for line in f if str(tmp) in line]
+    if cgroup_dir is not None and cgroup_dir.exists():
+        found.append(f"cgroup {cgroup_dir}")
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                root = os.readlink(f"/proc/{pid}/root")
+            except OSError:
+                continue
+            if str(tmp) in root:
+                found.append(f"process {pid} rooted at {root}")
+    return found
+
+
+class World:
+    """``nsrun`` with ``--root``/``--images`` in ``tmp`` and a private cgroup parent."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.root, self.images = tmp / "state", tmp / "images"
+        mount = find_cgroup2_mount()
+        self.cgroup_parent = f"nsrun-test-{os.getpid()}-{tmp.name}"
+        self.cgroup_dir = Path(mount) / self.cgroup_parent if mount else None
+
+    def nsrun(self, *args: str, check: bool = False, timeout: float = 60,
+              input: str | None = None) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "nsrun", "--root", str(self.root),
+               "--images", str(self.images), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{cmd} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def run_args(self, *extra: str) -> list[str]:
+        return ["run", "--cgroup-parent", self.cgroup_parent, "--backoff-initial", "0.2",
+                "--backoff-max", "1", *extra]
+
+    def manifest(self, name: str, text: str) -> str:
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(text)
+        return str(path)
+
+    def status(self, pod: str) -> dict:
+        return json.loads((self.root / "pods" / pod / "status.json").read_text())
+
+    def column(self, pod: str) -> str:
+        out = self.nsrun("get", pod, check=True).stdout.splitlines()
+        return out[1].split()[2]
+
+    def wait_column(self, pod: str, want: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = self.column(pod)
+            if seen == want:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{pod}: STATUS {seen!r}, wanted {want!r}")
