@@ -1,0 +1,165 @@
+"""nsrun vs crun vs runc, side by side in one run (``make bench``; root).
+
+For N = 1, 2, 10 ``/bin/true`` init containers plus one ``/bin/true`` app container it times
+the whole pod through ``nsrun run`` (interpreter start included) and the same N+1 containers
+as sequential ``crun run`` and ``runc run`` of the same bundle, and prints medians, the
+ratios nsrun/crun and nsrun/runc (total and per extra init container), and the supervisor's
+peak and resident memory. crun refuses this kind of hybrid cgroup host, so (like
+``../shared/tools/anchors.sh``) its loop runs in a private mount namespace with the cgroup2
+mount hidden; that wrapper is outside the timed loop. Nothing on the host is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NSRUN = [sys.executable, "-m", "nsrun"]
+COUNTS = (1, 2, 10)
+
+
+def pod_manifest(n: int) -> str:
+    inits = "".join(f"\n  - {{name: init-{i}, image: bench, command: [/bin/true]}}"
+                    for i in range(n))
+    return (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: bench}}\nspec:\n"
+            f"  restartPolicy: Never\n  initContainers:{inits}\n"
+            "  containers:\n  - {name: app, image: bench, command: [/bin/true]}\n")
+
+
+def nsrun_pod(world: Path, manifest: Path) -> tuple[float, int]:
+    """(seconds, peak RSS KiB) of one whole ``nsrun run --rm``."""
+    cmd = NSRUN + ["--root", str(world / "state"), "--images", str(world / "images"),
+                   "run", "--rm", str(manifest)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"nsrun run failed: {cmd}")
+    return elapsed, usage.ru_maxrss
+
+
+LOOP = ('i=0; t0=$(date +%s%N); while [ $i -lt "$1" ]; do i=$((i+1)); '
+        '"$@" >/dev/null 2>&1 || exit 1; done; t1=$(date +%s%N); echo $((t1-t0))')
+
+
+def runtime_loop(wrapper: list[str], runtime: list[str], bundle: Path, count: int) -> float:
+    """Seconds for ``count`` sequential ``<runtime> run`` of ``bundle``, timed inside."""
+    script = LOOP.replace('"$@"', '"$@" "bench-$$-$i"')
+    inner = ["sh", "-c", 'shift; ' + script.replace('"$1"', '"$N"'), "sh", "x",
+             *runtime, "run", "-b", str(bundle)]
+    out = subprocess.run(wrapper + inner, capture_output=True, text=True,
+                         env={**os.environ, "N": str(count)})
+    if out.returncode != 0:
+        raise SystemExit(f"{runtime[0]} loop failed: {out.stderr.strip()}")
+    return int(out.stdout.split()[-1]) / 1e9
+
+
+def hybrid() -> bool:
+    return (os.path.ismount("/sys/fs/cgroup/unified")
+            and os.statvfs("/sys/fs/cgroup").f_type != 0x63677270)
+
+
+def crun_wrapper() -> list[str]:
+    """crun 1.8 refuses hybrid hosts: hide the cgroup2 mount in a private mount ns."""
+    if not os.path.ismount("/sys/fs/cgroup/unified"):
+        return []
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            'umount /sys/fs/cgroup/unified && exec "$@"', "sh"]
+
+
+def resident_supervisor(world: Path, tmp: Path) -> tuple[int, int]:
+    """(VmRSS, VmHWM) KiB of a detached supervisor holding a running pod."""
+    manifest = tmp / "sleep.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: resident}\nspec:\n"
+                        "  containers:\n  - {name: app, image: bench, command: [sleep, '60']}\n")
+    base = NSRUN + ["--root", str(world / "state"), "--images", str(world / "images")]
+    subprocess.run(base + ["run", "-d", str(manifest)], check=True, capture_output=True)
+    pid = int((world / "state" / "pods" / "resident" / "supervisor.pid").read_text())
+    time.sleep(0.3)
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    subprocess.run(base + ["delete", "resident", "--timeout", "30"], check=True,
+                   capture_output=True)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def make_bundle(world: Path) -> Path:
+    subprocess.run(NSRUN + ["--images", str(world / "images"), "image", "busybox", "bench"],
+                   check=True, capture_output=True)
+    bundle = world / "images" / "bench" / "latest"
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["/bin/true"]
+    config["root"]["path"] = str(bundle / "rootfs")
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+def measure(runs: int, tmp: Path) -> dict:
+    world = tmp / "world"
+    bundle = make_bundle(world)
+    results: dict = {"nsrun": {}, "crun": {}, "runc": {}, "rss": []}
+    for n in COUNTS:
+        manifest = tmp / f"pod-{n}.yaml"
+        manifest.write_text(pod_manifest(n))
+        for key in ("nsrun", "crun", "runc"):
+            results[key][n] = []
+        for _ in range(runs):  # interleaved, so load changes hit all three alike
+            t, rss = nsrun_pod(world, manifest)
+            results["nsrun"][n].append(t)
+            results["rss"].append(rss)
+            results["crun"][n].append(runtime_loop(
+                crun_wrapper(), ["crun", "--root", str(tmp / "crun")], bundle, n + 1))
+            results["runc"][n].append(runtime_loop(
+                [], ["runc", "--root", str(tmp / "runc")], bundle, n + 1))
+    results["resident"] = resident_supervisor(world, tmp)
+    return results
+
+
+def report(results: dict, runs: int) -> None:
+    med = {k: {n: statistics.median(v) * 1000 for n, v in results[k].items()}
+           for k in ("nsrun", "crun", "runc")}
+    print(f"\nnsrun vs crun vs runc: N /bin/true init containers + 1 app, median of {runs} "
+          "runs (ms; nsrun includes interpreter start)")
+    print(f"{'N':>3} {'nsrun':>9} {'crun':>9} {'runc':>9} {'nsrun/crun':>11} {'nsrun/runc':>11}")
+    for n in COUNTS:
+        a, c, r = med["nsrun"][n], med["crun"][n], med["runc"][n]
+        print(f"{n:>3} {a:9.1f} {c:9.1f} {r:9.1f} {a / c:11.2f} {a / r:11.2f}")
+    per = {k: (med[k][10] - med[k][2]) / 8 for k in med}
+    print(f"per extra init container ((N=10 - N=2) / 8): nsrun {per['nsrun']:.2f} ms, "
+          f"crun {per['crun']:.2f} ms, runc {per['runc']:.2f} ms; "
+          f"nsrun/crun {per['nsrun'] / per['crun']:.2f}, nsrun/runc {per['nsrun'] / per['runc']:.2f}")
+    print(f"2-init pod vs three sequential runc run: {med['nsrun'][2]:.1f} ms vs "
+          f"{statistics.median(results['runc'][2]) * 1000:.1f} ms")
+    rss, hwm = results["resident"]
+    print(f"supervisor memory: peak RSS of `nsrun run` {max(results['rss']) / 1024:.1f} MiB; "
+          f"detached supervisor holding a pod: VmRSS {rss / 1024:.1f} MiB, "
+          f"VmHWM {hwm / 1024:.1f} MiB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench: run as root", file=sys.stderr)
+        return 3
+    for tool in ("crun", "runc", "unshare"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} not found (make bench installs it)", file=sys.stderr)
+            return 3
+    with tempfile.TemporaryDirectory(prefix="nsrun-bench.") as tmp:
+        report(measure(args.runs, Path(tmp)), args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
