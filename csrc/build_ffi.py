@@ -5,7 +5,7 @@ after editing ``csrc/`` with::
 
     .venv/bin/pip install -q --no-build-isolation --config-settings editable_mode=compat -e .
 
-The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver),
+The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver), ``clone_vm.c``,
 ``exec.c``, ``ns.c`` and ``mount.c``, sharing ``nsrun.h``.
 """
 
@@ -14,7 +14,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("spawn.c", "exec.c", "ns.c", "mount.c")
+SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "ns.c", "mount.c")
 
 
 def _rel(name: str) -> str:

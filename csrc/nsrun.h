@@ -52,6 +52,13 @@ enum nsr_step {
     NSR_STEP_COUNT
 };
 
+/* How the container process is created (tests force each path). */
+enum nsr_clone_mode {
+    NSR_CLONE_AUTO = 0,     /* clone3 CLONE_VM|CLONE_VFORK where there is a trampoline */
+    NSR_CLONE_FALLBACK = 1, /* as without clone3: clone, cgroup.procs, pidfd_open, "go" */
+    NSR_CLONE_FORK = 2,     /* clone3 without CLONE_VM (copies the page tables) */
+};
+
 /* One mount, fully resolved by the parent: target is a host path under the rootfs. */
 struct nsr_mount {
     const char *source;      /* host path for binds, or the fs source ("proc", "tmpfs") */
@@ -83,7 +90,7 @@ struct nsr_spawn_req {
     int new_pid_ns;
     int cgroup_fd;            /* -1: stay in the parent's cgroup */
     int stdio[3];             /* >= 0, prepared by the parent (e.g. /dev/null) */
-    int force_fallback;       /* 1: skip clone3 (tests of the no-clone3 path) */
+    int clone_mode;           /* enum nsr_clone_mode */
 };
 
 /* What the child reports on failure; also the parent's result on any failure. */
@@ -121,6 +128,10 @@ const char *nsr_step_name(int step);
 /* spawn.c: process creation shared by spawn and the sandbox helper */
 pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3);
 int nsr_clone3_usable(void);
+
+/* clone_vm.c */
+int nsr_have_clone_vm(void);
+pid_t nsr_clone_vm(uint64_t flags, int cgroup_fd, int *pidfd_out, int (*fn)(void *), void *arg);
 void nsr_child_fail(struct nsr_ctx *ctx) __attribute__((noreturn));
 void nsr_block_signals(void *old_set);
 void nsr_restore_signals(const void *old_set);

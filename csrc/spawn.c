@@ -316,22 +316,49 @@ static void close_pipe(int p[2])
     p[0] = p[1] = -1;
 }
 
-/* Clone the child (the go pipe exists only on the fallback path). Returns the pid in the
- * parent with *pidfd set (-1 on the fallback path); never returns in the child. */
-static pid_t clone_child(const struct nsr_spawn_req *req, int report[2], int go[2],
-                         int use_clone3, int *pidfd, struct nsr_report *rep)
+struct child_args {
+    const struct nsr_spawn_req *req;
+    int report_fd;
+};
+
+static int child_entry(void *p)
 {
+    struct child_args *a = p;  /* on the suspended parent's stack: shared memory */
+
+    child_main(a->req, a->report_fd, -1, -1);
+}
+
+/* Clone the child by the chosen path (the go pipe exists only on the fallback path).
+ * Returns the pid in the parent with *pidfd set (-1 on the fallback path); the child
+ * never returns from here. */
+static pid_t clone_child(const struct nsr_spawn_req *req, int report[2], int go[2],
+                         int mode, int *pidfd, struct nsr_report *rep)
+{
+    struct child_args args = {req, report[1]};
+    uint64_t flags = spawn_clone_flags(req);
     sigset_t old;
     pid_t pid;
 
     nsr_block_signals(&old);
-    pid = nsr_clone(spawn_clone_flags(req), req->cgroup_fd, pidfd, use_clone3);
+    if (mode == NSR_CLONE_AUTO)
+        pid = nsr_clone_vm(flags, req->cgroup_fd, pidfd, child_entry, &args);
+    else
+        pid = nsr_clone(flags, req->cgroup_fd, pidfd, mode == NSR_CLONE_FORK);
     if (pid == 0)
         child_main(req, report[1], go[0], go[1]);
     if (pid < 0)
         set_report(rep, NSR_STEP_CLONE, errno, -1);
     nsr_restore_signals(&old);
     return pid;
+}
+
+static int clone_mode(const struct nsr_spawn_req *req)
+{
+    if (req->clone_mode == NSR_CLONE_FALLBACK || !nsr_clone3_usable())
+        return NSR_CLONE_FALLBACK;
+    if (req->clone_mode == NSR_CLONE_FORK || !nsr_have_clone_vm())
+        return NSR_CLONE_FORK;
+    return NSR_CLONE_AUTO;
 }
 
 /* Fallback path after the clone: attach, get the pidfd, let the child go. On failure the
@@ -365,20 +392,20 @@ static int release_fallback(pid_t pid, const struct nsr_spawn_req *req, int go[2
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
 {
     int report[2] = {-1, -1}, go[2] = {-1, -1}, pidfd = -1;
-    int use_clone3 = !req->force_fallback && nsr_clone3_usable();
+    int mode = clone_mode(req), fallback = mode == NSR_CLONE_FALLBACK;
     pid_t pid;
 
     set_report(rep, -1, 0, -1);
     *pidfd_out = -1;
-    if (pipe_high(report) < 0 || (!use_clone3 && pipe_high(go) < 0)) {
+    if (pipe_high(report) < 0 || (fallback && pipe_high(go) < 0)) {
         set_report(rep, NSR_STEP_PIPE, errno, -1);
         close_pipe(report);
         return -1;
     }
-    pid = clone_child(req, report, go, use_clone3, &pidfd, rep);
+    pid = clone_child(req, report, go, mode, &pidfd, rep);
     close(report[1]);  /* now only the child holds the write end (until its execve) */
     report[1] = -1;
-    if (pid < 0 || (!use_clone3 && release_fallback(pid, req, go, &pidfd, rep) < 0)) {
+    if (pid < 0 || (fallback && release_fallback(pid, req, go, &pidfd, rep) < 0)) {
         close_pipe(go);
         close_pipe(report);
         return -1;

@@ -1,0 +1,418 @@
+"""The gatekeeper of the C extension ``nsrun._native`` (the only module that imports it).
+
+Everything between ``clone3()`` and ``execve()`` runs in C (``csrc/``): this module turns a
+:class:`SpawnRequest` into the C request (argv/envp arrays, the resolved mount table, PATH
+candidates, fds), calls it with the GIL released, and maps a failed child step to
+:class:`~nsrun.errors.SpawnError`. The extension is imported on first use, so importing this
+module stays cheap.
+
+The child runs :data:`STEPS` in order; each skips itself when the request does not ask for
+it. Failures outside the child use the step names ``pipe``, ``clone``, ``cgroup_attach``,
+``pidfd_open`` and ``wait``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from nsrun.errors import SandboxError, SpawnError
+
+# Mount flags (<sys/mount.h>; stable kernel ABI, checked against the headers by a test).
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
+
+# Namespaces a container may join (setns in the child, before any mount work).
+NAMESPACE_TYPES: dict[str, int] = {
+    "net": 0x40000000,  # CLONE_NEWNET
+    "ipc": 0x08000000,  # CLONE_NEWIPC
+    "uts": 0x04000000,  # CLONE_NEWUTS
+    "cgroup": 0x02000000,  # CLONE_NEWCGROUP
+}
+
+# The child's steps, in the order it runs them (csrc/nsrun.h enum nsr_step).
+STEPS: tuple[str, ...] = (
+    "signals", "setsid", "setns", "mount_private", "bind_rootfs", "mountpoint", "mount",
+    "populate_dev", "pivot_root", "readonly_root", "sethostname", "setgroups", "setgid",
+    "setuid", "chdir", "stdio", "close_fds", "execve",
+)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SANDBOX_NAMESPACES = ("net", "ipc", "uts")
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = ("fd", "stdin", "stdout", "stderr", "ptmx")
+
+# How spawn() creates the child: 0 clone3 CLONE_VM|CLONE_VFORK on its own stack (default),
+# 1 the path for kernels without clone3 (clone, cgroup.procs, pidfd_open, a "go" pipe),
+# 2 clone3 without CLONE_VM. Tests set it to cover each path.
+CLONE_AUTO, CLONE_FALLBACK, CLONE_FORK = 0, 1, 2
+_CLONE_MODE = CLONE_AUTO
+
+# OCI mount options: option -> (flags set, flags cleared).
+_OCI_FLAGS: dict[str, tuple[int, int]] = {
+    "defaults": (0, 0),
+    "ro": (MS_RDONLY, 0), "rw": (0, MS_RDONLY),
+    "nosuid": (MS_NOSUID, 0), "suid": (0, MS_NOSUID),
+    "nodev": (MS_NODEV, 0), "dev": (0, MS_NODEV),
+    "noexec": (MS_NOEXEC, 0), "exec": (0, MS_NOEXEC),
+    "sync": (MS_SYNCHRONOUS, 0), "async": (0, MS_SYNCHRONOUS),
+    "dirsync": (MS_DIRSYNC, 0),
+    "mand": (MS_MANDLOCK, 0), "nomand": (0, MS_MANDLOCK),
+    "noatime": (MS_NOATIME, 0), "atime": (0, MS_NOATIME),
+    "nodiratime": (MS_NODIRATIME, 0), "diratime": (0, MS_NODIRATIME),
+    "relatime": (MS_RELATIME, 0), "norelatime": (0, MS_RELATIME),
+    "strictatime": (MS_STRICTATIME, 0), "nostrictatime": (0, MS_STRICTATIME),
+    "lazytime": (MS_LAZYTIME, 0), "nolazytime": (0, MS_LAZYTIME),
+    "bind": (MS_BIND, 0), "rbind": (MS_BIND | MS_REC, 0),
+}
+_OCI_PROPAGATION: dict[str, int] = {
+    "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
+    "shared": MS_SHARED, "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
+}
+# runc/crun extensions this runtime does not implement: refused rather than passed as data.
+_OCI_UNSUPPORTED = frozenset({
+    "remount", "tmpcopyup", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec",
+    "rexec", "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
+    "rnostrictatime", "idmap", "ridmap", "copy-symlink", "nosymfollow", "rnosymfollow",
+})
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One mount, applied inside the rootfs before pivot_root.
+
+    ``flags`` are ``MS_*`` bits. Propagation (``MS_PRIVATE``, ``MS_SLAVE``, ...) belongs in
+    ``propagation`` (applied with its own mount call); bits found in ``flags`` are moved
+    there, and then a ``MS_REC`` in ``flags`` applies to both the bind and the propagation.
+    """
+
+    target: str
+    source: str = ""
+    fstype: str = ""
+    flags: int = 0
+    data: str = ""
+    propagation: int = 0
+
+    @property
+    def is_bind(self) -> bool:
+        return bool(self.flags & MS_BIND)
+
+    @classmethod
+    def from_oci(cls, m: dict[str, Any], *, bundle: str | None = None) -> MountSpec:
+        """A mount from an OCI ``config.json`` ``mounts`` entry. ``bundle`` resolves a
+        relative bind source (relative to the bundle directory, as the spec says)."""
+        if not isinstance(m, dict):
+            raise ValueError(f"mount entry must be an object, not {type(m).__name__}")
+        dest = m.get("destination")
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            raise ValueError(f"mount destination must be an absolute path, not {dest!r}")
+        fstype, source, options = m.get("type", ""), m.get("source", ""), m.get("options", [])
+        if not isinstance(fstype, str) or not isinstance(source, str):
+            raise ValueError(f"mount {dest}: type and source must be strings")
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise ValueError(f"mount {dest}: options must be a list of strings")
+        flags, propagation, data = _parse_oci_options(dest, options)
+        if fstype == "bind":
+            flags |= MS_BIND
+        if flags & MS_BIND:
+            if data:
+                raise ValueError(f"mount {dest}: unknown bind mount option {data.split(',')[0]!r}")
+            if not source:
+                raise ValueError(f"mount {dest}: a bind mount needs a source")
+            if bundle and not source.startswith("/"):
+                source = os.path.join(bundle, source)
+            fstype = ""
+        elif not fstype or fstype == "none":
+            raise ValueError(f"mount {dest}: a type is needed (or a bind/rbind option)")
+        return cls(target=dest, source=source, fstype=fstype, flags=flags, data=data,
+                   propagation=propagation)
+
+
+def _parse_oci_options(dest: str, options: list[str]) -> tuple[int, int, str]:
+    flags, propagation, data = 0, 0, []
+    for opt in options:
+        if opt in _OCI_FLAGS:
+            set_, clear = _OCI_FLAGS[opt]
+            flags = (flags | set_) & ~clear
+        elif opt in _OCI_PROPAGATION:
+            propagation = _OCI_PROPAGATION[opt]
+        elif opt in _OCI_UNSUPPORTED:
+            raise ValueError(f"mount {dest}: option {opt!r} is not supported")
+        elif opt:
+            data.append(opt)
+    return flags, propagation, ",".join(data)
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    """What the C child needs to become the container process (see module doc)."""
+
+    argv: list[str]
+    env: list[str]
+    rootfs: str
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    rootfs_readonly: bool = False
+    mounts: tuple[MountSpec, ...] = ()
+    populate_dev: bool = True
+    hostname: str | None = None
+    join_ns: dict[str, int] = field(default_factory=dict)
+    new_pid_ns: bool = True
+    cgroup_fd: int = -1
+    stdin_fd: int = -1
+    stdout_fd: int = -1
+    stderr_fd: int = -1
+
+
+_NATIVE: Any = None
+
+
+def _native() -> Any:
+    """The extension module (ffi, lib), imported on first use."""
+    global _NATIVE
+    if _NATIVE is None:
+        from nsrun import _native as mod
+
+        _NATIVE = mod
+    return _NATIVE
+
+
+def has_clone3() -> bool:
+    """True when the kernel (and any seccomp profile) lets us call clone3."""
+    return bool(_native().lib.nsr_has_clone3())
+
+
+def _step_name(step: int) -> str:
+    if 0 <= step < len(STEPS):
+        return STEPS[step]
+    mod = _native()
+    return mod.ffi.string(mod.lib.nsr_step_name(step)).decode()
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """``root`` joined with ``path`` as if ``root`` were ``/``: symlinks are followed but
+    never out of ``root`` (like filepath-securejoin); missing parts are kept as written."""
+    root = root.rstrip("/")
+    todo = [p for p in reversed(path.split("/")) if p and p != "."]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            link = os.readlink(root + "/" + "/".join(done + [part]))
+        except OSError:  # not a symlink, or not there (yet)
+            done.append(part)
+            continue
+        links += 1
+        if links > 40:
+            raise ValueError(f"too many levels of symbolic links in {path!r} under {root}")
+        if link.startswith("/"):
+            done = []
+        todo.extend(p for p in reversed(link.split("/")) if p and p != ".")
+    return root + "/" + "/".join(done)
+
+
+def exec_candidates(argv0: str, env: list[str]) -> list[str]:
+    """Where the child tries ``argv0`` (inside the new root), in order: the PATH lookup."""
+    if "/" in argv0:
+        return [argv0]
+    path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+    return [(d or ".") + ("" if d.endswith("/") else "/") + argv0 for d in path.split(":")]
+
+
+class _Builder:
+    """Owns the cffi buffers of one request (they must outlive the call)."""
+
+    def __init__(self, ffi: Any) -> None:
+        self.ffi = ffi
+        self.keep: list[Any] = []
+
+    def str(self, s: str | None) -> Any:
+        if s is None:
+            return self.ffi.NULL
+        b = self.ffi.new("char[]", os.fsencode(s))
+        self.keep.append(b)
+        return b
+
+    def strv(self, items: list[str]) -> Any:
+        arr = self.ffi.new("char *[]", [self.str(s) for s in items] + [self.ffi.NULL])
+        self.keep.append(arr)
+        return arr
+
+    def array(self, ctype: str, items: list[Any]) -> Any:
+        arr = self.ffi.new(f"{ctype}[]", items or [0])
+        self.keep.append(arr)
+        return arr
+
+
+def _check(req: SpawnRequest) -> None:
+    if not req.argv or not req.argv[0]:
+        raise ValueError("argv must not be empty")
+    unknown = set(req.join_ns) - set(NAMESPACE_TYPES)
+    if unknown:
+        raise ValueError(f"cannot join namespace(s) {sorted(unknown)}: only "
+                         f"{', '.join(NAMESPACE_TYPES)} can be joined")
+    for m in req.mounts:
+        if not m.target.startswith("/"):
+            raise ValueError(f"mount target must be absolute: {m.target!r}")
+        if m.flags & MS_BIND and not m.source.startswith("/"):
+            raise ValueError(f"mount {m.target}: bind source must be an absolute host path, "
+                             f"not {m.source!r}")
+
+
+def _c_mount(b: _Builder, cm: Any, m: MountSpec, rootfs: str) -> None:
+    propagation = m.propagation | (m.flags & MS_PROPAGATION)
+    flags = m.flags & ~MS_PROPAGATION
+    if m.flags & MS_PROPAGATION and m.flags & MS_REC:
+        propagation |= MS_REC
+    cm.source = b.str(m.source or m.fstype or "none")
+    cm.target = b.str(resolve_in_root(rootfs, m.target))
+    cm.fstype = b.str(m.fstype or None)
+    cm.flags = flags
+    cm.propagation = propagation
+    cm.data = b.str(m.data or None)
+
+
+def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
+    ffi = b.ffi
+    rootfs = os.path.realpath(req.rootfs)
+    c = ffi.new("struct nsr_spawn_req *")
+    b.keep.append(c)
+    c.argv = b.strv(req.argv)
+    c.envp = b.strv(req.env)
+    c.exec_paths = b.strv(exec_candidates(req.argv[0], req.env))
+    c.rootfs = b.str(rootfs)
+    c.dev_dir = b.str(resolve_in_root(rootfs, "/dev"))
+    c.cwd = b.str(req.cwd or "/")
+    c.uid, c.gid = req.uid, req.gid
+    c.groups = b.array("uint32_t", list(req.additional_gids))
+    c.ngroups = len(req.additional_gids)
+    c.rootfs_readonly = int(req.rootfs_readonly)
+    mounts = ffi.new("struct nsr_mount[]", max(len(req.mounts), 1))
+    b.keep.append(mounts)
+    for i, m in enumerate(req.mounts):
+        _c_mount(b, mounts[i], m, rootfs)
+    c.mounts, c.nmounts = mounts, len(req.mounts)
+    c.populate_dev = int(req.populate_dev)
+    # A hostname needs a uts namespace of its own; joining one keeps the pod's hostname.
+    c.hostname = b.str(None if "uts" in req.join_ns else req.hostname)
+    joined = [name for name in NAMESPACE_TYPES if name in req.join_ns]
+    c.ns_fds = b.array("int", [req.join_ns[name] for name in joined])
+    c.ns_types = b.array("int", [NAMESPACE_TYPES[name] for name in joined])
+    c.nns = len(joined)
+    c.new_pid_ns = int(req.new_pid_ns)
+    c.cgroup_fd = req.cgroup_fd
+    c.stdio = stdio
+    c.clone_mode = _CLONE_MODE
+    return c
+
+
+def _failure_note(req: SpawnRequest, step: str, index: int) -> str | None:
+    if index < 0:
+        return None
+    if step in ("mountpoint", "mount") and index < len(req.mounts):
+        m = req.mounts[index]
+        return f"mount #{index}: {m.source or m.fstype} on {m.target}"
+    if step == "setns":
+        joined = [name for name in NAMESPACE_TYPES if name in req.join_ns]
+        return f"namespace {joined[index]}" if index < len(joined) else None
+    if step == "populate_dev":
+        names = DEV_NODES + DEV_LINKS
+        return f"/dev/{names[index]}" if index < len(names) else None
+    if step == "stdio":
+        return f"fd {index}"
+    if step == "execve":
+        return f"exec {req.argv[0]}"
+    return None
+
+
+def spawn(req: SpawnRequest) -> tuple[int, int]:
+    """Start the container process; returns ``(pid, pidfd)`` once it has exec()ed.
+
+    The pidfd is CLOEXEC (``os.waitid(os.P_PIDFD, ...)``, ``signal.pidfd_send_signal``).
+    Raises :class:`SpawnError` naming the failed step (the child is reaped then) and
+    ``ValueError`` for a malformed request.
+    """
+    _check(req)
+    mod = _native()
+    devnull = -1
+    if -1 in (req.stdin_fd, req.stdout_fd, req.stderr_fd):
+        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        stdio = [fd if fd >= 0 else devnull for fd in (req.stdin_fd, req.stdout_fd, req.stderr_fd)]
+        b = _Builder(mod.ffi)
+        creq = _build(b, req, stdio)
+        pidfd = mod.ffi.new("int *")
+        rep = mod.ffi.new("struct nsr_report *")
+        pid = mod.lib.nsr_spawn(creq, pidfd, rep)
+    finally:
+        if devnull >= 0:
+            os.close(devnull)
+    if pid < 0:
+        step = _step_name(rep.step)
+        err = SpawnError(step, rep.err)
+        note = _failure_note(req, step, rep.index)
+        if note:
+            err.add_note(note)
+        raise err
+    return pid, pidfd[0]
+
+
+def create_sandbox(hostname: str) -> dict[str, int]:
+    """New net (``lo`` up), ipc and uts (``hostname`` set) namespaces, held by CLOEXEC fds
+    ``{"net", "ipc", "uts"}``; close the fds to let the namespaces go."""
+    mod = _native()
+    fds = mod.ffi.new("int[3]")
+    rep = mod.ffi.new("struct nsr_report *")
+    if mod.lib.nsr_sandbox_create(os.fsencode(hostname), fds, fds + 1, fds + 2, rep) < 0:
+        step = _step_name(rep.step)
+        if step == "open_ns" and 0 <= rep.index < 3:
+            step = f"open_ns {SANDBOX_NAMESPACES[rep.index]}"
+        raise SandboxError("create sandbox", hostname, rep.err, step)
+    return dict(zip(SANDBOX_NAMESPACES, (fds[0], fds[1], fds[2]), strict=True))
+
+
+def mount_tmpfs(target: str, data: str = "") -> None:
+    """Mount a tmpfs on a host directory (``emptyDir`` with ``medium: Memory``)."""
+    mod = _native()
+    rc = mod.lib.mount(b"tmpfs", os.fsencode(target), b"tmpfs", MS_NOSUID | MS_NODEV,
+                       os.fsencode(data) if data else mod.ffi.NULL)
+    if rc < 0:
+        raise SandboxError("mount tmpfs on", target, mod.ffi.errno, data)
+
+
+def umount(target: str) -> None:
+    """Detach the mount on ``target``; a path that is no mount point (any more) is fine."""
+    mod = _native()
+    if mod.lib.umount2(os.fsencode(target), mod.lib.MNT_DETACH) < 0:
+        err = mod.ffi.errno
+        if err not in (errno.EINVAL, errno.ENOENT):  # not a mount point (any more), gone
+            raise SandboxError("unmount", target, err)
