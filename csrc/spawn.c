@@ -387,12 +387,11 @@ static int release_fallback(pid_t pid, const struct nsr_spawn_req *req, int go[2
     return 0;
 }
 
-/* Returns the pid (and *pidfd_out) once the child has exec()ed; -1 with *rep otherwise.
- * The child is always reaped on failure. Runs without the GIL (cffi releases it). */
-int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
+static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
+                    struct nsr_report *rep)
 {
     int report[2] = {-1, -1}, go[2] = {-1, -1}, pidfd = -1;
-    int mode = clone_mode(req), fallback = mode == NSR_CLONE_FALLBACK;
+    int fallback = mode == NSR_CLONE_FALLBACK;
     pid_t pid;
 
     set_report(rep, -1, 0, -1);
@@ -417,5 +416,21 @@ int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report
     }
     close_pipe(report);
     *pidfd_out = pidfd;
+    return pid;
+}
+
+/* Returns the pid (and *pidfd_out) once the child has exec()ed; -1 with *rep otherwise.
+ * The child is always reaped on failure. Runs without the GIL (cffi releases it). */
+int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
+{
+    int mode = clone_mode(req);
+    int pid = spawn_by(req, mode, pidfd_out, rep);
+
+    /* Kernels 5.3-5.6 have clone3 but not CLONE_INTO_CGROUP (EINVAL for the flag, E2BIG
+     * for the larger struct): attach by cgroup.procs instead. A genuine cgroup error shows
+     * up again there, as cgroup_attach. */
+    if (pid < 0 && rep->step == NSR_STEP_CLONE && mode != NSR_CLONE_FALLBACK &&
+        req->cgroup_fd >= 0 && (rep->err == EINVAL || rep->err == E2BIG))
+        pid = spawn_by(req, NSR_CLONE_FALLBACK, pidfd_out, rep);
     return pid;
 }

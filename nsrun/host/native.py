@@ -60,6 +60,10 @@ STEPS: tuple[str, ...] = (
     "setuid", "chdir", "stdio", "close_fds", "execve",
 )
 
+# Failures of the parent around the child (spawn), and of the sandbox helper.
+PARENT_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "pidfd_open", "wait")
+SANDBOX_STEPS: tuple[str, ...] = ("pipe", "clone", "sethostname", "lo_up", "wait", "open_ns")
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SANDBOX_NAMESPACES = ("net", "ipc", "uts")
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -258,15 +262,15 @@ class _Builder:
         self.ffi = ffi
         self.keep: list[Any] = []
 
-    def str(self, s: str | None) -> Any:
+    def cstr(self, s: str | None) -> Any:
         if s is None:
             return self.ffi.NULL
         b = self.ffi.new("char[]", os.fsencode(s))
         self.keep.append(b)
         return b
 
-    def strv(self, items: list[str]) -> Any:
-        arr = self.ffi.new("char *[]", [self.str(s) for s in items] + [self.ffi.NULL])
+    def cstrv(self, items: list[str]) -> Any:
+        arr = self.ffi.new("char *[]", [self.cstr(s) for s in items] + [self.ffi.NULL])
         self.keep.append(arr)
         return arr
 
@@ -296,12 +300,12 @@ def _c_mount(b: _Builder, cm: Any, m: MountSpec, rootfs: str) -> None:
     flags = m.flags & ~MS_PROPAGATION
     if m.flags & MS_PROPAGATION and m.flags & MS_REC:
         propagation |= MS_REC
-    cm.source = b.str(m.source or m.fstype or "none")
-    cm.target = b.str(resolve_in_root(rootfs, m.target))
-    cm.fstype = b.str(m.fstype or None)
+    cm.source = b.cstr(m.source or m.fstype or "none")
+    cm.target = b.cstr(resolve_in_root(rootfs, m.target))
+    cm.fstype = b.cstr(m.fstype or None)
     cm.flags = flags
     cm.propagation = propagation
-    cm.data = b.str(m.data or None)
+    cm.data = b.cstr(m.data or None)
 
 
 def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
@@ -309,12 +313,12 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     rootfs = os.path.realpath(req.rootfs)
     c = ffi.new("struct nsr_spawn_req *")
     b.keep.append(c)
-    c.argv = b.strv(req.argv)
-    c.envp = b.strv(req.env)
-    c.exec_paths = b.strv(exec_candidates(req.argv[0], req.env))
-    c.rootfs = b.str(rootfs)
-    c.dev_dir = b.str(resolve_in_root(rootfs, "/dev"))
-    c.cwd = b.str(req.cwd or "/")
+    c.argv = b.cstrv(req.argv)
+    c.envp = b.cstrv(req.env)
+    c.exec_paths = b.cstrv(exec_candidates(req.argv[0], req.env))
+    c.rootfs = b.cstr(rootfs)
+    c.dev_dir = b.cstr(resolve_in_root(rootfs, "/dev"))
+    c.cwd = b.cstr(req.cwd or "/")
     c.uid, c.gid = req.uid, req.gid
     c.groups = b.array("uint32_t", list(req.additional_gids))
     c.ngroups = len(req.additional_gids)
@@ -326,7 +330,7 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     c.mounts, c.nmounts = mounts, len(req.mounts)
     c.populate_dev = int(req.populate_dev)
     # A hostname needs a uts namespace of its own; joining one keeps the pod's hostname.
-    c.hostname = b.str(None if "uts" in req.join_ns else req.hostname)
+    c.hostname = b.cstr(None if "uts" in req.join_ns else req.hostname)
     joined = [name for name in NAMESPACE_TYPES if name in req.join_ns]
     c.ns_fds = b.array("int", [req.join_ns[name] for name in joined])
     c.ns_types = b.array("int", [NAMESPACE_TYPES[name] for name in joined])

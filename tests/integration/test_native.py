@@ -145,10 +145,11 @@ def sandbox() -> Iterator[dict[str, int]]:
 
 def test_steps_and_constants_match_the_c_side() -> None:
     mod = native._native()
-    names = tuple(native._step_name(i) for i in range(mod.lib.NSR_CHILD_STEPS))
     c_names = tuple(mod.ffi.string(mod.lib.nsr_step_name(i)).decode()
-                    for i in range(mod.lib.NSR_CHILD_STEPS))
-    assert names == c_names == native.STEPS
+                    for i in range(mod.lib.NSR_STEP_COUNT))
+    assert c_names[:mod.lib.NSR_CHILD_STEPS] == native.STEPS
+    assert set(native.PARENT_STEPS) <= set(c_names[mod.lib.NSR_CHILD_STEPS:])
+    assert native._step_name(mod.lib.NSR_CHILD_STEPS) == "pipe"
     for name in ("MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND",
                  "MS_REC", "MS_PRIVATE", "MS_SLAVE", "MS_SHARED", "MS_UNBINDABLE",
                  "MS_RELATIME", "MS_STRICTATIME", "MS_NOATIME", "MS_NODIRATIME",
@@ -238,6 +239,44 @@ def test_has_clone3() -> None:
 @pytest.mark.parametrize("code", [0, 7])
 def test_exit_status_via_pidfd(busybox_rootfs: Path, code: int) -> None:
     assert run(busybox_rootfs, ["sh", "-c", f"exit {code}"]) == (code, "")
+
+
+@needs_root
+def test_pidfd_is_cloexec_and_signals(busybox_rootfs: Path) -> None:
+    import signal
+
+    pid, pidfd = native.spawn(SpawnRequest(argv=["sleep", "30"], env=["PATH=/bin"],
+                                           rootfs=str(busybox_rootfs)))
+    assert not os.get_inheritable(pidfd)
+    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    assert wait(pidfd) == 128 + signal.SIGKILL
+
+
+@needs_root
+def test_host_tmpfs_helpers_in_a_private_mount_namespace(tmp_path: Path) -> None:
+    """mount_tmpfs/umount act on the caller's mount namespace: run them under unshare -m."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "vol"
+    target.mkdir()
+    code = (
+        "import os, sys\n"
+        "from nsrun.host import native\n"
+        "t = sys.argv[1]\n"
+        "native.mount_tmpfs(t, 'mode=777,size=1m')\n"
+        "assert any(l.split()[4] == t for l in open('/proc/self/mountinfo'))\n"
+        "native.umount(t)\n"
+        "native.umount(t)  # not a mount point any more: fine\n"
+        "assert not any(l.split()[4] == t for l in open('/proc/self/mountinfo'))\n"
+        "try:\n"
+        "    native.mount_tmpfs(t + '/missing')\n"
+        "except native.SandboxError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
+                          "-c", code, str(target)], capture_output=True, text=True, check=True)
+    assert out.stdout == f"mount tmpfs on {target}/missing: No such file or directory\n"
 
 
 @needs_root
@@ -523,7 +562,7 @@ def test_spawn_into_missing_cgroup_fails_in_parent(busybox_rootfs: Path) -> None
                                       cgroup_fd=fd))
     finally:
         os.close(fd)
-    assert info.value.step == "clone"
+    assert (info.value.step, info.value.errno) == ("clone", errno.EBADF)
 
 
 @needs_root
