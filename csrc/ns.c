@@ -150,12 +150,30 @@ static int read_status(int fd, struct nsr_report *rep)
     return -1;
 }
 
+/* Clone the helper with its own net, ipc and uts namespaces (fork-like, not CLONE_VFORK:
+ * the parent must run while the helper waits). */
+static pid_t clone_helper(const char *hostname, int status[2], int release[2], int *pidfd,
+                          struct nsr_report *rep)
+{
+    sigset_t old;
+    pid_t pid;
+
+    nsr_block_signals(&old);
+    pid = nsr_clone(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, -1, pidfd,
+                    nsr_clone3_usable());
+    if (pid == 0)
+        sandbox_child(hostname, status[1], release[0], release[1]);
+    if (pid < 0)
+        *rep = (struct nsr_report){NSR_STEP_CLONE, errno, -1};
+    nsr_restore_signals(&old);
+    return pid;
+}
+
 int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_fd,
                        struct nsr_report *rep)
 {
     int status[2] = {-1, -1}, release[2] = {-1, -1}, pidfd = -1, rc;
     int *fds[3] = {net_fd, ipc_fd, uts_fd};
-    sigset_t old;
     pid_t pid;
 
     *rep = (struct nsr_report){-1, 0, -1};
@@ -165,14 +183,7 @@ int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_
         close2(status[0], status[1]);
         return -1;
     }
-    nsr_block_signals(&old);
-    pid = nsr_clone(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS, -1, &pidfd,
-                    nsr_clone3_usable());
-    if (pid == 0)
-        sandbox_child(hostname, status[1], release[0], release[1]);
-    if (pid < 0)
-        *rep = (struct nsr_report){NSR_STEP_CLONE, errno, -1};
-    nsr_restore_signals(&old);
+    pid = clone_helper(hostname, status, release, &pidfd, rep);
     close2(status[1], release[0]);
     if (pid < 0) {
         close2(status[0], release[1]);
