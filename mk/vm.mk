@@ -16,6 +16,9 @@
 #   VM_TESTS              what pytest runs (default tests/vm); e.g.
 #                         VM_TESTS="tests/vm tests/integration"
 #   VM_PYTEST_ARGS        extra pytest arguments (e.g. -x -k memory -rs)
+#   VM_PYTEST_PLUGINS     default -p no:hypothesispytest: importing hypothesis's
+#                         pytest plugin costs ~10 s under qemu TCG; set it
+#                         empty when the tests in the ring need the plugin
 #   VM_SYSTEMD=1          boot the host's systemd as PID 1 (systemd-run works)
 #   VM_CPUS, VM_MEM       guest size (qemu: default 2 CPUs; 2G)
 #   VM_TIMEOUT            seconds before the guest is killed (exit 124)
@@ -31,6 +34,7 @@ VM_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
 VM_BACKEND ?= qemu
 VM_TESTS ?= tests/vm
 VM_PYTEST_ARGS ?=
+VM_PYTEST_PLUGINS ?= -p no:hypothesispytest
 VM_SYSTEMD ?= 0
 VM_CPUS ?= 2
 VM_MEM ?= 2G
@@ -46,7 +50,7 @@ VM_RUN = cd $(VM_ROOT) && NSRUN_VM_CACHE=$(VM_CACHE) ./vm/run-in-vm.sh \
 
 ## test-vm: run $(VM_TESTS) inside a guest kernel with a pure cgroup v2 hierarchy
 test-vm: vm-venv
-	$(VM_RUN) -- $(PY) -m pytest -q $(VM_PYTEST_ARGS) $(VM_TESTS)
+	$(VM_RUN) -- $(PY) -m pytest -q $(VM_PYTEST_PLUGINS) $(VM_PYTEST_ARGS) $(VM_TESTS)
 
 ## vm-prepare: install/download everything test-vm needs, boot nothing (CI cache warm-up)
 vm-prepare:

@@ -167,7 +167,12 @@ class Cgroup:
         """Start argv inside this cgroup (moved in between fork and exec)."""
         return subprocess.Popen(list(argv), preexec_fn=self.enter, **kw)
 
-    def run(self, argv: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    def run(
+        self, argv: Sequence[str], timeout: float, capture_output: bool = False, **kw
+    ) -> subprocess.CompletedProcess:
+        """Like subprocess.run, inside this cgroup; on timeout the cgroup is killed."""
+        if capture_output:
+            kw["stdout"] = kw["stderr"] = subprocess.PIPE
         with self.popen(argv, **kw) as p:
             try:
                 out, err = p.communicate(timeout=timeout)
