@@ -18,6 +18,9 @@ class BackoffPolicy:
     maximum: float = 300.0
 
 
+KUBELET = BackoffPolicy()  # 10 s doubling to 300 s
+
+
 def consecutive_failures(attempts: tuple[Attempt, ...], policy: BackoffPolicy) -> int:
     """Finished attempts counted back from the latest, stopping after one that ran long
     enough to reset the back-off."""

@@ -6,8 +6,8 @@ and status derivation read them. Times are seconds since the epoch, passed in by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 # Terminated reasons, as containerd reports them (kubelet reference E5).
 COMPLETED = "Completed"

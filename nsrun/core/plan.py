@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from nsrun.core import rules
 from nsrun.core.actions import Action, KillPod, StartContainer, WakeAt
-from nsrun.core.backoff import BackoffPolicy, start_retry_at
+from nsrun.core.backoff import KUBELET, BackoffPolicy, start_retry_at
 from nsrun.core.observed import ContainerObs, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
 
 
 def next_actions(pod: Pod, observed: Observed, now: float,
-                 policy: BackoffPolicy = BackoffPolicy()) -> list[Action]:
+                 policy: BackoffPolicy = KUBELET) -> list[Action]:
     """What the executor should do now; ``WakeAt`` says when to ask again."""
     for rule in (_deleting, _deadline, _terminal, _initialize, _keep_running):
         actions = rule(pod, observed, now, policy)

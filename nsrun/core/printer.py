@@ -116,5 +116,5 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...] = COLUMNS) -> str
     """Columns padded like kubectl's tabwriter (three spaces between columns)."""
     all_rows = [header, *rows]
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
-    lines = ["   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in all_rows]
+    lines = ["   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in all_rows]
     return "\n".join(lines)

@@ -7,11 +7,11 @@ with the kubelet's reasons and messages (kubelet reference E1–E5).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nsrun.core import rules
-from nsrun.core.backoff import BackoffPolicy
+from nsrun.core.backoff import KUBELET, BackoffPolicy
 from nsrun.core.observed import (
     CONTAINER_CREATING,
     CRASH_LOOP_BACK_OFF,
@@ -27,11 +27,11 @@ def rfc3339(t: float | None) -> str | None:
     """Epoch seconds → ``2026-11-25T02:01:37Z`` (Kubernetes' metav1.Time, seconds)."""
     if t is None:
         return None
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def derive_status(pod: Pod, observed: Observed, now: float,
-                  policy: BackoffPolicy = BackoffPolicy()) -> dict[str, Any]:
+                  policy: BackoffPolicy = KUBELET) -> dict[str, Any]:
     """The pod's status as the kubelet would report it at ``now``."""
     phase = rules.phase(pod, observed)
     done = phase in (rules.SUCCEEDED, rules.FAILED)

@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from world import World, leftovers
 
 pytestmark = [pytest.mark.root,
