@@ -1,13 +1,34 @@
-"""The Pod v1 subset nsrun runs, as strict msgspec Structs (pure: no I/O).
+"""The Pod v1 subset nsrun runs, as strict msgspec Structs, and the manifest loader (pure).
 
 Python attribute names are snake_case; the manifest's camelCase names map to them
-(``initContainers`` -> ``init_containers``). Unknown fields are rejected with their path.
-``load_pods`` turns manifest text (YAML or JSON, one or many documents) into ``Pod`` objects
-or raises ``SpecError`` naming the field.
+(``initContainers`` -> ``init_containers``). ``load_pods`` turns manifest text (YAML or JSON,
+one or many documents, or a ``kind: List``) into defaulted ``Pod`` objects or raises
+``SpecError`` naming the field; ``load_pods_with_warnings`` also returns the warnings.
+
+What the loader owns, in order:
+
+* bad input of any kind (binary junk, non-UTF-8, YAML alias bombs, deep nesting, huge
+  numbers, wrong types) becomes ``SpecError``, never another exception or a hang;
+* legacy init-container annotations (``nsrun.core.legacy``): rejected by default, honoured
+  with ``legacy_annotations=True``;
+* fields Kubernetes has but nsrun does not model: scheduling fields are accepted with one
+  warning each, inert ones (``status``, ``metadata.resourceVersion``…) are dropped silently,
+  and fields that would change behaviour are rejected with "not supported by nsrun" (unless
+  set to their neutral value); anything else is ``unknown field "<path>"``;
+* API-server defaulting nsrun needs because no API server runs before it (probe timings,
+  ports, termination message, requests from limits, pod-level requests…).
+
+Validation of values is ``nsrun.core.validate``; ``metadata.uid`` stays ``""`` when absent
+(the runtime fills it: the core has no randomness).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import types
+import typing
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -21,18 +42,18 @@ class _S(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=Tru
 
 
 class ObjectFieldSelector(_S):
-    field_path: str
+    field_path: str = ""
     api_version: str | None = None
 
 
 class ResourceFieldSelector(_S):
-    resource: str
+    resource: str = ""
     container_name: str | None = None
     divisor: str | int | float | None = None
 
 
 class KeySelector(_S):
-    key: str
+    key: str = ""
     name: str | None = None
     optional: bool | None = None
 
@@ -45,14 +66,14 @@ class EnvVarSource(_S):
 
 
 class EnvVar(_S):
-    name: str
+    name: str = ""
     value: str | None = None
     value_from: EnvVarSource | None = None
 
 
 class VolumeMount(_S):
-    name: str
-    mount_path: str
+    name: str = ""
+    mount_path: str = ""
     read_only: bool = False
     sub_path: str | None = None
     sub_path_expr: str | None = None
@@ -65,7 +86,7 @@ class ResourceRequirements(_S):
 
 
 class ContainerPort(_S):
-    container_port: int
+    container_port: int = 0
     name: str | None = None
     protocol: str | None = None
     host_port: int | None = None
@@ -77,12 +98,12 @@ class ExecAction(_S):
 
 
 class HTTPHeader(_S):
-    name: str
-    value: str
+    name: str = ""
+    value: str = ""
 
 
 class HTTPGetAction(_S):
-    port: int | str
+    port: int | str = 0
     path: str | None = None
     host: str | None = None
     scheme: str | None = None
@@ -90,7 +111,7 @@ class HTTPGetAction(_S):
 
 
 class TCPSocketAction(_S):
-    port: int | str
+    port: int | str = 0
     host: str | None = None
 
 
@@ -153,17 +174,17 @@ class Container(_S):
 
 class EmptyDirVolumeSource(_S):
     medium: str | None = None
-    size_limit: str | int | None = None
+    size_limit: str | int | float | None = None
 
 
 class HostPathVolumeSource(_S):
-    path: str
+    path: str = ""
     type: str | None = None
 
 
 class KeyToPath(_S):
-    key: str
-    path: str
+    key: str = ""
+    path: str = ""
     mode: int | None = None
 
 
@@ -182,7 +203,7 @@ class ConfigMapVolumeSource(_S):
 
 
 class Volume(_S):
-    name: str
+    name: str = ""
     empty_dir: EmptyDirVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
     secret: SecretVolumeSource | None = None
@@ -242,49 +263,522 @@ def is_sidecar(container: Container) -> bool:
     return container.restart_policy == "Always"
 
 
-def load_pods(text: str | bytes, source: str = "") -> list[Pod]:
-    """Parse manifest text (YAML or JSON, one or many documents) into Pods.
+# ---------------------------------------------------------------- problems and warnings
 
-    Raises ``SpecError`` with the field path of the first structural problem."""
-    docs = _parse_documents(text, source)
-    pods = [_decode_pod(doc, source) for doc in docs if doc is not None]
+
+@dataclass(frozen=True)
+class UnknownField(Problem):
+    """A field nsrun (and Kubernetes) does not know; reads like kubectl's strict decoding."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class DocumentProblem(Problem):
+    """A problem with the document as a whole (not YAML, not a Pod…): just the message."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def unknown_field(path: str) -> UnknownField:
+    return UnknownField(path, "Unknown field", f'unknown field "{path}"')
+
+
+def document_problem(message: str) -> DocumentProblem:
+    return DocumentProblem("", "Invalid value", message)
+
+
+@dataclass(frozen=True)
+class SpecWarning:
+    """A field accepted but ignored (or honoured with a caveat): ``field: message``."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+# ---------------------------------------------------------------- loading
+
+MAX_BYTES = 3 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_NODES = 200_000
+
+
+def load_pods(text: str | bytes, source: str = "", *,
+              legacy_annotations: bool = False) -> list[Pod]:
+    """Parse manifest text (YAML or JSON, one or many documents) into defaulted Pods.
+
+    Raises ``SpecError`` naming the field of every structural problem of the first bad
+    document. Warnings are dropped; use ``load_pods_with_warnings`` to see them."""
+    return load_pods_with_warnings(text, source, legacy_annotations=legacy_annotations)[0]
+
+
+def load_pods_with_warnings(text: str | bytes, source: str = "", *,
+                            legacy_annotations: bool = False
+                            ) -> tuple[list[Pod], list[SpecWarning]]:
+    """``load_pods`` plus the warnings (ignored scheduling fields, honoured annotations)."""
+    pods: list[Pod] = []
+    warnings: list[SpecWarning] = []
+    for doc in pod_documents(parse_documents(text, source), source):
+        pod, found = decode_pod(doc, source, legacy_annotations=legacy_annotations)
+        pods.append(pod)
+        warnings.extend(found)
     if not pods:
-        raise SpecError([Problem("", "Required value", "no Pod document found")], source=source)
-    return pods
+        raise SpecError([document_problem("no Pod document found")], source=source)
+    return pods, warnings
 
 
-def _parse_documents(text: str | bytes, source: str) -> list[Any]:
+def parse_documents(text: str | bytes, source: str = "") -> list[Any]:
+    """Every document of a YAML or JSON stream as plain data, refusing hostile input."""
+    text = _as_text(text, source)
+    stripped = text.lstrip(" \t\r\n")
+    if stripped.startswith(("{", "[")):
+        return _parse_json(stripped, source)
+    return _parse_yaml(text, source)
+
+
+def pod_documents(docs: list[Any], source: str = "") -> list[dict[str, Any]]:
+    """The Pod objects among ``docs``: empty documents skipped, ``kind: List`` flattened."""
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") == "List" and "items" in doc:
+            items = doc["items"]
+            if not isinstance(items, list):
+                raise _doc_error("items: expected a list of Pods", source)
+            out.extend(_check_pod_object(item, source) for item in items if item is not None)
+        else:
+            out.append(_check_pod_object(doc, source))
+    return out
+
+
+def _doc_error(message: str, source: str, pod: str = "") -> SpecError:
+    return SpecError([document_problem(message)], pod=pod, source=source)
+
+
+def _as_text(text: str | bytes, source: str) -> str:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        data = bytes(text)
+        if len(data) > MAX_BYTES:
+            raise _doc_error(_too_big(len(data)), source)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise _doc_error(f"manifest is not valid UTF-8 (byte {err.start})", source) from None
+    if not isinstance(text, str):
+        raise _doc_error("manifest must be text", source)
+    if len(text) > MAX_BYTES:
+        raise _doc_error(_too_big(len(text)), source)
+    return text.removeprefix("\ufeff")
+
+
+def _too_big(size: int) -> str:
+    return f"manifest is {size} bytes; nsrun reads at most {MAX_BYTES} (the API server's limit)"
+
+
+def _parse_json(text: str, source: str) -> list[Any]:
+    decoder, docs, pos = json.JSONDecoder(), [], 0
+    try:
+        while pos < len(text):
+            doc, pos = decoder.raw_decode(text, pos)
+            docs.append(doc)
+            while pos < len(text) and text[pos] in " \t\r\n":
+                pos += 1
+    except json.JSONDecodeError as err:
+        raise _doc_error(f"invalid JSON: line {err.lineno}, column {err.colno}: {err.msg}",
+                         source) from None
+    except (RecursionError, ValueError) as err:
+        raise _doc_error(f"invalid JSON: {_short(err)}", source) from None
+    for doc in docs:
+        _check_json_shape(doc, source)
+    return docs
+
+
+def _check_json_shape(doc: Any, source: str) -> None:
+    """Depth and size limits for JSON, walked without recursion."""
+    stack, count = [(doc, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise _doc_error(f"manifest is nested more than {MAX_DEPTH} levels deep", source)
+        if count > MAX_NODES:
+            raise _doc_error(f"manifest has more than {MAX_NODES} values", source)
+        children = node.values() if isinstance(node, dict) else node if isinstance(
+            node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _short(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0].lower().rstrip(".")
+
+
+# ---------------------------------------------------------------- YAML
+
+
+def _yaml_loader() -> type:
+    """The C safe loader without YAML 1.1 timestamps (Kubernetes keeps them as strings)."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return _loader_without_timestamps(base)
+
+
+@functools.cache
+def _loader_without_timestamps(base: type) -> type:
+    resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+                 for k, v in base.yaml_implicit_resolvers.items()}
+    return type("NsrunLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+
+
+def _parse_yaml(text: str, source: str) -> list[Any]:
+    import yaml
+
+    loader = _yaml_loader()
     try:
+        _check_yaml_events(yaml.parse(text, Loader=loader), source)
         return list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise SpecError([Problem("", "Invalid value", f"{where}invalid YAML: {problem}")],
-                        source=source) from None
+        raise _doc_error(_yaml_message(err), source) from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as err:
+        raise _doc_error(f"invalid YAML: {_short(err)}", source) from None
 
 
-def _decode_pod(doc: Any, source: str) -> Pod:
-    if not isinstance(doc, dict) or doc.get("kind", "Pod") != "Pod":
-        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-        raise SpecError([Problem("kind", "Unsupported value", f'"{kind}": supported values: "Pod"')],
+def _yaml_message(err: Exception) -> str:
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(err, "problem", None) or str(err)
+    return f"{where}invalid YAML: {problem}"
+
+
+class _Sizes:
+    """Expanded node counts per open collection, to catch alias bombs before loading."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.stack: list[list[Any]] = []
+        self.anchors: dict[str, int] = {}
+        self.open: set[str] = set()
+
+    def add(self, size: int) -> None:
+        frame = self.stack[-1] if self.stack else None
+        total = frame[0] + size if frame else size
+        if total > MAX_NODES:
+            raise _doc_error(f"manifest expands to more than {MAX_NODES} values "
+                             "(excessive YAML aliasing)", self.source)
+        if frame:
+            frame[0] = total
+
+    def start(self, anchor: str | None) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise _doc_error(f"manifest is nested more than {MAX_DEPTH} levels deep", self.source)
+        self.stack.append([1, anchor])
+        if anchor:
+            self.open.add(anchor)
+
+    def end(self) -> None:
+        size, anchor = self.stack.pop()
+        if anchor:
+            self.anchors[anchor] = size
+            self.open.discard(anchor)
+        self.add(size)
+
+    def alias(self, anchor: str) -> None:
+        if anchor in self.open:
+            raise _doc_error(f"YAML alias *{anchor} refers to itself", self.source)
+        self.add(self.anchors.get(anchor, 1))
+
+    def scalar(self, anchor: str | None) -> None:
+        if anchor:
+            self.anchors[anchor] = 1
+        self.add(1)
+
+
+def _check_yaml_events(events: Any, source: str) -> None:
+    import yaml
+
+    sizes = _Sizes(source)
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            sizes.start(event.anchor)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            sizes.end()
+        elif isinstance(event, yaml.AliasEvent):
+            sizes.alias(event.anchor)
+        elif isinstance(event, yaml.ScalarEvent):
+            sizes.scalar(event.anchor)
+
+
+# ---------------------------------------------------------------- one Pod document
+
+
+def _check_pod_object(doc: Any, source: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise _doc_error(f"expected a Pod object, found {_json_type(doc)}", source)
+    kind = doc.get("kind", "Pod")
+    if kind != "Pod":
+        shown = json.dumps(kind) if isinstance(kind, str) else _json_type(kind)
+        raise SpecError([Problem("kind", "Unsupported value", f'{shown}: supported values: "Pod"')],
                         source=source)
+    version = doc.get("apiVersion", "v1")
+    if version != "v1":
+        shown = version if isinstance(version, str) else _json_type(version)
+        raise _doc_error(f'no matches for kind "Pod" in version "{shown}"', source)
+    return doc
+
+
+def decode_pod(doc: dict[str, Any], source: str = "", *,
+               legacy_annotations: bool = False) -> tuple[Pod, list[SpecWarning]]:
+    """One Pod object (plain data) -> a defaulted ``Pod`` and its warnings."""
+    from nsrun.core import legacy
+
+    name = _raw_name(doc)
+    found = Findings()
+    doc = legacy.apply(doc, honour=legacy_annotations, findings=found)
+    clean = walk(doc, Pod, "", found)
+    if found.problems:
+        raise SpecError(found.problems, pod=name, source=source)
     try:
-        return msgspec.convert(doc, Pod)
+        pod = msgspec.convert(clean, Pod)
     except msgspec.ValidationError as err:
-        raise SpecError([_problem_from_msgspec(str(err))], source=source) from None
+        raise SpecError([problem_from_msgspec(str(err))], pod=name, source=source) from None
+    return apply_defaults(pod), found.warnings
 
 
-def _problem_from_msgspec(text: str) -> Problem:
-    """``Object contains unknown field `imagee` - at `$.spec.containers[0]` `` -> a Problem
-    with a Kubernetes field path."""
+def _raw_name(doc: dict[str, Any]) -> str:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                       (list, "array"), (dict, "object"), (type(None), "null")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+_TYPE_WORDS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
+               "array": "array", "object": "object", "null": "null"}
+
+
+def problem_from_msgspec(text: str) -> Problem:
+    """``Expected `str`, got `int` - at `$.spec.containers[0].image` `` -> a Problem with a
+    Kubernetes field path and a plain message."""
     message, _, at = text.partition(" - at `")
-    path = at.rstrip("`").removeprefix("$").lstrip(".")
-    if message.startswith("Object contains unknown field `"):
-        name = message.split("`")[1]
-        return Problem(f"{path}.{name}" if path else name, "Invalid value",
-                       "unknown field")
+    path = at.rstrip("`").removeprefix("$").lstrip(".").replace("[...]", "")
+    if message.startswith("Expected `"):
+        return Problem(path, "Invalid value", _expected(message))
     return Problem(path, "Invalid value", message.lower().rstrip("."))
+
+
+def _expected(message: str) -> str:
+    parts = message.split("`")
+    want = [_TYPE_WORDS.get(w, w) for w in parts[1].split(" | ") if w != "null"]
+    got = _TYPE_WORDS.get(parts[3], parts[3]) if len(parts) > 3 else "something else"
+    return f"expected {' or '.join(want)}, got {got}"
+
+
+# ---------------------------------------------------------------- fields outside the model
+
+
+@dataclass
+class Findings:
+    """What the schema walk and the legacy-annotation step found in one document."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[SpecWarning] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """How to treat a Kubernetes field nsrun does not model (or models with a caveat).
+
+    ``action``: ``drop`` (inert, silently), ``warn`` (accepted, ignored, one warning),
+    ``reject`` (would change behaviour: "not supported by nsrun"). Empty values and the
+    ``neutral`` ones are accepted silently for ``warn`` and ``reject``."""
+
+    action: str
+    message: str = ""
+    neutral: tuple[Any, ...] = ()
+
+
+SCHEDULING = _Policy("warn", "ignored: scheduling has no meaning on one host")
+_DROP = _Policy("drop")
+_REJECT = _Policy("reject")
+_NO_TOKEN = _Policy("warn", "ignored: no API server, so no service account token is mounted")
+_UNCONFINED = _Policy("reject", neutral=({"type": "Unconfined"},))
+
+NOT_SUPPORTED = "not supported by nsrun"
+
+_VOLUME_TYPES = (
+    "persistentVolumeClaim projected downwardAPI nfs csi ephemeral image gcePersistentDisk "
+    "awsElasticBlockStore gitRepo iscsi glusterfs rbd flexVolume cinder cephfs flocker fc "
+    "azureFile azureDisk vsphereVolume quobyte photonPersistentDisk portworxVolume scaleIO "
+    "storageos").split()
+
+_POLICIES: dict[type, dict[str, _Policy]] = {
+    Pod: {"status": _DROP},
+    ObjectMeta: {
+        **{k: _DROP for k in ("selfLink", "resourceVersion", "generation", "creationTimestamp",
+                              "deletionTimestamp", "deletionGracePeriodSeconds",
+                              "ownerReferences", "finalizers", "managedFields")},
+        "generateName": _REJECT,
+    },
+    PodSpec: {
+        **{k: SCHEDULING for k in ("nodeSelector", "affinity", "tolerations", "priority",
+                                   "priorityClassName", "schedulerName", "preemptionPolicy",
+                                   "topologySpreadConstraints", "schedulingGates", "nodeName")},
+        "imagePullSecrets": _Policy("warn", "ignored: nsrun never pulls images"),
+        "serviceAccount": _NO_TOKEN,
+        "automountServiceAccountToken": _Policy("warn", _NO_TOKEN.message, (False,)),
+        "enableServiceLinks": _DROP,
+        "dnsPolicy": _Policy("reject", neutral=("ClusterFirst", "Default",
+                                                "ClusterFirstWithHostNet")),
+        "os": _Policy("reject", neutral=({"name": "linux"},)),
+        "hostUsers": _Policy("reject", neutral=(True,)),
+        **{k: _REJECT for k in ("ephemeralContainers", "hostPID", "hostIPC", "hostAliases",
+                                "dnsConfig", "readinessGates", "setHostnameAsFQDN",
+                                "resourceClaims", "runtimeClassName", "hostnameOverride")},
+    },
+    Container: {
+        "resizePolicy": _Policy("warn", "ignored: nsrun does not resize containers"),
+        **{k: _REJECT for k in ("envFrom", "restartPolicyRules", "volumeDevices", "stdin",
+                                "stdinOnce", "tty")},
+    },
+    ResourceRequirements: {"claims": _REJECT},
+    Probe: {"grpc": _REJECT},
+    LifecycleHandler: {k: _REJECT for k in ("httpGet", "tcpSocket", "sleep")},
+    Lifecycle: {"stopSignal": _REJECT},
+    SecurityContext: {
+        "seLinuxOptions": _REJECT, "windowsOptions": _REJECT,
+        "procMount": _Policy("reject", neutral=("Default",)),
+        "seccompProfile": _UNCONFINED, "appArmorProfile": _UNCONFINED,
+    },
+    PodSecurityContext: {
+        **{k: _REJECT for k in ("seLinuxOptions", "windowsOptions", "fsGroupChangePolicy",
+                                "sysctls", "seLinuxChangePolicy")},
+        "seccompProfile": _UNCONFINED, "appArmorProfile": _UNCONFINED,
+        "supplementalGroupsPolicy": _Policy("reject", neutral=("Merge",)),
+    },
+    Volume: {k: _REJECT for k in _VOLUME_TYPES},
+    VolumeMount: {"recursiveReadOnly": _Policy("reject", neutral=("Disabled",))},
+    EnvVarSource: {"fileKeyRef": _REJECT},
+}
+
+
+def walk(raw: Any, cls: type, path: str, found: Findings) -> Any:
+    """A copy of ``raw`` with ignored fields removed; unknown and unsupported fields are
+    recorded in ``found`` (every one, with its path)."""
+    if not isinstance(raw, dict):
+        return raw
+    fields, policies, clean = _field_types(cls), _POLICIES.get(cls, {}), {}
+    for key, value in raw.items():
+        where = f"{path}.{key}" if path else str(key)
+        policy = policies.get(key) if isinstance(key, str) else None
+        if policy is not None:
+            _apply_policy(policy, where, value, found)
+            if key not in fields:
+                continue
+        elif not isinstance(key, str) or key not in fields:
+            found.problems.append(unknown_field(where))
+            continue
+        clean[key] = _walk_value(value, fields[key], where, found)
+    return clean
+
+
+def _apply_policy(policy: _Policy, where: str, value: Any, found: Findings) -> None:
+    """Record what ``policy`` says about ``value`` (a problem, a warning or nothing)."""
+    if value in (None, False, "", [], {}) or value in policy.neutral:
+        return
+    if policy.action == "reject":
+        found.problems.append(Problem(where, "Forbidden", NOT_SUPPORTED))
+    elif policy.action == "warn":
+        found.warnings.append(SpecWarning(where, policy.message))
+
+
+def _walk_value(value: Any, tp: Any, where: str, found: Findings) -> Any:
+    kind, cls = _shape(tp)
+    if kind == "struct":
+        return walk(value, cls, where, found)
+    if kind == "list" and isinstance(value, list):
+        return [walk(v, cls, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
+
+
+@functools.cache
+def _shape(tp: Any) -> tuple[str, Any]:
+    """("struct", S) for S or S | None, ("list", S) for list[S], else ("", None)."""
+    args = typing.get_args(tp) if isinstance(tp, types.UnionType) else (tp,)
+    for arg in args:
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return "struct", arg
+        if typing.get_origin(arg) is list:
+            inner = typing.get_args(arg)[0]
+            if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+                return "list", inner
+    return "", None
+
+
+# ---------------------------------------------------------------- defaulting
+
+
+def apply_defaults(pod: Pod) -> Pod:
+    """The API server's defaulting nsrun needs, applied in place (and returned)."""
+    spec = pod.spec
+    for c in spec.init_containers + spec.containers:
+        _default_container(c, spec.host_network)
+    for volume in spec.volumes:
+        _default_volume(volume)
+    from nsrun.core import resources
+
+    resources.default_requests(pod)
+    return pod
+
+
+def _default_container(c: Container, host_network: bool) -> None:
+    c.termination_message_path = c.termination_message_path or "/dev/termination-log"
+    c.termination_message_policy = c.termination_message_policy or "File"
+    for port in c.ports or ():
+        port.protocol = port.protocol or "TCP"
+        if host_network and not port.host_port:
+            port.host_port = port.container_port
+    for probe in (c.liveness_probe, c.readiness_probe, c.startup_probe):
+        if probe is not None:
+            _default_probe(probe)
+    for var in c.env or ():
+        ref = var.value_from.field_ref if var.value_from else None
+        if ref is not None and not ref.api_version:
+            ref.api_version = "v1"
+
+
+def _default_probe(p: Probe) -> None:
+    p.initial_delay_seconds = p.initial_delay_seconds or 0
+    p.timeout_seconds = p.timeout_seconds or 1
+    p.period_seconds = p.period_seconds or 10
+    p.success_threshold = p.success_threshold or 1
+    p.failure_threshold = p.failure_threshold or 3
+    if p.http_get is not None:
+        p.http_get.path = p.http_get.path or "/"
+        p.http_get.scheme = p.http_get.scheme or "HTTP"
+
+
+def _default_volume(v: Volume) -> None:
+    if not any((v.empty_dir, v.host_path, v.secret, v.config_map)):
+        v.empty_dir = EmptyDirVolumeSource()
+    if v.host_path is not None and v.host_path.type is None:
+        v.host_path.type = ""
+    for source in (v.secret, v.config_map):
+        if source is not None and source.default_mode is None:
+            source.default_mode = 0o644
