@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml setup.py csrc/*.c csrc/*.h csrc/build_ffi.py | deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip "setuptools>=77" wheel "cffi>=2.0"
 	$(PIP) install -q --no-build-isolation --config-settings editable_mode=compat -e '.[dev]'
+	$(PY) -m compileall -q nsrun
 	touch $@
 
 setup: deps $(STAMP)
@@ -54,6 +55,7 @@ lint: setup
 
 bench: setup
 	$(MAKE) deps DEB_PACKAGES="$(DEB_PACKAGES) $(BENCH_PACKAGES)"
+	$(PY) -m compileall -q nsrun  # bytecode even where PYTHONDONTWRITEBYTECODE is set
 	$(PY) bench/bench.py
 
 clean:
