@@ -65,20 +65,34 @@ def test_init_containers_run_in_order_and_app_sees_both_markers(world):
 
 
 def test_container_has_own_mount_namespace_and_the_pods_network_namespace(world):
-    record = "readlink /proc/self/ns/mnt > /work/{0}.mnt; readlink /proc/self/ns/net > /work/{0}.net; " \
-             "cat /proc/net/dev | grep -c : > /work/{0}.ifs; hostname > /work/{0}.host"
-    app = record.format("app") + "; echo $$ > /work/app.pid"
-    proc = world.nsrun(*world.run_args("-w", world.manifest("p", pod_yaml([record.format("init")], app))))
+    # Two app containers alive at the same time (each waits for the other's record), so
+    # their namespace inode numbers cannot be recycled between them.
+    record = ("readlink /proc/self/ns/mnt > /work/{0}.mnt; readlink /proc/self/ns/net > "
+              "/work/{0}.net; grep -c : /proc/net/dev > /work/{0}.ifs; hostname > /work/{0}.host;"
+              " echo $$$$ > /work/{0}.pid; touch /work/{0}.done")
+    wait = "; until [ -e /work/{0}.done ]; do sleep 0.05; done"
+    text = pod_yaml([record.format("init")], record.format("app") + wait.format("app2"))
+    text += """  - name: app2
+    image: busybox
+    command: [sh, -c, {!r}]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+""".format(record.format("app2") + wait.format("app"))
+    text = text.replace("  volumes:\n  - {name: work, emptyDir: {}}\n", "") + \
+        "  volumes:\n  - {name: work, emptyDir: {}}\n"
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)))
     assert proc.returncode == 0, proc.stderr
     work = world.root / "pods" / "p" / "volumes" / "work"
-    read = lambda n: (work / n).read_text().strip()  # noqa: E731
+
+    def read(name: str) -> str:
+        return (work / name).read_text().strip()
+
     host_mnt, host_net = os.readlink("/proc/self/ns/mnt"), os.readlink("/proc/self/ns/net")
-    assert read("init.mnt") != read("app.mnt")
-    assert host_mnt not in (read("init.mnt"), read("app.mnt"))
-    assert read("init.net") == read("app.net") != host_net
+    assert read("app.mnt") != read("app2.mnt")
+    assert host_mnt not in (read("init.mnt"), read("app.mnt"), read("app2.mnt"))
+    assert read("init.net") == read("app.net") == read("app2.net") != host_net
     assert read("init.ifs") == "1"  # only lo in the pod's network namespace
     assert read("init.host") == read("app.host") == "p"
-    assert read("app.pid") == "1"  # pid 1 of its own pid namespace
+    assert read("app.pid") == read("app2.pid") == "1"  # pid 1 of its own pid namespace
 
 
 def test_failing_init_with_never_fails_the_pod_and_the_app_never_runs(world):

@@ -63,8 +63,9 @@ class World:
         return json.loads((self.root / "pods" / pod / "status.json").read_text())
 
     def column(self, pod: str) -> str:
-        out = self.nsrun("get", pod, check=True).stdout.splitlines()
-        return out[1].split()[2]
+        """The pod's STATUS column ("" while the pod has no status yet)."""
+        out = self.nsrun("get", pod).stdout.splitlines()
+        return out[1].split()[2] if len(out) > 1 else ""
 
     def wait_column(self, pod: str, want: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
