@@ -137,9 +137,12 @@ def test_sigterm_to_run_stops_the_pod_and_leaves_no_process(world):
     cmd = [sys.executable, "-m", "nsrun", "--root", str(world.root), "--images",
            str(world.images), *world.run_args("--rm", path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    world.wait_column("p", "Running")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 143
+    try:
+        world.wait_column("p", "Running")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 143
     assert not (world.root / "pods" / "p").exists()
 
 
