@@ -39,4 +39,5 @@ wait_for Running
 step "$NSRUN" get myapp-pod
 step "$NSRUN" logs myapp-pod -c init-mydb
 step "$NSRUN" logs myapp-pod -c myapp-container
-step "$NSRUN" delete myapp-pod
+# `sleep` as PID 1 ignores SIGTERM: cut the 30 s grace period short, as kubectl --grace-period does
+step "$NSRUN" delete myapp-pod --grace-period 1

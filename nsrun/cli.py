@@ -79,6 +79,8 @@ def _add_delete(sub) -> None:
     d = sub.add_parser("delete", help="stop a pod gracefully and remove every trace of it")
     d.add_argument("pod")
     d.add_argument("--timeout", type=float, help="seconds to wait for the supervisor")
+    d.add_argument("--grace-period", type=float, metavar="SECONDS",
+                   help="override terminationGracePeriodSeconds (0 = kill at once)")
     d.set_defaults(func=cmd_delete)
 
 
@@ -215,7 +217,7 @@ def cmd_delete(args) -> int:
     from nsrun.runtime import podrun
     from nsrun.state import StateRoot
 
-    podrun.delete(StateRoot(_path(args.root)), args.pod, args.timeout)
+    podrun.delete(StateRoot(_path(args.root)), args.pod, args.timeout, args.grace_period)
     print(f'pod "{args.pod}" deleted')
     return 0
 

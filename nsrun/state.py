@@ -8,6 +8,7 @@ Layout under ``--root`` (default ``/run/nsrun``)::
     pods/<name>/supervisor.pid      pid of the pod's supervisor
     pods/<name>/supervisor.log      the detached supervisor's own stderr
     pods/<name>/lock                flock held by the supervisor while it runs
+    pods/<name>/delete-grace        grace period asked by ``delete --grace-period``
     pods/<name>/volumes/<volume>/   emptyDir volumes
     pods/<name>/logs/<container>/<attempt>.log   one log per attempt (kubelet naming)
 """
@@ -42,6 +43,7 @@ class PodPaths:
     pidfile = property(lambda self: self.dir / "supervisor.pid")
     supervisor_log = property(lambda self: self.dir / "supervisor.log")
     lockfile = property(lambda self: self.dir / "lock")
+    grace_override = property(lambda self: self.dir / "delete-grace")
     volumes = property(lambda self: self.dir / "volumes")
     logs = property(lambda self: self.dir / "logs")
 

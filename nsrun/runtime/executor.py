@@ -15,7 +15,7 @@ from nsrun.bundle.images import ImageStore
 from nsrun.core.actions import Action, KillContainer, KillPod, StartContainer, WakeAt
 from nsrun.core.observed import ERR_IMAGE_NEVER_PULL, OOM_KILLED, START_ERROR, Attempt, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
-from nsrun.errors import BundleError, NsrunError, SpawnError
+from nsrun.errors import BundleError, SpawnError
 from nsrun.host.podcgroup import PodCgroup
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import logs
@@ -45,6 +45,7 @@ class Executor:
         self.pod, self.paths, self.sandbox, self.cgroup = pod, paths, sandbox, cgroup
         self.images, self.events, self.observed = images, events, observed
         self.running: dict[str, Running] = {}
+        self.grace = max(float(pod.spec.termination_grace_period_seconds), MIN_GRACE)
         self.containers = {c.name: (c, kind) for c, kind in _with_kinds(pod)}
 
     def apply(self, actions: list[Action], now: float) -> float | None:
@@ -115,8 +116,7 @@ class Executor:
         if proc is None or proc.kill_at is not None:
             return
         container, kind = self.containers[name]
-        grace = max(float(self.pod.spec.termination_grace_period_seconds), MIN_GRACE)
-        proc.kill_at = now + grace
+        proc.kill_at = now + self.grace
         self.events.emit(now, NORMAL, "Killing", message or f"Stopping container {name}",
                          _field_path(container, kind))
         _signal(proc.pidfd, signal.SIGTERM)
@@ -204,5 +204,3 @@ def _exit_status(info) -> tuple[int, int | None]:
         return info.si_status, None
     return 128 + info.si_status, info.si_status
 
-
-__all__ = ["Executor", "NsrunError"]

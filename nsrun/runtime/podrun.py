@@ -147,10 +147,15 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def delete(state: StateRoot, name: str, timeout: float | None = None) -> None:
-    """Stop the pod gracefully (its supervisor does it) and remove every trace of it."""
+def delete(state: StateRoot, name: str, timeout: float | None = None,
+           grace: float | None = None) -> None:
+    """Stop the pod gracefully (its supervisor does it) and remove every trace of it.
+    ``grace`` overrides the pod's ``terminationGracePeriodSeconds`` (kubectl's
+    ``--grace-period``)."""
     paths = state.existing(name)
     if supervisor_alive(paths):
+        if grace is not None:
+            paths.grace_override.write_text(f"{grace}\n")
         _stop_supervisor(paths, timeout)
     else:
         _cleanup_after_crash(paths)
@@ -160,7 +165,8 @@ def delete(state: StateRoot, name: str, timeout: float | None = None) -> None:
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
     pid = int(paths.pidfile.read_text().strip())
     os.kill(pid, signal.SIGTERM)
-    limit = time.monotonic() + (timeout if timeout is not None else _grace(paths) + 10)
+    grace = _grace(paths)
+    limit = time.monotonic() + (timeout if timeout is not None else grace + 10)
     while supervisor_alive(paths):
         if time.monotonic() > limit:
             raise StateError(f'pod "{paths.name}": supervisor {pid} did not stop in time')
@@ -170,6 +176,8 @@ def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
 def _grace(paths: PodPaths) -> float:
     import json
 
+    if paths.grace_override.exists():
+        return float(paths.grace_override.read_text())
     try:
         spec = json.loads(paths.manifest.read_bytes()).get("spec", {})
     except (OSError, ValueError):

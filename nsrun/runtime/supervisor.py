@@ -119,6 +119,8 @@ class Supervisor:
         ex = self.executor
         assert ex is not None
         ex.observed = replace(ex.observed, deleting=True)
+        if self.paths.grace_override.exists():
+            ex.grace = float(self.paths.grace_override.read_text())
         self.manifest["metadata"]["deletionTimestamp"] = rfc3339(time.time())
 
     def publish(self, now: float) -> dict[str, Any]:
