@@ -87,7 +87,7 @@ def resident_supervisor(world: Path, tmp: Path) -> tuple[int, int]:
     time.sleep(0.3)
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
                   .splitlines() if ":" in line)
-    subprocess.run(base + ["delete", "resident", "--timeout", "30"], check=True,
+    subprocess.run(base + ["delete", "resident", "--grace-period", "0"], check=True,
                    capture_output=True)
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 

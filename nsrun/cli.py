@@ -136,25 +136,22 @@ def load_one_pod(path: str, legacy: bool):
 
 def cmd_run(args) -> int:
     from nsrun.bundle.images import ImageStore
+    from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
     from nsrun.runtime import podrun
     from nsrun.runtime.supervisor import Options
     from nsrun.state import StateRoot
 
     pod = podrun.with_uid(load_one_pod(args.file, args.legacy_annotations))
+    computed = resources.compute(pod)
     options = Options(images=ImageStore(args.images),
                       backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
                       cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
-                      cgroup_values=_pod_cgroup_values(pod),
+                      cgroup_values=dict(computed.pod_cgroup),
+                      declares_resources=computed.qos_class != "BestEffort",
                       on_change=_print_row if args.watch else None)
     return podrun.run(pod, StateRoot(_path(args.root)), options, detach=args.detach,
                       keep=not args.rm)
-
-
-def _pod_cgroup_values(pod) -> dict[str, str]:
-    from nsrun.core import resources
-
-    return dict(resources.compute(pod).pod_cgroup)
 
 
 def _print_row(pod: dict[str, Any]) -> None:

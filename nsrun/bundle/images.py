@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+from nsrun.bundle.oci import DEFAULT_MOUNTS
 from nsrun.errors import BundleError, UsageError
 
 _REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$")
@@ -79,7 +80,8 @@ class ImageStore:
 
 def default_config(args: list[str]) -> dict:
     """A config.json like ``runc spec`` makes (read-only root, the usual mounts), plus a
-    tmpfs on /tmp so a read-only image still has a scratch directory."""
+    tmpfs on /tmp so a read-only image still has a scratch directory. runc and crun run the
+    same bundle."""
     return {
         "ociVersion": "1.0.2",
         "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
@@ -87,7 +89,8 @@ def default_config(args: list[str]) -> dict:
                     "noNewPrivileges": True},
         "root": {"path": "rootfs", "readonly": True},
         "hostname": "nsrun",
-        "mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+        "mounts": [*DEFAULT_MOUNTS,
+                   {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                     "options": ["nosuid", "nodev", "mode=1777", "size=65536k"]}],
         "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
     }

@@ -48,14 +48,15 @@ class PodCgroup:
 
     @classmethod
     def create(cls, parent: str | None, uid: str, values: dict[str, str], mode: str,
-               warn=None) -> PodCgroup:
+               declared: bool = True, warn=None) -> PodCgroup:
         """Make ``<parent>/pod-<uid>``, enable controllers, write the pod values
-        (before any container starts)."""
+        (before any container starts). ``declared``: the pod asked for resources (a
+        BestEffort pod's default cpu.weight is not worth a warning or a refusal)."""
         root, parent_path = resolve_parent(parent)
         self = cls(root, parent_path / f"pod-{uid}")
         self.available = cgroupfs.enable_controllers(root, self.path)
-        missing = sorted({CONTROLLER_OF.get(k, k.split(".")[0]) for k in values}
-                         - self.available)
+        wanted = {CONTROLLER_OF.get(k, k.split(".")[0]) for k in values} if declared else set()
+        missing = sorted(wanted - self.available)
         if missing and mode == "v2":
             raise PreflightError(
                 f"cgroup v2 at {root} lacks the {', '.join(missing)} controller(s) needed for "

@@ -41,6 +41,7 @@ class Options:
     cgroup_parent: str | None = None
     cgroup_mode: str = "auto"
     cgroup_values: dict[str, str] | None = None
+    declares_resources: bool = True
     on_change: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -61,7 +62,8 @@ class Supervisor:
         if self.options.cgroup_mode != "none":
             self.cgroup = PodCgroup.create(self.options.cgroup_parent, self.pod.metadata.uid,
                                            self.options.cgroup_values or {},
-                                           self.options.cgroup_mode)
+                                           self.options.cgroup_mode,
+                                           self.options.declares_resources)
             (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
         self.sandbox = Sandbox.create(self.pod, self.paths)
         events = EventLog(self.paths)
