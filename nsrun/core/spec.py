@@ -336,9 +336,17 @@ def parse_documents(text: str | bytes, source: str = "") -> list[Any]:
     """Every document of a YAML or JSON stream as plain data, refusing hostile input."""
     text = _as_text(text, source)
     stripped = text.lstrip(" \t\r\n")
-    if stripped.startswith(("{", "[")):
+    if not stripped.startswith(("{", "[")):
+        return _parse_yaml(text, source)
+    try:
         return _parse_json(stripped, source)
-    return _parse_yaml(text, source)
+    except SpecError as json_error:
+        if "invalid JSON: line" not in str(json_error):
+            raise
+        try:  # YAML flow style (``{name: p}``) also starts with a brace
+            return _parse_yaml(text, source)
+        except SpecError as yaml_error:
+            raise (json_error if "invalid YAML" in str(yaml_error) else yaml_error) from None
 
 
 def pod_documents(docs: list[Any], source: str = "") -> list[dict[str, Any]]:
@@ -392,7 +400,10 @@ def _parse_json(text: str, source: str) -> list[Any]:
     except json.JSONDecodeError as err:
         raise _doc_error(f"invalid JSON: line {err.lineno}, column {err.colno}: {err.msg}",
                          source) from None
-    except (RecursionError, ValueError) as err:
+    except RecursionError:
+        raise _doc_error(f"invalid JSON: nested more than {MAX_DEPTH} levels deep",
+                         source) from None
+    except ValueError as err:
         raise _doc_error(f"invalid JSON: {_short(err)}", source) from None
     for doc in docs:
         _check_json_shape(doc, source)
@@ -601,19 +612,24 @@ class _Policy:
     """How to treat a Kubernetes field nsrun does not model (or models with a caveat).
 
     ``action``: ``drop`` (inert, silently), ``warn`` (accepted, ignored, one warning),
-    ``reject`` (would change behaviour: "not supported by nsrun"). Empty values and the
-    ``neutral`` ones are accepted silently for ``warn`` and ``reject``."""
+    ``reject`` (would change behaviour: "not supported by nsrun"). Neutral values (by default
+    the empty ones) are accepted silently for ``warn`` and ``reject``."""
 
     action: str
     message: str = ""
-    neutral: tuple[Any, ...] = ()
+    neutral: tuple[Any, ...] | None = None
+
+    def is_neutral(self, value: Any) -> bool:
+        """Empty values (unless ``neutral`` says otherwise) and the ``neutral`` ones."""
+        accepted = (None, False, "", [], {}) if self.neutral is None else (None, *self.neutral)
+        return any(type(value) is type(n) and value == n for n in accepted)
 
 
 SCHEDULING = _Policy("warn", "ignored: scheduling has no meaning on one host")
 _DROP = _Policy("drop")
 _REJECT = _Policy("reject")
 _NO_TOKEN = _Policy("warn", "ignored: no API server, so no service account token is mounted")
-_UNCONFINED = _Policy("reject", neutral=({"type": "Unconfined"},))
+_UNCONFINED = _Policy("reject", neutral=({}, {"type": "Unconfined"}))
 
 NOT_SUPPORTED = "not supported by nsrun"
 
@@ -639,9 +655,9 @@ _POLICIES: dict[type, dict[str, _Policy]] = {
         "serviceAccount": _NO_TOKEN,
         "automountServiceAccountToken": _Policy("warn", _NO_TOKEN.message, (False,)),
         "enableServiceLinks": _DROP,
-        "dnsPolicy": _Policy("reject", neutral=("ClusterFirst", "Default",
+        "dnsPolicy": _Policy("reject", neutral=("", "ClusterFirst", "Default",
                                                 "ClusterFirstWithHostNet")),
-        "os": _Policy("reject", neutral=({"name": "linux"},)),
+        "os": _Policy("reject", neutral=({}, {"name": "linux"})),
         "hostUsers": _Policy("reject", neutral=(True,)),
         **{k: _REJECT for k in ("ephemeralContainers", "hostPID", "hostIPC", "hostAliases",
                                 "dnsConfig", "readinessGates", "setHostnameAsFQDN",
@@ -658,17 +674,17 @@ _POLICIES: dict[type, dict[str, _Policy]] = {
     Lifecycle: {"stopSignal": _REJECT},
     SecurityContext: {
         "seLinuxOptions": _REJECT, "windowsOptions": _REJECT,
-        "procMount": _Policy("reject", neutral=("Default",)),
+        "procMount": _Policy("reject", neutral=("", "Default")),
         "seccompProfile": _UNCONFINED, "appArmorProfile": _UNCONFINED,
     },
     PodSecurityContext: {
         **{k: _REJECT for k in ("seLinuxOptions", "windowsOptions", "fsGroupChangePolicy",
                                 "sysctls", "seLinuxChangePolicy")},
         "seccompProfile": _UNCONFINED, "appArmorProfile": _UNCONFINED,
-        "supplementalGroupsPolicy": _Policy("reject", neutral=("Merge",)),
+        "supplementalGroupsPolicy": _Policy("reject", neutral=("", "Merge")),
     },
     Volume: {k: _REJECT for k in _VOLUME_TYPES},
-    VolumeMount: {"recursiveReadOnly": _Policy("reject", neutral=("Disabled",))},
+    VolumeMount: {"recursiveReadOnly": _Policy("reject", neutral=("", "Disabled"))},
     EnvVarSource: {"fileKeyRef": _REJECT},
 }
 
@@ -695,7 +711,7 @@ def walk(raw: Any, cls: type, path: str, found: Findings) -> Any:
 
 def _apply_policy(policy: _Policy, where: str, value: Any, found: Findings) -> None:
     """Record what ``policy`` says about ``value`` (a problem, a warning or nothing)."""
-    if value in (None, False, "", [], {}) or value in policy.neutral:
+    if policy.is_neutral(value):
         return
     if policy.action == "reject":
         found.problems.append(Problem(where, "Forbidden", NOT_SUPPORTED))
