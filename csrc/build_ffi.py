@@ -6,7 +6,8 @@ after editing ``csrc/`` with::
     .venv/bin/pip install -q --no-build-isolation --config-settings editable_mode=compat -e .
 
 The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver), ``clone_vm.c``,
-``exec.c``, ``ns.c`` and ``mount.c``, sharing ``nsrun.h``.
+``exec.c``, ``ns.c``, ``mount.c``, ``resolve.c`` (paths inside the rootfs) and ``caps.c``
+(capabilities, no_new_privs, seccomp), sharing ``nsrun.h``.
 """
 
 import os
@@ -14,7 +15,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "ns.c", "mount.c")
+SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "ns.c", "mount.c", "resolve.c", "caps.c")
 
 
 def _rel(name: str) -> str:
@@ -29,10 +30,12 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "nsrun._native",
-    '#include "nsrun.h"\n#include <sched.h>\n#include <sys/mount.h>\n',
+    '#include "nsrun.h"\n#include <sched.h>\n#include <sys/mount.h>\n#include <sys/resource.h>\n'
+    '#include <linux/capability.h>\n',
     sources=[_rel(name) for name in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     depends=[_rel("nsrun.h"), _rel("cdef.h")],
+    define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )
 

@@ -35,6 +35,11 @@
 #define NSR_CLONE_FALLBACK ...
 #define NSR_CLONE_FORK ...
 #define NSR_STEP_COUNT ...
+#define NSR_CREATE_NONE ...
+#define NSR_CREATE_DIR ...
+#define NSR_CREATE_FILE ...
+#define CAP_LAST_CAP ...
+#define RLIM_INFINITY ...
 
 struct nsr_mount {
     const char *source;
@@ -43,6 +48,23 @@ struct nsr_mount {
     unsigned long flags;
     unsigned long propagation;
     const char *data;
+    int source_fd;
+};
+
+struct nsr_device {
+    const char *path;
+    uint32_t mode;
+    uint32_t uid, gid;
+    uint64_t rdev;
+};
+
+struct nsr_rlimit {
+    int resource;
+    uint64_t soft, hard;
+};
+
+struct nsr_caps {
+    uint64_t bounding, effective, permitted, inheritable, ambient;
 };
 
 struct nsr_spawn_req {
@@ -50,7 +72,6 @@ struct nsr_spawn_req {
     char *const *envp;
     char *const *exec_paths;
     const char *rootfs;
-    const char *dev_dir;
     const char *cwd;
     uint32_t uid, gid;
     const uint32_t *groups;
@@ -59,6 +80,24 @@ struct nsr_spawn_req {
     const struct nsr_mount *mounts;
     int nmounts;
     int populate_dev;
+    const struct nsr_device *devices;
+    int ndevices;
+    char *const *masked_paths;
+    char *const *readonly_paths;
+    unsigned long rootfs_propagation;
+    char *const *sysctl_paths;
+    char *const *sysctl_values;
+    int set_oom_score_adj;
+    int oom_score_adj;
+    int umask;
+    const struct nsr_rlimit *rlimits;
+    int nrlimits;
+    int set_caps;
+    struct nsr_caps caps;
+    int no_new_privs;
+    const void *seccomp_filter;
+    uint32_t seccomp_len;
+    uint32_t seccomp_flags;
     const char *hostname;
     const int *ns_fds;
     const int *ns_types;
@@ -81,6 +120,7 @@ int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_
 int nsr_has_clone3(void);
 int nsr_have_clone_vm(void);
 const char *nsr_step_name(int step);
+int nsr_open_in_root(int rootfd, const char *path, int create);
 
 /* libc, for host-side mounts done by the supervisor itself (emptyDir medium: Memory) */
 int mount(const char *source, const char *target, const char *fstype, unsigned long flags,

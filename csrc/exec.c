@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,6 +39,38 @@ int nsr_step_setsid(struct nsr_ctx *ctx)
     return setsid() < 0 ? -1 : 0;
 }
 
+int nsr_step_oom_score_adj(struct nsr_ctx *ctx)
+{
+    char buf[16], *p = buf + sizeof buf;
+    int value = ctx->req->oom_score_adj, fd, len;
+    unsigned int v;
+    ssize_t n;
+
+    if (!ctx->req->set_oom_score_adj)
+        return 0;
+    /* the host's /proc (before pivot_root); the value is in -1000..1000 (checked by the
+     * parent, as is the need for CAP_SYS_RESOURCE to go below the current value) */
+    v = value < 0 ? (unsigned int)-value : (unsigned int)value;
+    do
+        *--p = (char)('0' + v % 10);
+    while ((v /= 10) && p > buf + 1);
+    if (value < 0)
+        *--p = '-';
+    len = (int)(buf + sizeof buf - p);
+    fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = write(fd, p, len);
+    if (n != len) {
+        int saved = n < 0 ? errno : EIO;
+
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return close(fd);
+}
+
 /* Credentials use raw system calls: glibc's setgroups/setgid/setuid wrappers broadcast
  * the change to every thread glibc believes exists (SIGSETXID), and in this clone() child
  * that list is a stale copy of the Python parent's threads. */
@@ -58,13 +93,25 @@ int nsr_step_setuid(struct nsr_ctx *ctx)
 {
     uint32_t uid = ctx->req->uid;
 
-    /* last: after it, a non-root uid has lost the capabilities the steps above need */
+    /* With capabilities to set (caps.c), keep the permitted set across the switch to a
+     * non-root uid: capset narrows it to the requested sets later. (keepcaps is cleared by
+     * execve.) Without, a non-root uid loses every capability here, as before. */
+    if (ctx->req->set_caps && uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return -1;
+    /* last of the credentials: after it, a non-root uid has no effective capabilities */
     return syscall(SYS_setresuid, uid, uid, uid) < 0 ? -1 : 0;
 }
 
 int nsr_step_chdir(struct nsr_ctx *ctx)
 {
     return chdir(ctx->req->cwd ? ctx->req->cwd : "/");
+}
+
+int nsr_step_umask(struct nsr_ctx *ctx)
+{
+    if (ctx->req->umask >= 0)
+        umask((mode_t)ctx->req->umask);
+    return 0;
 }
 
 int nsr_step_stdio(struct nsr_ctx *ctx)
@@ -115,6 +162,24 @@ int nsr_step_close_fds(struct nsr_ctx *ctx)
     if (close_from_to(3, keep - 1) < 0)
         return -1;
     return close_from_to(keep + 1, ~0U);
+}
+
+int nsr_step_rlimits(struct nsr_ctx *ctx)
+{
+    const struct nsr_spawn_req *req = ctx->req;
+    struct rlimit64 lim;
+    int i;
+
+    /* late (after close_fds): a low RLIMIT_NOFILE must not starve the steps above */
+    for (i = 0; i < req->nrlimits; i++) {
+        ctx->index = i;
+        lim.rlim_cur = req->rlimits[i].soft;
+        lim.rlim_max = req->rlimits[i].hard;
+        if (syscall(SYS_prlimit64, 0, req->rlimits[i].resource, &lim, NULL) < 0)
+            return -1;
+    }
+    ctx->index = -1;
+    return 0;
 }
 
 int nsr_step_execve(struct nsr_ctx *ctx)

@@ -34,6 +34,42 @@ int nsr_step_setns(struct nsr_ctx *ctx)
     return 0;
 }
 
+static int write_file(const char *path, const char *value)
+{
+    size_t len = strlen(value);
+    ssize_t n;
+    int fd, saved;
+
+    fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = write(fd, value, len);
+    saved = n < 0 ? errno : EIO;
+    close(fd);
+    if (n != (ssize_t)len) {
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int nsr_step_sysctl(struct nsr_ctx *ctx)
+{
+    const struct nsr_spawn_req *req = ctx->req;
+    int i;
+
+    /* Through the host's /proc/sys (before pivot_root): the net and ipc entries there show
+     * the namespaces of the process that opens them, the ones just joined. The parent only
+     * passes namespaced keys, as paths it built itself. */
+    for (i = 0; req->sysctl_paths && req->sysctl_paths[i]; i++) {
+        ctx->index = i;
+        if (write_file(req->sysctl_paths[i], req->sysctl_values[i]) < 0)
+            return -1;
+    }
+    ctx->index = -1;
+    return 0;
+}
+
 int nsr_step_sethostname(struct nsr_ctx *ctx)
 {
     const char *name = ctx->req->hostname;

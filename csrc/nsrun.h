@@ -25,20 +25,33 @@ enum nsr_step {
     NSR_STEP_SIGNALS = 0,   /* reset signal dispositions, unblock signals */
     NSR_STEP_SETSID,        /* own session: terminal signals of the supervisor stay there */
     NSR_STEP_SETNS,         /* join each given namespace (index = which one) */
+    NSR_STEP_SYSCTL,        /* write namespaced sysctls of the joined namespaces (index) */
+    NSR_STEP_OOM_SCORE_ADJ, /* /proc/self/oom_score_adj */
     NSR_STEP_MOUNT_PRIVATE, /* MS_REC|MS_PRIVATE on / of the new mount namespace */
     NSR_STEP_BIND_ROOTFS,   /* bind the rootfs onto itself: pivot_root needs a mount point */
-    NSR_STEP_MOUNTPOINT,    /* mkdir -p (or create an empty file) for a mount (index) */
+    NSR_STEP_MOUNTPOINT,    /* resolve in the rootfs, mkdir -p (or an empty file) (index) */
     NSR_STEP_MOUNT,         /* mount / remount / propagation of a mount (index) */
     NSR_STEP_POPULATE_DEV,  /* device nodes (bind of the host node) and /dev symlinks */
+    NSR_STEP_DEVICES,       /* mknod of the requested device nodes (index) */
+    NSR_STEP_MASKED_PATHS,  /* /dev/null or a read-only tmpfs over each path (index) */
+    NSR_STEP_READONLY_PATHS,/* read-only bind of each path onto itself (index) */
     NSR_STEP_PIVOT_ROOT,
+    NSR_STEP_ROOTFS_PROPAGATION,
     NSR_STEP_READONLY_ROOT,
     NSR_STEP_SETHOSTNAME,
+    NSR_STEP_BOUNDING,      /* drop capabilities from the bounding set (index = cap) */
     NSR_STEP_SETGROUPS,
     NSR_STEP_SETGID,
     NSR_STEP_SETUID,
     NSR_STEP_CHDIR,
+    NSR_STEP_UMASK,
     NSR_STEP_STDIO,
     NSR_STEP_CLOSE_FDS,
+    NSR_STEP_RLIMITS,       /* prlimit of each requested resource (index) */
+    NSR_STEP_NO_NEW_PRIVS,
+    NSR_STEP_SECCOMP,       /* load the BPF program the parent built */
+    NSR_STEP_CAPSET,        /* effective, permitted, inheritable */
+    NSR_STEP_AMBIENT,       /* raise each ambient capability (index = cap) */
     NSR_STEP_EXECVE,
     NSR_CHILD_STEPS,
     /* parent side */
@@ -59,14 +72,36 @@ enum nsr_clone_mode {
     NSR_CLONE_FORK = 2,     /* clone3 without CLONE_VM (copies the page tables) */
 };
 
-/* One mount, fully resolved by the parent: target is a host path under the rootfs. */
+/* One mount. The target is a path inside the container, resolved by the child in the rootfs
+ * as if the rootfs were "/" (openat2 RESOLVE_IN_ROOT, after the mounts before it): a symlink
+ * in the image can never send a mount, a mkdir or a write outside the rootfs. */
 struct nsr_mount {
     const char *source;      /* host path for binds, or the fs source ("proc", "tmpfs") */
-    const char *target;      /* absolute host path inside the rootfs, symlinks resolved */
+    const char *target;      /* absolute path inside the container */
     const char *fstype;      /* NULL or "" for a bind mount */
     unsigned long flags;     /* MS_* without propagation bits */
     unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE [|MS_REC] */
     const char *data;        /* NULL or fs options */
+    int source_fd;           /* >= 0: bind from this fd (opened safely by the parent), not source */
+};
+
+/* A device node to create (mknod) inside the container. */
+struct nsr_device {
+    const char *path;        /* absolute path inside the container */
+    uint32_t mode;           /* S_IFCHR / S_IFBLK / S_IFIFO | permission bits */
+    uint32_t uid, gid;
+    uint64_t rdev;           /* makedev(major, minor) */
+};
+
+/* One rlimit (prlimit64 semantics: RLIM_INFINITY is ~0). */
+struct nsr_rlimit {
+    int resource;
+    uint64_t soft, hard;
+};
+
+/* Capability sets as bit masks (bit n = capability n). */
+struct nsr_caps {
+    uint64_t bounding, effective, permitted, inheritable, ambient;
 };
 
 struct nsr_spawn_req {
@@ -74,7 +109,6 @@ struct nsr_spawn_req {
     char *const *envp;
     char *const *exec_paths;  /* execve candidates in order (the PATH lookup), NULL-ended */
     const char *rootfs;       /* absolute, symlink-free host path */
-    const char *dev_dir;      /* host path of the rootfs's /dev (resolved), for populate */
     const char *cwd;
     uint32_t uid, gid;
     const uint32_t *groups;
@@ -83,6 +117,24 @@ struct nsr_spawn_req {
     const struct nsr_mount *mounts;
     int nmounts;
     int populate_dev;
+    const struct nsr_device *devices;
+    int ndevices;
+    char *const *masked_paths;   /* NULL-ended; a missing path is skipped */
+    char *const *readonly_paths; /* NULL-ended; a missing path is skipped */
+    unsigned long rootfs_propagation; /* 0: leave; else MS_* propagation [|MS_REC] for "/" */
+    char *const *sysctl_paths;   /* /proc/sys/... files, NULL-ended */
+    char *const *sysctl_values;  /* the value written to each */
+    int set_oom_score_adj;
+    int oom_score_adj;
+    int umask;                /* -1: keep the parent's */
+    const struct nsr_rlimit *rlimits;
+    int nrlimits;
+    int set_caps;             /* 0: leave capabilities alone (root keeps all of them) */
+    struct nsr_caps caps;
+    int no_new_privs;
+    const void *seccomp_filter; /* struct sock_filter[], built by the parent (libseccomp) */
+    uint32_t seccomp_len;       /* number of instructions; 0: no filter */
+    uint32_t seccomp_flags;     /* SECCOMP_FILTER_FLAG_* */
     const char *hostname;     /* NULL: keep; set only with a new uts namespace */
     const int *ns_fds;        /* namespaces to join, with their CLONE_NEW* types */
     const int *ns_types;
@@ -106,6 +158,7 @@ struct nsr_ctx {
     int report_fd;  /* write end of the CLOEXEC report pipe */
     int step;       /* set by the driver; a step may refine it (mountpoint vs mount) */
     int index;
+    int rootfd;     /* O_PATH fd of the bound rootfs (bind_rootfs .. pivot_root), else -1 */
 };
 
 typedef int (*nsr_step_fn)(struct nsr_ctx *ctx);
@@ -124,6 +177,7 @@ int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_
                        struct nsr_report *rep);
 int nsr_has_clone3(void);
 const char *nsr_step_name(int step);
+int nsr_open_in_root(int rootfd, const char *path, int create);
 
 /* spawn.c: process creation shared by spawn and the sandbox helper */
 pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3);
@@ -137,19 +191,36 @@ void nsr_block_signals(void *old_set);
 void nsr_restore_signals(const void *old_set);
 int nsr_move_fd_high(int fd);
 
+/* resolve.c: paths inside the rootfs */
+#define NSR_CREATE_NONE 0
+#define NSR_CREATE_DIR 1   /* missing parents and the last component as directories */
+#define NSR_CREATE_FILE 2  /* missing parents as directories, the last as an empty file */
+int nsr_fd_path(char buf[32], int fd);
+
 /* exec.c: process-attribute steps */
 int nsr_step_signals(struct nsr_ctx *ctx);
 int nsr_step_setsid(struct nsr_ctx *ctx);
+int nsr_step_oom_score_adj(struct nsr_ctx *ctx);
 int nsr_step_setgroups(struct nsr_ctx *ctx);
 int nsr_step_setgid(struct nsr_ctx *ctx);
 int nsr_step_setuid(struct nsr_ctx *ctx);
 int nsr_step_chdir(struct nsr_ctx *ctx);
+int nsr_step_umask(struct nsr_ctx *ctx);
 int nsr_step_stdio(struct nsr_ctx *ctx);
 int nsr_step_close_fds(struct nsr_ctx *ctx);
+int nsr_step_rlimits(struct nsr_ctx *ctx);
 int nsr_step_execve(struct nsr_ctx *ctx);
+
+/* caps.c: capabilities, no_new_privs, seccomp */
+int nsr_step_bounding(struct nsr_ctx *ctx);
+int nsr_step_no_new_privs(struct nsr_ctx *ctx);
+int nsr_step_seccomp(struct nsr_ctx *ctx);
+int nsr_step_capset(struct nsr_ctx *ctx);
+int nsr_step_ambient(struct nsr_ctx *ctx);
 
 /* ns.c: namespace steps */
 int nsr_step_setns(struct nsr_ctx *ctx);
+int nsr_step_sysctl(struct nsr_ctx *ctx);
 int nsr_step_sethostname(struct nsr_ctx *ctx);
 
 /* mount.c: filesystem steps */
@@ -157,7 +228,11 @@ int nsr_step_mount_private(struct nsr_ctx *ctx);
 int nsr_step_bind_rootfs(struct nsr_ctx *ctx);
 int nsr_step_mounts(struct nsr_ctx *ctx);
 int nsr_step_populate_dev(struct nsr_ctx *ctx);
+int nsr_step_devices(struct nsr_ctx *ctx);
+int nsr_step_masked_paths(struct nsr_ctx *ctx);
+int nsr_step_readonly_paths(struct nsr_ctx *ctx);
 int nsr_step_pivot_root(struct nsr_ctx *ctx);
+int nsr_step_rootfs_propagation(struct nsr_ctx *ctx);
 int nsr_step_readonly_root(struct nsr_ctx *ctx);
 
 #endif

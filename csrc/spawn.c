@@ -26,20 +26,33 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_SIGNALS] = "signals",
     [NSR_STEP_SETSID] = "setsid",
     [NSR_STEP_SETNS] = "setns",
+    [NSR_STEP_SYSCTL] = "sysctl",
+    [NSR_STEP_OOM_SCORE_ADJ] = "oom_score_adj",
     [NSR_STEP_MOUNT_PRIVATE] = "mount_private",
     [NSR_STEP_BIND_ROOTFS] = "bind_rootfs",
     [NSR_STEP_MOUNTPOINT] = "mountpoint",
     [NSR_STEP_MOUNT] = "mount",
     [NSR_STEP_POPULATE_DEV] = "populate_dev",
+    [NSR_STEP_DEVICES] = "devices",
+    [NSR_STEP_MASKED_PATHS] = "masked_paths",
+    [NSR_STEP_READONLY_PATHS] = "readonly_paths",
     [NSR_STEP_PIVOT_ROOT] = "pivot_root",
+    [NSR_STEP_ROOTFS_PROPAGATION] = "rootfs_propagation",
     [NSR_STEP_READONLY_ROOT] = "readonly_root",
     [NSR_STEP_SETHOSTNAME] = "sethostname",
+    [NSR_STEP_BOUNDING] = "bounding",
     [NSR_STEP_SETGROUPS] = "setgroups",
     [NSR_STEP_SETGID] = "setgid",
     [NSR_STEP_SETUID] = "setuid",
     [NSR_STEP_CHDIR] = "chdir",
+    [NSR_STEP_UMASK] = "umask",
     [NSR_STEP_STDIO] = "stdio",
     [NSR_STEP_CLOSE_FDS] = "close_fds",
+    [NSR_STEP_RLIMITS] = "rlimits",
+    [NSR_STEP_NO_NEW_PRIVS] = "no_new_privs",
+    [NSR_STEP_SECCOMP] = "seccomp",
+    [NSR_STEP_CAPSET] = "capset",
+    [NSR_STEP_AMBIENT] = "ambient",
     [NSR_STEP_EXECVE] = "execve",
     [NSR_STEP_PIPE] = "pipe",
     [NSR_STEP_CLONE] = "clone",
@@ -59,19 +72,34 @@ static const struct {
     {NSR_STEP_SIGNALS, nsr_step_signals},
     {NSR_STEP_SETSID, nsr_step_setsid},
     {NSR_STEP_SETNS, nsr_step_setns},
+    {NSR_STEP_SYSCTL, nsr_step_sysctl},              /* after setns: the pod's namespaces */
+    {NSR_STEP_OOM_SCORE_ADJ, nsr_step_oom_score_adj},/* while the host's /proc is here */
     {NSR_STEP_MOUNT_PRIVATE, nsr_step_mount_private},
     {NSR_STEP_BIND_ROOTFS, nsr_step_bind_rootfs},
     {NSR_STEP_MOUNT, nsr_step_mounts},  /* reports "mountpoint" or "mount" */
     {NSR_STEP_POPULATE_DEV, nsr_step_populate_dev},
+    {NSR_STEP_DEVICES, nsr_step_devices},
+    {NSR_STEP_MASKED_PATHS, nsr_step_masked_paths},   /* after the mounts they hide */
+    {NSR_STEP_READONLY_PATHS, nsr_step_readonly_paths},
     {NSR_STEP_PIVOT_ROOT, nsr_step_pivot_root},
+    {NSR_STEP_ROOTFS_PROPAGATION, nsr_step_rootfs_propagation},
     {NSR_STEP_READONLY_ROOT, nsr_step_readonly_root},
     {NSR_STEP_SETHOSTNAME, nsr_step_sethostname},
+    /* Capabilities and seccomp (caps.c has the why of this order):
+     * bounding -> [credentials] -> no_new_privs -> seccomp -> capset -> ambient -> execve */
+    {NSR_STEP_BOUNDING, nsr_step_bounding},   /* needs CAP_SETPCAP: while still full root */
     {NSR_STEP_SETGROUPS, nsr_step_setgroups},
     {NSR_STEP_SETGID, nsr_step_setgid},
-    {NSR_STEP_SETUID, nsr_step_setuid},
-    {NSR_STEP_CHDIR, nsr_step_chdir},
+    {NSR_STEP_SETUID, nsr_step_setuid},       /* keepcaps: the permitted set survives */
+    {NSR_STEP_CHDIR, nsr_step_chdir},         /* as the user, like runc (no DAC override) */
+    {NSR_STEP_UMASK, nsr_step_umask},
     {NSR_STEP_STDIO, nsr_step_stdio},
     {NSR_STEP_CLOSE_FDS, nsr_step_close_fds},
+    {NSR_STEP_RLIMITS, nsr_step_rlimits},     /* after the last open() */
+    {NSR_STEP_NO_NEW_PRIVS, nsr_step_no_new_privs},
+    {NSR_STEP_SECCOMP, nsr_step_seccomp},     /* may need CAP_SYS_ADMIN: before capset */
+    {NSR_STEP_CAPSET, nsr_step_capset},
+    {NSR_STEP_AMBIENT, nsr_step_ambient},     /* needs the permitted+inheritable of capset */
     {NSR_STEP_EXECVE, nsr_step_execve},
 };
 
@@ -121,7 +149,7 @@ static void child_wait_go(int go_read, int go_write)
 static void __attribute__((noreturn))
 child_main(const struct nsr_spawn_req *req, int report_fd, int go_read, int go_write)
 {
-    struct nsr_ctx ctx = {req, report_fd, 0, -1};
+    struct nsr_ctx ctx = {req, report_fd, 0, -1, -1};
     size_t i;
 
     if (go_read >= 0)

@@ -9,12 +9,23 @@ module stays cheap.
 The child runs :data:`STEPS` in order; each skips itself when the request does not ask for
 it. Failures outside the child use the step names ``pipe``, ``clone``, ``cgroup_attach``,
 ``pidfd_open`` and ``wait``.
+
+Paths inside the container (mount targets, devices, masked and read-only paths) are resolved
+by the child in the rootfs with ``openat2(RESOLVE_IN_ROOT)`` after the mounts before them, and
+mounted onto through the resulting fd: a symlink in the image cannot send a mount or a write
+to the host. A bind's ``sub_path`` is resolved the same way inside its volume, here in the
+parent, and handed to the child as an fd.
+
+Capabilities, ``no_new_privs``, the seccomp filter (BPF built by the caller) and rlimits are
+applied by the child right before ``execve`` in the order bounding → credentials →
+no_new_privs → seccomp → capset → ambient (``csrc/caps.c`` says why).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass, field
 
 from nsrun.errors import SandboxError, SpawnError
@@ -55,10 +66,27 @@ NAMESPACE_TYPES: dict[str, int] = {
 
 # The child's steps, in the order it runs them (csrc/nsrun.h enum nsr_step).
 STEPS: tuple[str, ...] = (
-    "signals", "setsid", "setns", "mount_private", "bind_rootfs", "mountpoint", "mount",
-    "populate_dev", "pivot_root", "readonly_root", "sethostname", "setgroups", "setgid",
-    "setuid", "chdir", "stdio", "close_fds", "execve",
+    "signals", "setsid", "setns", "sysctl", "oom_score_adj", "mount_private", "bind_rootfs",
+    "mountpoint", "mount", "populate_dev", "devices", "masked_paths", "readonly_paths",
+    "pivot_root", "rootfs_propagation", "readonly_root", "sethostname", "bounding",
+    "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "close_fds", "rlimits",
+    "no_new_privs", "seccomp", "capset", "ambient", "execve",
 )
+
+# Capabilities by kernel name (<linux/capability.h>; a test checks CAP_LAST_CAP).
+CAPABILITIES: dict[str, int] = {name: i for i, name in enumerate((
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+))}
+CAP_NAMES: dict[int, str] = {v: k for k, v in CAPABILITIES.items()}
+RLIM_INFINITY = 2**64 - 1
 
 # Failures of the parent around the child (spawn), and of the sandbox helper.
 PARENT_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "pidfd_open", "wait")
@@ -106,6 +134,10 @@ _OCI_UNSUPPORTED = frozenset({
 })
 
 
+# An OCI mount entry key of nsrun's own: the volume mounts of a pod carry their subPath in it.
+SUB_PATH_KEY = "nsrun.subPath"
+
+
 @dataclass(frozen=True)
 class MountSpec:
     """One mount, applied inside the rootfs before pivot_root.
@@ -113,6 +145,8 @@ class MountSpec:
     ``flags`` are ``MS_*`` bits. Propagation (``MS_PRIVATE``, ``MS_SLAVE``, ...) belongs in
     ``propagation`` (applied with its own mount call); bits found in ``flags`` are moved
     there, and then a ``MS_REC`` in ``flags`` applies to both the bind and the propagation.
+    ``sub_path`` (a volume's ``subPath``) is resolved inside ``source`` as if ``source`` were
+    ``/`` (symlinks never lead out of it) and created as a directory when missing.
     """
 
     target: str
@@ -121,6 +155,7 @@ class MountSpec:
     flags: int = 0
     data: str = ""
     propagation: int = 0
+    sub_path: str = ""  # bind only: the source is this path inside ``source`` (a volume)
 
     @property
     def is_bind(self) -> bool:
@@ -153,8 +188,11 @@ class MountSpec:
             fstype = ""
         elif not fstype or fstype == "none":
             raise ValueError(f"mount {dest}: a type is needed (or a bind/rbind option)")
+        sub_path = m.get(SUB_PATH_KEY, "")
+        if not isinstance(sub_path, str) or (sub_path and not flags & MS_BIND):
+            raise ValueError(f"mount {dest}: {SUB_PATH_KEY} must be a string, for a bind")
         return cls(target=dest, source=source, fstype=fstype, flags=flags, data=data,
-                   propagation=propagation)
+                   propagation=propagation, sub_path=sub_path)
 
 
 def _parse_oci_options(dest: str, options: list[str]) -> tuple[int, int, str]:
@@ -173,8 +211,39 @@ def _parse_oci_options(dest: str, options: list[str]) -> tuple[int, int, str]:
 
 
 @dataclass(frozen=True)
+class Device:
+    """A device node the child creates (``mknod``) at ``path`` inside the container."""
+
+    path: str
+    kind: str  # "c", "b" or "p"
+    major: int = 0
+    minor: int = 0
+    mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class CapSets:
+    """The five capability sets as bit masks (bit n = capability n)."""
+
+    bounding: int = 0
+    effective: int = 0
+    permitted: int = 0
+    inheritable: int = 0
+    ambient: int = 0
+
+
+@dataclass(frozen=True)
 class SpawnRequest:
-    """What the C child needs to become the container process (see module doc)."""
+    """What the C child needs to become the container process (see module doc).
+
+    Security fields (all off by default: the child keeps root's capabilities): ``capabilities``
+    (None: leave them), ``no_new_privs``, ``seccomp_bpf`` (a ``struct sock_filter`` array),
+    ``rlimits`` as ``(RLIMIT_*, soft, hard)``, ``umask`` (-1: inherit), ``oom_score_adj``,
+    ``sysctls`` as ``(key, value)`` with dotted keys, ``masked_paths``/``readonly_paths``,
+    ``devices`` and ``rootfs_propagation`` (``MS_*`` bits for ``/``).
+    """
 
     argv: list[str]
     env: list[str]
@@ -193,6 +262,18 @@ class SpawnRequest:
     stdin_fd: int = -1
     stdout_fd: int = -1
     stderr_fd: int = -1
+    capabilities: CapSets | None = None
+    no_new_privs: bool = False
+    seccomp_bpf: bytes = b""
+    seccomp_flags: int = 0
+    rlimits: tuple[tuple[int, int, int], ...] = ()
+    umask: int = -1
+    oom_score_adj: int | None = None
+    sysctls: tuple[tuple[str, str], ...] = ()
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    devices: tuple[Device, ...] = ()
+    rootfs_propagation: int = 0
 
 
 _NATIVE: Any = None
@@ -280,6 +361,19 @@ class _Builder:
         return arr
 
 
+def sysctl_path(key: str) -> str:
+    """``net.ipv4.ip_forward`` → ``/proc/sys/net/ipv4/ip_forward`` (a key holding ``/`` is
+    taken as a path already, as sysctl(8) does); ``ValueError`` for a key that could leave
+    ``/proc/sys``."""
+    parts = key.split("/") if "/" in key else key.split(".")
+    if not key or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise ValueError(f"invalid sysctl key {key!r}")
+    return "/proc/sys/" + "/".join(parts)
+
+
+_DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
 def _check(req: SpawnRequest) -> None:
     if not req.argv or not req.argv[0]:
         raise ValueError("argv must not be empty")
@@ -293,22 +387,74 @@ def _check(req: SpawnRequest) -> None:
         if m.flags & MS_BIND and not m.source.startswith("/"):
             raise ValueError(f"mount {m.target}: bind source must be an absolute host path, "
                              f"not {m.source!r}")
+    for path in req.masked_paths + req.readonly_paths + tuple(d.path for d in req.devices):
+        if not path.startswith("/"):
+            raise ValueError(f"path must be absolute: {path!r}")
+    for d in req.devices:
+        if d.kind not in _DEVICE_TYPES:
+            raise ValueError(f"device {d.path}: type must be c, b, u or p, not {d.kind!r}")
+    if len(req.seccomp_bpf) % 8 or len(req.seccomp_bpf) > 8 * 4096:
+        raise ValueError("seccomp_bpf must be whole sock_filter instructions (at most 4096)")
+    for key, _ in req.sysctls:
+        sysctl_path(key)
+    if req.oom_score_adj is not None and not -1000 <= req.oom_score_adj <= 1000:
+        raise ValueError(f"oom_score_adj must be in -1000..1000, not {req.oom_score_adj}")
 
 
-def _c_mount(b: _Builder, cm: Any, m: MountSpec, rootfs: str) -> None:
+def _c_mount(b: _Builder, cm: Any, m: MountSpec, source_fd: int) -> None:
     propagation = m.propagation | (m.flags & MS_PROPAGATION)
     flags = m.flags & ~MS_PROPAGATION
     if m.flags & MS_PROPAGATION and m.flags & MS_REC:
         propagation |= MS_REC
     cm.source = b.cstr(m.source or m.fstype or "none")
-    cm.target = b.cstr(resolve_in_root(rootfs, m.target))
+    cm.target = b.cstr(m.target)  # resolved by the child, in the rootfs
     cm.fstype = b.cstr(m.fstype or None)
     cm.flags = flags
     cm.propagation = propagation
     cm.data = b.cstr(m.data or None)
+    cm.source_fd = source_fd
 
 
-def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
+def _c_security(b: _Builder, c: Any, req: SpawnRequest) -> None:
+    ffi = b.ffi
+    devices = ffi.new("struct nsr_device[]", max(len(req.devices), 1))
+    b.keep.append(devices)
+    for i, d in enumerate(req.devices):
+        devices[i].path = b.cstr(d.path)
+        devices[i].mode = _DEVICE_TYPES[d.kind] | (d.mode & 0o7777)
+        devices[i].uid, devices[i].gid = d.uid, d.gid
+        devices[i].rdev = os.makedev(d.major, d.minor)
+    c.devices, c.ndevices = devices, len(req.devices)
+    c.masked_paths = b.cstrv(list(req.masked_paths)) if req.masked_paths else ffi.NULL
+    c.readonly_paths = b.cstrv(list(req.readonly_paths)) if req.readonly_paths else ffi.NULL
+    c.rootfs_propagation = req.rootfs_propagation
+    if req.sysctls:
+        c.sysctl_paths = b.cstrv([sysctl_path(k) for k, _ in req.sysctls])
+        c.sysctl_values = b.cstrv([v for _, v in req.sysctls])
+    c.set_oom_score_adj = int(req.oom_score_adj is not None)
+    c.oom_score_adj = req.oom_score_adj or 0
+    c.umask = req.umask
+    limits = ffi.new("struct nsr_rlimit[]", max(len(req.rlimits), 1))
+    b.keep.append(limits)
+    for i, (resource, soft, hard) in enumerate(req.rlimits):
+        limits[i].resource, limits[i].soft, limits[i].hard = resource, soft, hard
+    c.rlimits, c.nrlimits = limits, len(req.rlimits)
+    if req.capabilities is not None:
+        caps = req.capabilities
+        c.set_caps = 1
+        c.caps.bounding, c.caps.effective = caps.bounding, caps.effective
+        c.caps.permitted, c.caps.inheritable = caps.permitted, caps.inheritable
+        c.caps.ambient = caps.ambient
+    c.no_new_privs = int(req.no_new_privs)
+    if req.seccomp_bpf:
+        prog = ffi.from_buffer(req.seccomp_bpf)
+        b.keep.append(prog)
+        c.seccomp_filter = prog
+        c.seccomp_len = len(req.seccomp_bpf) // 8
+        c.seccomp_flags = req.seccomp_flags
+
+
+def _build(b: _Builder, req: SpawnRequest, stdio: list[int], source_fds: list[int]) -> Any:
     ffi = b.ffi
     rootfs = os.path.realpath(req.rootfs)
     c = ffi.new("struct nsr_spawn_req *")
@@ -317,7 +463,6 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     c.envp = b.cstrv(req.env)
     c.exec_paths = b.cstrv(exec_candidates(req.argv[0], req.env))
     c.rootfs = b.cstr(rootfs)
-    c.dev_dir = b.cstr(resolve_in_root(rootfs, "/dev"))
     c.cwd = b.cstr(req.cwd or "/")
     c.uid, c.gid = req.uid, req.gid
     c.groups = b.array("uint32_t", list(req.additional_gids))
@@ -326,9 +471,10 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     mounts = ffi.new("struct nsr_mount[]", max(len(req.mounts), 1))
     b.keep.append(mounts)
     for i, m in enumerate(req.mounts):
-        _c_mount(b, mounts[i], m, rootfs)
+        _c_mount(b, mounts[i], m, source_fds[i])
     c.mounts, c.nmounts = mounts, len(req.mounts)
     c.populate_dev = int(req.populate_dev)
+    _c_security(b, c, req)
     # A hostname needs a uts namespace of its own; joining one keeps the pod's hostname.
     c.hostname = b.cstr(None if "uts" in req.join_ns else req.hostname)
     joined = [name for name in NAMESPACE_TYPES if name in req.join_ns]
@@ -340,6 +486,13 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     c.stdio = stdio
     c.clone_mode = _CLONE_MODE
     return c
+
+
+def _rlimit_name(resource: int) -> str:
+    import resource as res
+
+    names = {getattr(res, n): n for n in dir(res) if n.startswith("RLIMIT_")}
+    return names.get(resource, str(resource))
 
 
 def _failure_note(req: SpawnRequest, step: str, index: int) -> str | None:
@@ -354,11 +507,66 @@ def _failure_note(req: SpawnRequest, step: str, index: int) -> str | None:
     if step == "populate_dev":
         names = DEV_NODES + DEV_LINKS
         return f"/dev/{names[index]}" if index < len(names) else None
+    lists: dict[str, tuple[str, ...]] = {
+        "sysctl": tuple(f"sysctl {k}" for k, _ in req.sysctls),
+        "devices": tuple(f"device {d.path}" for d in req.devices),
+        "masked_paths": tuple(f"masked path {p}" for p in req.masked_paths),
+        "readonly_paths": tuple(f"read-only path {p}" for p in req.readonly_paths),
+        "rlimits": tuple(_rlimit_name(r) for r, _, _ in req.rlimits),
+    }
+    if step in lists:
+        return lists[step][index] if index < len(lists[step]) else None
+    if step in ("bounding", "ambient"):
+        return CAP_NAMES.get(index, f"capability {index}")
     if step == "stdio":
         return f"fd {index}"
     if step == "execve":
         return f"exec {req.argv[0]}"
     return None
+
+
+def open_in_root(root: str | int, path: str, create: str = "") -> int:
+    """An ``O_PATH|O_CLOEXEC`` fd of ``path`` inside ``root`` (a directory path or fd),
+    resolved by the kernel as if ``root`` were ``/`` (``openat2(RESOLVE_IN_ROOT)``): no
+    symlink or ``..`` leads out of it. ``create`` ``"dir"`` or ``"file"`` makes what is
+    missing (directories, the last one a directory or an empty file). ``OSError`` otherwise."""
+    mod = _native()
+    mode = {"": mod.lib.NSR_CREATE_NONE, "dir": mod.lib.NSR_CREATE_DIR,
+            "file": mod.lib.NSR_CREATE_FILE}[create]
+    rootfd = root if isinstance(root, int) else os.open(
+        root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = mod.lib.nsr_open_in_root(rootfd, os.fsencode(path), mode)
+        if fd < 0:
+            err = mod.ffi.errno
+            raise OSError(err, os.strerror(err), f"{path} in {root}")
+        return fd
+    finally:
+        if not isinstance(root, int):
+            os.close(rootfd)
+
+
+def _open_sources(req: SpawnRequest) -> list[int]:
+    """An fd per mount: the bind source of a ``sub_path`` resolved inside its volume (made
+    as a directory when missing, as the kubelet does), else -1. Closed by the caller."""
+    fds: list[int] = []
+    try:
+        for m in req.mounts:
+            if not m.sub_path:
+                fds.append(-1)
+                continue
+            try:
+                fds.append(open_in_root(m.source, m.sub_path, "dir"))
+            except OSError as err:
+                failure = SpawnError("subpath", err.errno or errno.EINVAL)
+                failure.add_note(f"subPath {m.sub_path} of {m.source} for {m.target}")
+                raise failure from None
+    except BaseException:
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+        raise
+    return fds
 
 
 def spawn(req: SpawnRequest) -> tuple[int, int]:
@@ -370,19 +578,23 @@ def spawn(req: SpawnRequest) -> tuple[int, int]:
     """
     _check(req)
     mod = _native()
+    source_fds = _open_sources(req)
     devnull = -1
-    if -1 in (req.stdin_fd, req.stdout_fd, req.stderr_fd):
-        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
+        if -1 in (req.stdin_fd, req.stdout_fd, req.stderr_fd):
+            devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         stdio = [fd if fd >= 0 else devnull for fd in (req.stdin_fd, req.stdout_fd, req.stderr_fd)]
         b = _Builder(mod.ffi)
-        creq = _build(b, req, stdio)
+        creq = _build(b, req, stdio, source_fds)
         pidfd = mod.ffi.new("int *")
         rep = mod.ffi.new("struct nsr_report *")
         pid = mod.lib.nsr_spawn(creq, pidfd, rep)
     finally:
         if devnull >= 0:
             os.close(devnull)
+        for fd in source_fds:
+            if fd >= 0:
+                os.close(fd)
     if pid < 0:
         step = _step_name(rep.step)
         err = SpawnError(step, rep.err)
