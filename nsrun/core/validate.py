@@ -927,12 +927,10 @@ def _pod_resources(pod: Pod) -> list[Problem]:
     if res is None:
         return []
     out = _resource_requirements(res, "spec.resources", _pod_level_name)
-    if out:
-        return out
     try:
-        return _pod_resource_consistency(pod)
+        return out + _pod_resource_consistency(pod)
     except SpecError:
-        return []
+        return out
 
 
 def _pod_resource_consistency(pod: Pod) -> list[Problem]:
