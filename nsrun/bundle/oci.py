@@ -6,8 +6,10 @@ Override rule (documented in the README), from the bundle outward:
   (followed by ``args`` if given); ``args`` alone keep the bundle's ``args[0]`` (its
   entrypoint) and replace the rest, like ``CMD`` after an ``ENTRYPOINT``.
 * ``env``: the bundle's ``process.env``, then the container's ``env`` (same name wins).
-* ``workingDir`` replaces ``process.cwd``; ``securityContext.runAsUser/runAsGroup`` replace
-  ``process.user.uid/gid``.
+* ``workingDir`` replaces ``process.cwd``. The security fields (``process.user``,
+  ``capabilities``, ``noNewPrivileges``, ``rlimits``, ``linux.seccomp``, masked paths, ...)
+  and the pod's ``securityContext`` are merged by :mod:`nsrun.bundle.security`, whose
+  docstring states the precedence (a ``privileged`` container gets ``/sys`` read-write).
 * ``root.path``/``root.readonly`` and ``mounts`` come from the bundle; the pod's volume mounts
   are added after them (same destination: the volume wins). The bundle's ``hostname`` is
   not applied: every container of a pod shares the pod's UTS namespace, whose hostname is the
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nsrun.bundle import security
 from nsrun.errors import BundleError
 
 # Mounts every container gets unless the bundle mounts something at the same destination.
@@ -51,12 +54,15 @@ class LaunchPlan:
     argv: list[str]
     env: list[str]
     cwd: str
-    uid: int
-    gid: int
-    additional_gids: tuple[int, ...]
     rootfs: str
-    readonly: bool
     mounts: list[dict[str, Any]] = field(default_factory=list)
+    confinement: security.Confinement = security.Confinement()
+
+    uid = property(lambda self: self.confinement.uid)
+    gid = property(lambda self: self.confinement.gid)
+    additional_gids = property(lambda self: self.confinement.additional_gids)
+    readonly = property(lambda self: self.confinement.readonly_root)
+    warnings = property(lambda self: self.confinement.warnings)
 
 
 def load_config(bundle: Path) -> dict[str, Any]:
@@ -123,25 +129,35 @@ def bundle_mounts(config: dict, bundle: Path) -> list[dict[str, Any]]:
     return defaults + [m for m in mounts if m.get("type") not in SKIPPED_TYPES]
 
 
+def _writable_sysfs(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A privileged container's /sys is read-write (containerd's WithWriteableSysfs)."""
+    out = []
+    for m in mounts:
+        if m.get("type") == "sysfs":
+            m = {**m, "options": [o for o in m.get("options", []) if o != "ro"] + ["rw"]}
+        out.append(m)
+    return out
+
+
 def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[str] | None,
-         env: list[tuple[str, str]], working_dir: str | None, run_as_user: int | None,
-         run_as_group: int | None, volume_mounts: list[dict[str, Any]]) -> LaunchPlan:
+         env: list[tuple[str, str]], working_dir: str | None,
+         volume_mounts: list[dict[str, Any]], pod: security.PodContext | None = None,
+         host: security.HostFacts | None = None) -> LaunchPlan:
     """Merge the container's overrides into the bundle's process (see the module docstring)."""
     argv = command_line(_field(config, "process.args", list, [], bundle), command, args)
     if not argv:
         raise BundleError(f"{bundle / 'config.json'}: process.args is empty and the container "
                           "gives no command")
-    user = _field(config, "process.user", dict, {}, bundle)
+    confinement = security.confine(config, str(bundle / "config.json"), pod, host)
     volume_targets = {m["destination"] for m in volume_mounts}
     mounts = [m for m in bundle_mounts(config, bundle) if m["destination"] not in volume_targets]
+    if confinement.privileged:
+        mounts = _writable_sysfs(mounts)
     return LaunchPlan(
         argv=argv,
         env=merge_env(_field(config, "process.env", list, [], bundle), env),
         cwd=working_dir or _field(config, "process.cwd", str, "/", bundle),
-        uid=run_as_user if run_as_user is not None else int(user.get("uid", 0)),
-        gid=run_as_group if run_as_group is not None else int(user.get("gid", 0)),
-        additional_gids=tuple(int(g) for g in user.get("additionalGids") or ()),
         rootfs=rootfs_of(config, bundle),
-        readonly=bool(_field(config, "root.readonly", bool, False, bundle)),
         mounts=mounts + volume_mounts,
+        confinement=confinement,
     )

@@ -4,11 +4,27 @@ The namespaces are held by fds (no bind mount under /run/netns): they live exact
 the supervisor keeps the fds open or a container runs in them. ``lo`` is up and the hostname
 is the pod's. Volumes: ``emptyDir`` is a directory in the pod's state dir (``medium: Memory``
 mounts a tmpfs there), ``hostPath`` is the host path; containers see them through binds.
+
+``secret`` and ``configMap`` volumes are materialized from files the user provides, one
+directory per object and one file per key (the file's bytes are the value, not base64)::
+
+    <secrets dir>/<secretName>/<key>        --secrets DIR     (NSRUN_SECRETS,
+                                                               default /etc/nsrun/secrets)
+    <configmaps dir>/<name>/<key>           --configmaps DIR  (NSRUN_CONFIGMAPS,
+                                                               default /etc/nsrun/configmaps)
+
+Each such volume is its own tmpfs under the pod's state dir (``volumes/<volume>``), written
+before any container starts, with ``items`` (key → path, mode) and ``defaultMode`` applied
+(``fsGroup``: group-owned and group-readable, as the kubelet does). A container sees it only
+if one of its ``volumeMounts`` names it, and always read-only; every other container has its
+own mount namespace rooted in its image, where the tmpfs does not exist. The same files
+answer ``env[].valueFrom.secretKeyRef`` / ``configMapKeyRef``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +32,20 @@ from typing import Any
 from nsrun.core.spec import Container, Pod, Volume
 from nsrun.errors import SandboxError
 from nsrun.state import PodPaths
+
+SECRETS_ENV, CONFIGMAPS_ENV = "NSRUN_SECRETS", "NSRUN_CONFIGMAPS"
+DEFAULT_SECRETS_DIR, DEFAULT_CONFIGMAPS_DIR = "/etc/nsrun/secrets", "/etc/nsrun/configmaps"
+MAX_OBJECT_BYTES = 1024 * 1024  # the API server's limit for one Secret or ConfigMap
+_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def secrets_dir() -> str:
+    return os.environ.get(SECRETS_ENV) or DEFAULT_SECRETS_DIR
+
+
+def configmaps_dir() -> str:
+    return os.environ.get(CONFIGMAPS_ENV) or DEFAULT_CONFIGMAPS_DIR
 
 
 @dataclass
@@ -26,13 +56,22 @@ class Sandbox:
     volume_paths: dict[str, str]
     read_only_volumes: set[str] = field(default_factory=set)
     tmpfs_mounts: list[str] = field(default_factory=list)
+    pod: Pod | None = None
+    secrets_dir: str = DEFAULT_SECRETS_DIR
+    configmaps_dir: str = DEFAULT_CONFIGMAPS_DIR
 
     @classmethod
-    def create(cls, pod: Pod, paths: PodPaths) -> Sandbox:
+    def create(cls, pod: Pod, paths: PodPaths, *, secrets: str | None = None,
+               configmaps: str | None = None) -> Sandbox:
+        """Volumes first (a missing secret fails before any namespace exists), then the
+        namespaces. ``secrets``/``configmaps`` default to ``$NSRUN_SECRETS`` /
+        ``$NSRUN_CONFIGMAPS``, else ``/etc/nsrun/{secrets,configmaps}``."""
         from nsrun.host import native
 
         hostname = pod.spec.hostname or pod.metadata.name
-        self = cls(ns_fds={}, volume_paths={})
+        self = cls(ns_fds={}, volume_paths={}, pod=pod,
+                   secrets_dir=secrets or secrets_dir(),
+                   configmaps_dir=configmaps or configmaps_dir())
         try:
             for volume in pod.spec.volumes:
                 self.volume_paths[volume.name] = self._prepare(volume, paths)
@@ -47,8 +86,10 @@ class Sandbox:
             return self._empty_dir(volume, paths)
         if volume.host_path is not None:
             return _host_path(volume)
-        raise SandboxError(f'volume "{volume.name}": only emptyDir and hostPath volumes are '
-                           "implemented in this version")
+        if volume.secret is not None or volume.config_map is not None:
+            return self._key_volume(volume, paths)
+        raise SandboxError(f'volume "{volume.name}": only emptyDir, hostPath, secret and '
+                           "configMap volumes are implemented in this version")
 
     def _empty_dir(self, volume: Volume, paths: PodPaths) -> str:
         path = paths.volume(volume.name)
@@ -62,17 +103,111 @@ class Sandbox:
             self.tmpfs_mounts.append(str(path))
         return str(path)
 
-    def mounts_for(self, container: Container) -> list[dict[str, Any]]:
-        """OCI bind mounts of the container's ``volumeMounts``, in manifest order."""
+    # -- secret and configMap volumes ------------------------------------------------------
+
+    def _key_volume(self, volume: Volume, paths: PodPaths) -> str:
+        """A pod-owned tmpfs holding the object's keys as files (see the module doc)."""
+        from nsrun.host import native
+
+        kind, name, source = _key_source(volume)
+        fail = f'MountVolume.SetUp failed for volume "{volume.name}" :'
+        keys = self.read_object(kind, name)
+        if keys is None:
+            if not source.optional:
+                raise SandboxError(f'{fail} {kind.lower()} "{name}" not found (nsrun reads '
+                                   f"{self._base(kind)}/{name}/<key>)")
+            keys = {}
+        files = _files(volume, kind, keys, source, fail)
+        path = paths.volume(volume.name)
+        path.mkdir(parents=True, exist_ok=True)
+        pages = sum(len(data) // 4096 + 1 for _, data, _ in files)
+        native.mount_tmpfs(str(path), f"mode=755,size={(pages + 16) * 4096},"
+                                      f"nr_inodes={2 * len(files) + 16}")
+        self.tmpfs_mounts.append(str(path))
+        fs_group = self.pod.spec.security_context.fs_group if (
+            self.pod and self.pod.spec.security_context) else None
+        for rel, data, mode in files:
+            _write_key(path, rel, data, mode, fs_group)
+        if fs_group is not None:
+            os.chown(path, 0, fs_group)
+            os.chmod(path, 0o2755)
+        self.read_only_volumes.add(volume.name)
+        return str(path)
+
+    def _base(self, kind: str) -> str:
+        return self.secrets_dir if kind == "Secret" else self.configmaps_dir
+
+    def read_object(self, kind: str, name: str) -> dict[str, bytes] | None:
+        """The keys of Secret or ConfigMap ``name`` (None when it has no directory)."""
+        if not _NAME.match(name or ""):
+            raise SandboxError(f'{kind.lower()} name "{name}": not a valid object name')
+        base = Path(self._base(kind)) / name
+        try:
+            entries = sorted(os.scandir(base), key=lambda e: e.name)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise SandboxError(f"read {kind.lower()}", str(base), err.errno or 0) from None
+        keys, total = {}, 0
+        for entry in entries:
+            if not _KEY.match(entry.name) or entry.name in (".", "..") or not entry.is_file():
+                continue  # not a key (a subdirectory, an editor's backup~)
+            try:
+                with open(entry.path, "rb") as f:
+                    keys[entry.name] = f.read(MAX_OBJECT_BYTES + 1)
+            except OSError as err:
+                raise SandboxError(f"read {kind.lower()} key", entry.path,
+                                   err.errno or 0) from None
+            total += len(keys[entry.name])
+            if total > MAX_OBJECT_BYTES:
+                raise SandboxError(f'{kind.lower()} "{name}" ({base}): more than '
+                                   f"{MAX_OBJECT_BYTES} bytes")
+        return keys
+
+    def key_refs(self, container: Container) -> dict[tuple[str, str, str], str]:
+        """Values for the container's ``secretKeyRef``/``configMapKeyRef`` env entries
+        (``expand.container_env``'s ``key_refs``); a missing one is left out."""
+        refs: dict[tuple[str, str, str], str] = {}
+        for var in container.env or ():
+            source = var.value_from
+            if source is None:
+                continue
+            for kind, ref in (("secret", source.secret_key_ref),
+                              ("configMap", source.config_map_key_ref)):
+                if ref is None or not ref.name:
+                    continue
+                try:
+                    keys = self.read_object("Secret" if kind == "secret" else "ConfigMap",
+                                            ref.name)
+                except SandboxError:
+                    keys = None
+                if keys and ref.key in keys:
+                    refs[(kind, ref.name, ref.key)] = keys[ref.key].decode(errors="replace")
+        return refs
+
+    # -- what a container sees -------------------------------------------------------------
+
+    def mounts_for(self, container: Container, env: dict[str, str] | None = None
+                   ) -> list[dict[str, Any]]:
+        """OCI bind mounts of the container's ``volumeMounts``, in manifest order. A
+        ``subPath`` (or ``subPathExpr`` expanded with ``env``) is resolved inside its volume
+        by the spawn path, never following a symlink out of it."""
+        from nsrun.host.native import SUB_PATH_KEY
+
         mounts = []
         for vm in container.volume_mounts or []:
             source = self.volume_paths[vm.name]
-            if vm.sub_path:
-                source = os.path.join(source, vm.sub_path)
-                os.makedirs(source, exist_ok=True)
-            options = ["rbind", "ro" if vm.read_only else "rw"]
-            mounts.append({"destination": vm.mount_path, "type": "bind", "source": source,
-                           "options": options})
+            read_only = vm.read_only or vm.name in self.read_only_volumes
+            mount = {"destination": vm.mount_path, "type": "bind", "source": source,
+                     "options": ["rbind", "ro" if read_only else "rw"]}
+            sub_path = vm.sub_path
+            if vm.sub_path_expr:
+                from nsrun.core import expand
+
+                sub_path = expand.expand_sub_path_expr(vm.sub_path_expr, env or {})
+            if sub_path:
+                mount[SUB_PATH_KEY] = sub_path
+            mounts.append(mount)
         return mounts
 
     def close(self) -> None:
@@ -85,6 +220,61 @@ class Sandbox:
         for path in self.tmpfs_mounts:
             native.umount(path)
         self.tmpfs_mounts = []
+
+
+def _key_source(volume: Volume) -> tuple[str, str, Any]:
+    if volume.secret is not None:
+        return "Secret", volume.secret.secret_name or "", volume.secret
+    assert volume.config_map is not None
+    return "ConfigMap", volume.config_map.name or "", volume.config_map
+
+
+def _files(volume: Volume, kind: str, keys: dict[str, bytes], source: Any,
+           fail: str) -> list[tuple[str, bytes, int]]:
+    """(relative path, bytes, mode) of every file of the volume: ``items`` or every key."""
+    default_mode = 0o644 if source.default_mode is None else source.default_mode
+    if not source.items:
+        return [(key, data, default_mode) for key, data in keys.items()]
+    out = []
+    for i, item in enumerate(source.items):
+        parts = item.path.split("/")
+        if not item.path or item.path.startswith("/") or any(p in ("", ".", "..")
+                                                             for p in parts):
+            raise SandboxError(f'volume "{volume.name}": items[{i}].path "{item.path}": must '
+                               "be a relative path without '..'")
+        if item.key not in keys:
+            if source.optional:
+                continue
+            what = "secret" if kind == "Secret" else "configmap"
+            raise SandboxError(f"{fail} {what} references non-existent {what} key: "
+                               f"{item.key}")
+        out.append((item.path, keys[item.key], default_mode if item.mode is None
+                    else item.mode))
+    return out
+
+
+def _write_key(root: Path, rel: str, data: bytes, mode: int, fs_group: int | None) -> None:
+    """One file in the fresh tmpfs (never through a symlink, never over a file)."""
+    path = root / rel
+    for parent in reversed(path.relative_to(root).parents[:-1]):
+        d = root / parent
+        if not d.is_dir():
+            d.mkdir(mode=0o755)
+            if fs_group is not None:
+                os.chown(d, 0, fs_group)
+                os.chmod(d, 0o2755)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fs_group is not None:
+            os.fchown(fd, 0, fs_group)
+            mode |= 0o440  # the kubelet's read-only mask for an fsGroup
+        os.fchmod(fd, mode & 0o777)
+    finally:
+        os.close(fd)
 
 
 def _host_path(volume: Volume) -> str:

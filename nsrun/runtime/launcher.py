@@ -1,8 +1,10 @@
 """Turn one pod container into a running process: bundle + pod overrides → spawn request.
 
-Resolves the image to a bundle, merges the container's command/args/env/workingDir/
-securityContext into the bundle's process, adds the pod's volume mounts, and hands the
-request to the C spawn path with the pod's namespaces and the container's cgroup leaf.
+Resolves the image to a bundle, merges the container's command/args/env/workingDir and the
+pod's and container's ``securityContext`` into the bundle's process (``nsrun.bundle.oci`` and
+``nsrun.bundle.security``), adds the pod's volume mounts, and hands the request to the C
+spawn path with the pod's namespaces and the container's cgroup leaf. Everything that can be
+checked is checked before the clone: a container is started fully confined or not at all.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nsrun.bundle import oci
+from nsrun.bundle import oci, security
 from nsrun.bundle.images import ImageStore
 from nsrun.core import expand
 from nsrun.core.spec import Container, Pod
-from nsrun.errors import BundleError
+from nsrun.errors import BundleError, SpecError
 from nsrun.host.sandbox import Sandbox
 
 
@@ -35,36 +37,98 @@ def resolve_bundle(store: ImageStore, image: str) -> Path:
     return path
 
 
+def _kind(pod: Pod, container: Container) -> str:
+    return ("init container" if any(c is container for c in pod.spec.init_containers)
+            else "container")
+
+
+def pod_context(pod: Pod, container: Container) -> security.PodContext:
+    """The Kubernetes side of the container's confinement (names as the kubelet prints)."""
+    meta = pod.metadata
+    return security.PodContext(
+        container=container.name, pod=f"{meta.name}_{meta.namespace}({meta.uid})",
+        security_context=container.security_context,
+        pod_security_context=pod.spec.security_context)
+
+
 def build_plan(pod: Pod, container: Container, bundle: Path, sandbox: Sandbox) -> oci.LaunchPlan:
-    """The container's launch plan (``BundleError`` if the bundle cannot be used)."""
-    env = expand.container_env(pod, container)
-    env_map = dict(env)
-    sc = container.security_context
-    return oci.plan(
-        oci.load_config(bundle), bundle,
-        command=[expand.expand(s, env_map) for s in container.command] if container.command
-        else None,
-        args=[expand.expand(s, env_map) for s in container.args]
-        if container.args is not None else None,
-        env=env, working_dir=container.working_dir,
-        run_as_user=sc.run_as_user if sc else None,
-        run_as_group=sc.run_as_group if sc else None,
-        volume_mounts=sandbox.mounts_for(container),
-    )
+    """The container's launch plan: ``BundleError`` naming the container and the field if
+    the bundle or the pod asks for something that cannot be applied exactly
+    (``security.ContainerConfigError``, with the kubelet's message, for runAsNonRoot)."""
+    try:
+        env = expand.container_env(pod, container, key_refs=sandbox.key_refs(container))
+        env_map = dict(env)
+        volume_mounts = sandbox.mounts_for(container, env_map)
+    except SpecError as err:  # a missing secret key, an unset subPathExpr variable
+        raise security.ContainerConfigError(f'{_kind(pod, container)} "{container.name}": '
+                                            f"{err}") from None
+    try:
+        return oci.plan(
+            oci.load_config(bundle), bundle,
+            command=[expand.expand(s, env_map) for s in container.command]
+            if container.command else None,
+            args=[expand.expand(s, env_map) for s in container.args]
+            if container.args is not None else None,
+            env=env, working_dir=container.working_dir,
+            volume_mounts=volume_mounts, pod=pod_context(pod, container),
+        )
+    except security.ContainerConfigError:
+        raise  # the kubelet's message already names the pod and the container
+    except BundleError as err:
+        raise BundleError(f'{_kind(pod, container)} "{container.name}": {err}') from None
 
 
-def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int) -> Launched:
-    """Start the process (``SpawnError`` if a step in the child failed)."""
+def check_pod(pod: Pod, store: ImageStore) -> list[str]:
+    """Every container's bundle and security context, checked before the pod starts (no
+    sandbox, no cgroup, no process yet): the first problem as ``BundleError``; returns the
+    warnings (``container "app": linux.mountLabel ignored: ...``). A missing image is not a
+    problem here (the container waits with ``ErrImageNeverPull``)."""
+    warnings: list[str] = []
+    for container in pod.spec.init_containers + pod.spec.containers:
+        try:
+            bundle = resolve_bundle(store, container.image)
+        except (ImageMissing, BundleError):
+            continue
+        name = f'{_kind(pod, container)} "{container.name}"'
+        try:
+            plan = oci.plan(oci.load_config(bundle), bundle, command=container.command or None,
+                            args=container.args, env=[], working_dir=None, volume_mounts=[],
+                            pod=pod_context(pod, container))
+        except security.ContainerConfigError:
+            raise
+        except BundleError as err:
+            raise BundleError(f"{name}: {err}") from None
+        warnings.extend(f"{name}: {w}" for w in plan.warnings)
+    return warnings
+
+
+def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int):
+    """The :class:`~nsrun.host.native.SpawnRequest` for ``plan`` (``BundleError`` for a
+    mount the spawn path cannot express)."""
     from nsrun.host import native
 
     try:
         mounts = tuple(native.MountSpec.from_oci(m) for m in plan.mounts)
     except ValueError as err:
         raise BundleError(f"mounts: {err}") from None
-    request = native.SpawnRequest(
-        argv=plan.argv, env=plan.env, rootfs=plan.rootfs, cwd=plan.cwd, uid=plan.uid,
-        gid=plan.gid, additional_gids=plan.additional_gids, rootfs_readonly=plan.readonly,
+    c = plan.confinement
+    return native.SpawnRequest(
+        argv=plan.argv, env=plan.env, rootfs=plan.rootfs, cwd=plan.cwd, uid=c.uid,
+        gid=c.gid, additional_gids=c.additional_gids, rootfs_readonly=c.readonly_root,
         mounts=mounts, join_ns=dict(sandbox.ns_fds), cgroup_fd=cgroup_fd,
-        stdout_fd=log_fd, stderr_fd=log_fd)
-    pid, pidfd = native.spawn(request)
+        stdout_fd=log_fd, stderr_fd=log_fd,
+        capabilities=c.capabilities, no_new_privs=c.no_new_privileges,
+        seccomp_bpf=c.seccomp.bpf if c.seccomp else b"",
+        seccomp_flags=c.seccomp.flags if c.seccomp else 0,
+        rlimits=c.rlimits, umask=-1 if c.umask is None else c.umask,
+        oom_score_adj=c.oom_score_adj, sysctls=c.sysctls, masked_paths=c.masked_paths,
+        readonly_paths=c.readonly_paths, devices=c.devices,
+        rootfs_propagation=c.rootfs_propagation)
+
+
+def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int) -> Launched:
+    """Start the process (``SpawnError`` if a step in the child failed)."""
+    from nsrun.host import native
+
+    pid, pidfd = native.spawn(request(plan, sandbox, cgroup_fd, log_fd))
     return Launched(pid, pidfd)
