@@ -22,6 +22,7 @@ from nsrun.core.spec import Container, EnvVar, Pod, ResourceFieldSelector, all_c
 from nsrun.errors import Problem, SpecError
 
 OPERATOR, OPENER, CLOSER = "$", "(", ")"
+MAX_ARG_STRLEN = 131072
 
 FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
                "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
@@ -36,17 +37,31 @@ def expand(s: str, env: Mapping[str, str]) -> str:
 
 
 def expand_with(s: str, mapping: Callable[[str], str]) -> str:
-    """Kubernetes' ``expansion.Expand``: ``mapping`` turns a variable name into its text."""
-    out, checkpoint, cursor = [], 0, 0
+    """Kubernetes' ``expansion.Expand``: ``mapping`` turns a variable name into its text.
+
+    Raises ``SpecError`` when the result would pass ``MAX_ARG_STRLEN`` (execve would refuse
+    it anyway; this keeps chained references from growing without bound)."""
+    out, checkpoint, cursor, size = [], 0, 0, 0
+    last_closer = s.rfind(CLOSER)
     while cursor < len(s):
         if s[cursor] == OPERATOR and cursor + 1 < len(s):
-            out.append(s[checkpoint:cursor])
-            read, is_var, advance = _read_variable(s[cursor + 1:])
-            out.append(mapping(read) if is_var else read)
+            read, is_var, advance = _read_variable(s, cursor + 1, last_closer)
+            pieces = (s[checkpoint:cursor], mapping(read) if is_var else read)
+            size += len(pieces[0]) + len(pieces[1])
+            _check_size(size)
+            out.extend(pieces)
             cursor += advance
             checkpoint = cursor + 1
         cursor += 1
+    _check_size(size + len(s) - checkpoint)
     return "".join(out) + s[checkpoint:]
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_ARG_STRLEN:
+        raise SpecError([Problem("", "Invalid value", f"an expanded value is longer than "
+                                 f"{MAX_ARG_STRLEN} characters, the kernel's limit for one "
+                                 "argument or environment string")])
 
 
 def _lookup(name: str, env: Mapping[str, str]) -> str:
@@ -54,16 +69,17 @@ def _lookup(name: str, env: Mapping[str, str]) -> str:
     return value if value is not None else f"{OPERATOR}{OPENER}{name}{CLOSER}"
 
 
-def _read_variable(rest: str) -> tuple[str, bool, int]:
-    """What follows a ``$``: (text, is a variable name, characters consumed)."""
-    if rest[0] == OPERATOR:
+def _read_variable(s: str, start: int, last_closer: int) -> tuple[str, bool, int]:
+    """What follows the ``$`` before ``start``: (text, is a variable name, chars consumed).
+    ``last_closer`` (the last ``)`` in ``s``) keeps unclosed references linear-time."""
+    if s[start] == OPERATOR:
         return OPERATOR, False, 1
-    if rest[0] == OPENER:
-        end = rest.find(CLOSER, 1)
+    if s[start] == OPENER:
+        end = s.find(CLOSER, start + 1) if last_closer > start else -1
         if end != -1:
-            return rest[1:end], True, end + 1
+            return s[start + 1:end], True, end - start + 1
         return OPERATOR + OPENER, False, 1
-    return OPERATOR + rest[0], False, 1
+    return OPERATOR + s[start], False, 1
 
 
 def expand_command_and_args(container: Container, env: Mapping[str, str]

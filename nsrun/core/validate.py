@@ -129,16 +129,29 @@ def inclusive_range(lo: int, hi: int) -> str:
     return f"must be between {lo} and {hi}, inclusive"
 
 
+# The formats above are what the messages print; the checks below are linear-time
+# equivalents (Python's backtracking regexes are quadratic on them for long input).
+
+
+def _is_label(value: str) -> bool:
+    return bool(re.fullmatch("[-a-z0-9]+", value)) and "-" not in (value[0], value[-1])
+
+
+def _is_qname(value: str) -> bool:
+    return bool(re.fullmatch("[-A-Za-z0-9_.]+", value)) \
+        and all(ch.isascii() and ch.isalnum() for ch in (value[0], value[-1]))
+
+
 def dns1123_label(value: str) -> list[str]:
     errs = [max_len(63)] if len(value) > 63 else []
-    if not re.fullmatch(LABEL_FMT, value):
+    if not _is_label(value):
         errs.append(regex_error(LABEL_MSG, LABEL_FMT, "my-name", "123-abc"))
     return errs
 
 
 def dns1123_subdomain(value: str) -> list[str]:
     errs = [max_len(253)] if len(value) > 253 else []
-    if not re.fullmatch(SUBDOMAIN_FMT, value):
+    if not all(_is_label(part) for part in value.split(".")):
         errs.append(regex_error(SUBDOMAIN_MSG, SUBDOMAIN_FMT, "example.com"))
     return errs
 
@@ -159,7 +172,7 @@ def qualified_name(value: str) -> list[str]:
         errs.append("name part must be non-empty")
     elif len(name) > 63:
         errs.append("name part " + max_len(63))
-    if not re.fullmatch(QNAME_FMT, name):
+    if not _is_qname(name):
         errs.append("name part " + regex_error(QNAME_MSG, QNAME_FMT, "MyName", "my.name",
                                                "123-abc"))
     return errs
@@ -167,7 +180,7 @@ def qualified_name(value: str) -> list[str]:
 
 def label_value(value: str) -> list[str]:
     errs = [max_len(63)] if len(value) > 63 else []
-    if not re.fullmatch(f"({QNAME_FMT})?", value):
+    if value and not _is_qname(value):
         errs.append(regex_error(LABEL_VALUE_MSG, f"({QNAME_FMT})?", "MyValue", "my_value",
                                 "12345"))
     return errs
@@ -236,9 +249,12 @@ def check(pod: Pod, source: str = "") -> None:
 def _defaulted(pod: Pod) -> Pod:
     import msgspec
 
-    from nsrun.core.spec import apply_defaults
+    from nsrun.core.spec import apply_defaults, problem_from_msgspec
 
-    return apply_defaults(msgspec.convert(msgspec.to_builtins(pod), Pod))
+    try:
+        return apply_defaults(msgspec.convert(msgspec.to_builtins(pod), Pod))
+    except msgspec.ValidationError as err:  # a Pod built in code with wrong types
+        raise SpecError([problem_from_msgspec(str(err))], pod=pod.metadata.name) from None
 
 
 # ---------------------------------------------------------------- metadata

@@ -209,3 +209,22 @@ def test_sub_path_expr():
     assert expand_sub_path_expr("logs/$(POD)", {"POD": "web"}) == "logs/web"
     with pytest.raises(SpecError, match="missing value for EMPTY, NOPE"):
         expand_sub_path_expr("$(NOPE)/$(EMPTY)", {"EMPTY": ""})
+
+
+def test_expansion_is_linear():
+    import time
+
+    start = time.monotonic()
+    assert expand("$" * 200_000, {}) == "$" * 100_000
+    assert len(expand("$(" * 60_000, {})) == 120_000
+    with pytest.raises(SpecError, match="longer than 131072"):
+        expand("$(" * 1_000_000, {})
+    assert time.monotonic() - start < 5
+
+
+def test_chained_references_cannot_explode():
+    env = [{"name": "A0", "value": "x" * 1000}]
+    env += [{"name": f"A{i}", "value": f"$(A{i - 1})$(A{i - 1})"} for i in range(1, 60)]
+    p = app_with_env(env)
+    with pytest.raises(SpecError, match="longer than 131072"):
+        env_of(p)

@@ -422,3 +422,14 @@ def test_validate_defaults_a_pod_built_in_code():
         name="a", image="b", liveness_probe=Probe(tcp_socket=TCPSocketAction(port=80)))]))
     p.metadata.name = "x"
     assert validate(p) == []
+
+
+def test_very_long_names_are_checked_in_linear_time():
+    import time
+
+    start = time.monotonic()
+    long = "a" * 200_000 + "!"
+    found = problems({"containers": [app(name=long)], "hostname": long},
+                     {"name": long + ".x" * 1000, "labels": {long: long}})
+    assert time.monotonic() - start < 2
+    assert len(found) == 10
