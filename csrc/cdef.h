@@ -48,7 +48,7 @@ struct nsr_mount {
     unsigned long flags;
     unsigned long propagation;
     const char *data;
-    int source_fd;
+    const char *sub_path;
 };
 
 struct nsr_device {

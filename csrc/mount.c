@@ -73,36 +73,61 @@ static int finish_mount(struct nsr_ctx *ctx, const struct nsr_mount *m)
     return rc;
 }
 
+/* The bind source of a subPath: `sub_path` inside the volume `source`, resolved with the
+ * volume as its root (a symlink a container left in a shared volume cannot lead out of it)
+ * and made as a directory when missing, as the kubelet does. Opened here, in the child's
+ * mount namespace: the kernel binds only from mounts of the caller's own namespace. */
+static int open_sub_path(const struct nsr_mount *m)
+{
+    int volfd, fd, saved;
+
+    volfd = open(m->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (volfd < 0)
+        return -1;
+    fd = nsr_open_in_root(volfd, m->sub_path, NSR_CREATE_DIR);
+    saved = errno;
+    close(volfd);
+    errno = saved;
+    return fd;
+}
+
 static int mount_one(struct nsr_ctx *ctx, const struct nsr_mount *m)
 {
     const char *fstype = m->fstype && m->fstype[0] ? m->fstype : NULL;
     const char *source = m->source;
     char src_path[32], target[32];
-    int create = NSR_CREATE_DIR, fd, rc;
+    int create = NSR_CREATE_DIR, fd, srcfd = -1, rc = -1;
     struct stat st;
 
-    if (m->flags & MS_BIND) {
-        if (m->source_fd >= 0) {
-            nsr_fd_path(src_path, m->source_fd);
-            source = src_path;
-        }
-        ctx->step = NSR_STEP_MOUNT;  /* a missing bind source is a mount failure */
-        if (stat(source, &st) < 0)
+    if ((m->flags & MS_BIND) && m->sub_path) {
+        ctx->step = NSR_STEP_SUBPATH;
+        srcfd = open_sub_path(m);
+        if (srcfd < 0)
             return -1;
+        nsr_fd_path(src_path, srcfd);
+        source = src_path;
+    }
+    if (m->flags & MS_BIND) {
+        if (srcfd < 0)
+            ctx->step = NSR_STEP_MOUNT;  /* a missing bind source is a mount failure */
+        if (stat(source, &st) < 0)
+            goto out;
         if (!S_ISDIR(st.st_mode))
             create = NSR_CREATE_FILE;  /* a file (or device) is bound onto an empty file */
     }
     ctx->step = NSR_STEP_MOUNTPOINT;
     fd = nsr_open_in_root(ctx->rootfd, m->target, create);
     if (fd < 0)
-        return -1;
+        goto out;
     ctx->step = NSR_STEP_MOUNT;
     nsr_fd_path(target, fd);
     rc = mount(source, target, fstype, m->flags, m->data);
     close_keep_errno(fd);
-    if (rc < 0)
-        return -1;
-    return finish_mount(ctx, m);
+    if (rc == 0)
+        rc = finish_mount(ctx, m);
+out:
+    close_keep_errno(srcfd);
+    return rc;
 }
 
 int nsr_step_mounts(struct nsr_ctx *ctx)

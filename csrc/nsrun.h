@@ -29,6 +29,7 @@ enum nsr_step {
     NSR_STEP_OOM_SCORE_ADJ, /* /proc/self/oom_score_adj */
     NSR_STEP_MOUNT_PRIVATE, /* MS_REC|MS_PRIVATE on / of the new mount namespace */
     NSR_STEP_BIND_ROOTFS,   /* bind the rootfs onto itself: pivot_root needs a mount point */
+    NSR_STEP_SUBPATH,       /* resolve (and make) a bind's subPath inside its volume (index) */
     NSR_STEP_MOUNTPOINT,    /* resolve in the rootfs, mkdir -p (or an empty file) (index) */
     NSR_STEP_MOUNT,         /* mount / remount / propagation of a mount (index) */
     NSR_STEP_POPULATE_DEV,  /* device nodes (bind of the host node) and /dev symlinks */
@@ -82,7 +83,8 @@ struct nsr_mount {
     unsigned long flags;     /* MS_* without propagation bits */
     unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE [|MS_REC] */
     const char *data;        /* NULL or fs options */
-    int source_fd;           /* >= 0: bind from this fd (opened safely by the parent), not source */
+    const char *sub_path;    /* NULL, or (bind) the source is this path inside `source`, resolved
+                              * there as in a root and made as a directory when missing */
 };
 
 /* A device node to create (mknod) inside the container. */

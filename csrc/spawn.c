@@ -30,6 +30,7 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_OOM_SCORE_ADJ] = "oom_score_adj",
     [NSR_STEP_MOUNT_PRIVATE] = "mount_private",
     [NSR_STEP_BIND_ROOTFS] = "bind_rootfs",
+    [NSR_STEP_SUBPATH] = "subpath",
     [NSR_STEP_MOUNTPOINT] = "mountpoint",
     [NSR_STEP_MOUNT] = "mount",
     [NSR_STEP_POPULATE_DEV] = "populate_dev",
@@ -76,7 +77,7 @@ static const struct {
     {NSR_STEP_OOM_SCORE_ADJ, nsr_step_oom_score_adj},/* while the host's /proc is here */
     {NSR_STEP_MOUNT_PRIVATE, nsr_step_mount_private},
     {NSR_STEP_BIND_ROOTFS, nsr_step_bind_rootfs},
-    {NSR_STEP_MOUNT, nsr_step_mounts},  /* reports "mountpoint" or "mount" */
+    {NSR_STEP_MOUNT, nsr_step_mounts},  /* reports "subpath", "mountpoint" or "mount" */
     {NSR_STEP_POPULATE_DEV, nsr_step_populate_dev},
     {NSR_STEP_DEVICES, nsr_step_devices},
     {NSR_STEP_MASKED_PATHS, nsr_step_masked_paths},   /* after the mounts they hide */

@@ -13,8 +13,7 @@ it. Failures outside the child use the step names ``pipe``, ``clone``, ``cgroup_
 Paths inside the container (mount targets, devices, masked and read-only paths) are resolved
 by the child in the rootfs with ``openat2(RESOLVE_IN_ROOT)`` after the mounts before them, and
 mounted onto through the resulting fd: a symlink in the image cannot send a mount or a write
-to the host. A bind's ``sub_path`` is resolved the same way inside its volume, here in the
-parent, and handed to the child as an fd.
+to the host. A bind's ``sub_path`` is resolved the same way, by the child, inside its volume.
 
 Capabilities, ``no_new_privs``, the seccomp filter (BPF built by the caller) and rlimits are
 applied by the child right before ``execve`` in the order bounding → credentials →
@@ -67,7 +66,7 @@ NAMESPACE_TYPES: dict[str, int] = {
 # The child's steps, in the order it runs them (csrc/nsrun.h enum nsr_step).
 STEPS: tuple[str, ...] = (
     "signals", "setsid", "setns", "sysctl", "oom_score_adj", "mount_private", "bind_rootfs",
-    "mountpoint", "mount", "populate_dev", "devices", "masked_paths", "readonly_paths",
+    "subpath", "mountpoint", "mount", "populate_dev", "devices", "masked_paths", "readonly_paths",
     "pivot_root", "rootfs_propagation", "readonly_root", "sethostname", "bounding",
     "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "close_fds", "rlimits",
     "no_new_privs", "seccomp", "capset", "ambient", "execve",
@@ -401,7 +400,7 @@ def _check(req: SpawnRequest) -> None:
         raise ValueError(f"oom_score_adj must be in -1000..1000, not {req.oom_score_adj}")
 
 
-def _c_mount(b: _Builder, cm: Any, m: MountSpec, source_fd: int) -> None:
+def _c_mount(b: _Builder, cm: Any, m: MountSpec) -> None:
     propagation = m.propagation | (m.flags & MS_PROPAGATION)
     flags = m.flags & ~MS_PROPAGATION
     if m.flags & MS_PROPAGATION and m.flags & MS_REC:
@@ -412,7 +411,7 @@ def _c_mount(b: _Builder, cm: Any, m: MountSpec, source_fd: int) -> None:
     cm.flags = flags
     cm.propagation = propagation
     cm.data = b.cstr(m.data or None)
-    cm.source_fd = source_fd
+    cm.sub_path = b.cstr(m.sub_path if m.flags & MS_BIND and m.sub_path else None)
 
 
 def _c_security(b: _Builder, c: Any, req: SpawnRequest) -> None:
@@ -454,7 +453,7 @@ def _c_security(b: _Builder, c: Any, req: SpawnRequest) -> None:
         c.seccomp_flags = req.seccomp_flags
 
 
-def _build(b: _Builder, req: SpawnRequest, stdio: list[int], source_fds: list[int]) -> Any:
+def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     ffi = b.ffi
     rootfs = os.path.realpath(req.rootfs)
     c = ffi.new("struct nsr_spawn_req *")
@@ -471,7 +470,7 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int], source_fds: list[in
     mounts = ffi.new("struct nsr_mount[]", max(len(req.mounts), 1))
     b.keep.append(mounts)
     for i, m in enumerate(req.mounts):
-        _c_mount(b, mounts[i], m, source_fds[i])
+        _c_mount(b, mounts[i], m)
     c.mounts, c.nmounts = mounts, len(req.mounts)
     c.populate_dev = int(req.populate_dev)
     _c_security(b, c, req)
@@ -491,16 +490,17 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int], source_fds: list[in
 def _rlimit_name(resource: int) -> str:
     import resource as res
 
-    names = {getattr(res, n): n for n in dir(res) if n.startswith("RLIMIT_")}
+    names = {getattr(res, n): n for n in dir(res) if n.startswith("RLIMIT_") and n != "RLIMIT_OFILE"}
     return names.get(resource, str(resource))
 
 
 def _failure_note(req: SpawnRequest, step: str, index: int) -> str | None:
     if index < 0:
         return None
-    if step in ("mountpoint", "mount") and index < len(req.mounts):
+    if step in ("subpath", "mountpoint", "mount") and index < len(req.mounts):
         m = req.mounts[index]
-        return f"mount #{index}: {m.source or m.fstype} on {m.target}"
+        sub = f" (subPath {m.sub_path})" if m.sub_path and step == "subpath" else ""
+        return f"mount #{index}: {m.source or m.fstype}{sub} on {m.target}"
     if step == "setns":
         joined = [name for name in NAMESPACE_TYPES if name in req.join_ns]
         return f"namespace {joined[index]}" if index < len(joined) else None
@@ -546,29 +546,6 @@ def open_in_root(root: str | int, path: str, create: str = "") -> int:
             os.close(rootfd)
 
 
-def _open_sources(req: SpawnRequest) -> list[int]:
-    """An fd per mount: the bind source of a ``sub_path`` resolved inside its volume (made
-    as a directory when missing, as the kubelet does), else -1. Closed by the caller."""
-    fds: list[int] = []
-    try:
-        for m in req.mounts:
-            if not m.sub_path:
-                fds.append(-1)
-                continue
-            try:
-                fds.append(open_in_root(m.source, m.sub_path, "dir"))
-            except OSError as err:
-                failure = SpawnError("subpath", err.errno or errno.EINVAL)
-                failure.add_note(f"subPath {m.sub_path} of {m.source} for {m.target}")
-                raise failure from None
-    except BaseException:
-        for fd in fds:
-            if fd >= 0:
-                os.close(fd)
-        raise
-    return fds
-
-
 def spawn(req: SpawnRequest) -> tuple[int, int]:
     """Start the container process; returns ``(pid, pidfd)`` once it has exec()ed.
 
@@ -578,23 +555,19 @@ def spawn(req: SpawnRequest) -> tuple[int, int]:
     """
     _check(req)
     mod = _native()
-    source_fds = _open_sources(req)
     devnull = -1
     try:
         if -1 in (req.stdin_fd, req.stdout_fd, req.stderr_fd):
             devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         stdio = [fd if fd >= 0 else devnull for fd in (req.stdin_fd, req.stdout_fd, req.stderr_fd)]
         b = _Builder(mod.ffi)
-        creq = _build(b, req, stdio, source_fds)
+        creq = _build(b, req, stdio)
         pidfd = mod.ffi.new("int *")
         rep = mod.ffi.new("struct nsr_report *")
         pid = mod.lib.nsr_spawn(creq, pidfd, rep)
     finally:
         if devnull >= 0:
             os.close(devnull)
-        for fd in source_fds:
-            if fd >= 0:
-                os.close(fd)
     if pid < 0:
         step = _step_name(rep.step)
         err = SpawnError(step, rep.err)
