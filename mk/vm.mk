@@ -26,6 +26,9 @@
 #   VM_TIMEOUT            seconds before the guest is killed (exit 124)
 #   VM_CACHE              download/build cache (default /var/cache/nsrun-vm)
 #   VM_ARGS               extra vm/run-in-vm.sh options (e.g. -v)
+#   VM_SETUP              the target that makes $(VENV) ready (default
+#                         vm-venv); the main Makefile sets it to its own
+#                         setup target before including this file
 
 VENV ?= .venv
 PY ?= $(VENV)/bin/python
@@ -43,6 +46,7 @@ VM_MEM ?= 2G
 VM_TIMEOUT ?= 1500
 VM_CACHE ?= /var/cache/nsrun-vm
 VM_ARGS ?=
+VM_SETUP ?= vm-venv
 
 VM_RUN = cd $(VM_ROOT) && NSRUN_VM_CACHE=$(VM_CACHE) ./vm/run-in-vm.sh \
 	--backend $(VM_BACKEND) --cpus $(VM_CPUS) --mem $(VM_MEM) --timeout $(VM_TIMEOUT) \
@@ -53,7 +57,7 @@ VM_RUN = cd $(VM_ROOT) && NSRUN_VM_CACHE=$(VM_CACHE) ./vm/run-in-vm.sh \
 ## test-vm: run $(VM_TESTS) inside a guest kernel with a pure cgroup v2 hierarchy
 # In the guest, provision.sh's `check` step (the one Vagrant runs) reports
 # the cgroup v2 / systemd situation first.
-test-vm: vm-venv
+test-vm: $(VM_SETUP)
 	$(VM_RUN) -- /bin/sh -c './vm/provision.sh check && exec "$$0" -m pytest "$$@"' \
 		$(PY) -q $(VM_PYTEST_PLUGINS) $(VM_PYTEST_ARGS) $(VM_TESTS)
 
@@ -61,7 +65,7 @@ test-vm: vm-venv
 vm-prepare:
 	$(VM_RUN) --prepare
 
-## vm-venv: make sure $(VENV) has pytest (nsrun[dev] when the project installs)
+## vm-venv: make sure $(VENV) has pytest (nsrun[dev] via `make setup` when possible)
 vm-venv:
 	@cd $(VM_ROOT) && VENV=$(VENV) ./vm/provision.sh venv-min
 

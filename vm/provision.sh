@@ -13,8 +13,10 @@
 #   vm-host qemu|uml  host packages for the VM ring's backend (qemu:
 #                     qemu-system-x86 kmod; uml: patchelf) plus `packages`
 #   venv              $VENV (default <checkout>/.venv) with nsrun[dev]
-#                     installed editable; `venv-min` falls back to plain
-#                     pytest when the project cannot be installed (yet)
+#                     installed editable (`make setup` when the Makefile has
+#                     it); `venv-min` (the VM ring) accepts any venv with
+#                     pytest and falls back to plain pytest when the project
+#                     cannot be installed (yet)
 #   check             print the cgroup v2 / systemd situation; fails when
 #                     /sys/fs/cgroup is not a cgroup2 mount
 #   test              `make test` in the checkout
@@ -83,30 +85,37 @@ step_vm_host() {
 
 venv_ok() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import pytest' 2>/dev/null; }
 
-# step_venv [min] - create the venv and install nsrun[dev] into it.
+# step_venv [min] - $VENV with nsrun[dev]: through the main Makefile's
+# `setup` target when there is one (the project's own way to build the
+# venv and the cffi extension), else python3 -m venv + pip install -e.
+# `min` (the VM ring): an existing venv with pytest is enough, and when the
+# project cannot be installed yet, plain pytest keeps the ring usable.
 step_venv() {
     local min=${1:-}
-    if venv_ok && [ "$min" = min ]; then return 0; fi
-    if venv_ok && "$VENV/bin/python" -c 'import nsrun' 2>/dev/null; then return 0; fi
-    install_pkgs python3-venv python3-dev gcc
+    if venv_ok && { [ "$min" = min ] || "$VENV/bin/python" -c 'import nsrun' 2>/dev/null; }; then
+        return 0
+    fi
+    install_pkgs python3-venv python3-dev gcc make || return 1
     (
         flock 8
-        if [ ! -x "$VENV/bin/python" ]; then
-            log "creating $VENV"
-            python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
+        venv_ok && [ "$min" = min ] && exit 0
+        if [ -f "$CHECKOUT/Makefile" ] && grep -q '^setup:' "$CHECKOUT/Makefile"; then
+            log "make setup VENV=$VENV"
+            make -C "$CHECKOUT" setup VENV="$VENV" >&2 && exit 0
+        else
+            if [ ! -x "$VENV/bin/python" ]; then
+                log "creating $VENV"
+                python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
+            fi
+            log "installing nsrun[dev] into $VENV"
+            "$VENV/bin/pip" install -q --disable-pip-version-check -e "$CHECKOUT[dev]" >&2 && exit 0
         fi
-        log "installing nsrun[dev] into $VENV"
-        if "$VENV/bin/pip" install -q --disable-pip-version-check -e "$CHECKOUT[dev]" >&2; then
-            exit 0
-        fi
-        [ "$min" = min ] || die "pip install -e '$CHECKOUT[dev]' failed"
+        [ "$min" = min ] || die "could not install nsrun[dev] into $VENV"
         log "warning: nsrun is not installable; installing only pytest for the VM ring"
+        [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
         "$VENV/bin/pip" install -q --disable-pip-version-check pytest pytest-timeout >&2 ||
             die "pip install pytest failed"
-    ) 8>"$VENV.provision.lock"
-    local rc=$?
-    rm -f "$VENV.provision.lock"
-    return $rc
+    ) 8>"$LOCK.venv"
 }
 
 step_check() {
