@@ -30,10 +30,16 @@ class KillPod:
 
 
 @dataclass(frozen=True)
+class RestartPod:
+    """Every container has stopped for a pod restart: make a new sandbox and start over
+    from the first init container (the source document's pod-restart cases; A10)."""
+
+
+@dataclass(frozen=True)
 class WakeAt:
     """Nothing to do before ``at`` (epoch seconds) unless a container changes."""
 
     at: float
 
 
-Action = StartContainer | KillContainer | KillPod | WakeAt
+Action = StartContainer | KillContainer | KillPod | RestartPod | WakeAt

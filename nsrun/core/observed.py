@@ -33,6 +33,11 @@ class Attempt:
     reason: str = ""
     message: str = ""
     pid: int = 0
+    gen: int = 0
+    started: bool = True
+    ready: bool = True
+    unhealthy: str = ""
+    restart_requested: bool = False
 
     @property
     def running(self) -> bool:
@@ -82,6 +87,18 @@ class ContainerObs:
     def finished(self, attempt: Attempt) -> ContainerObs:
         return replace(self, attempts=self.attempts[:-1] + (attempt,))
 
+    def updated(self, **changes) -> ContainerObs:
+        """The current attempt with ``changes`` (probe results, restart requests)."""
+        return self.finished(replace(self.attempts[-1], **changes))
+
+    def in_gen(self, gen: int) -> ContainerObs:
+        """Only the attempts made in sandbox generation ``gen`` (a pod restart starts over:
+        initialization is judged on the current sandbox alone, kubelet reference A3)."""
+        kept = tuple(a for a in self.attempts if a.gen == gen)
+        if len(kept) == len(self.attempts):
+            return self
+        return replace(self, attempts=kept)
+
     def start_failed(self, reason: str, message: str, at: float) -> ContainerObs:
         return replace(self, waiting_reason=reason, waiting_message=message,
                        failed_starts=self.failed_starts + 1, last_failed_start=at)
@@ -96,8 +113,15 @@ class Observed:
     deleting: bool = False
     killed_reason: str = ""
     killed_message: str = ""
+    sandbox_gen: int = 0
+    restarting: bool = False
 
     def get(self, name: str) -> ContainerObs:
+        """The container's attempts in the current sandbox generation."""
+        return self.containers.get(name, ContainerObs()).in_gen(self.sandbox_gen)
+
+    def history(self, name: str) -> ContainerObs:
+        """Every attempt of the container, across pod restarts."""
         return self.containers.get(name, ContainerObs())
 
     def with_container(self, name: str, obs: ContainerObs) -> Observed:

@@ -8,7 +8,7 @@ supervisor calls the planner again on every change or wake-up.
 from __future__ import annotations
 
 from nsrun.core import rules
-from nsrun.core.actions import Action, KillPod, StartContainer, WakeAt
+from nsrun.core.actions import Action, KillContainer, KillPod, RestartPod, StartContainer, WakeAt
 from nsrun.core.backoff import KUBELET, BackoffPolicy, start_retry_at
 from nsrun.core.observed import ContainerObs, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
@@ -17,7 +17,8 @@ from nsrun.core.spec import Container, Pod, is_sidecar
 def next_actions(pod: Pod, observed: Observed, now: float,
                  policy: BackoffPolicy = KUBELET) -> list[Action]:
     """What the executor should do now; ``WakeAt`` says when to ask again."""
-    for rule in (_deleting, _deadline, _terminal, _initialize, _keep_running):
+    for rule in (_deleting, _deadline, _restarting, _terminal, _liveness, _initialize,
+                 _keep_running):
         actions = rule(pod, observed, now, policy)
         if actions is not None:
             return actions + _deadline_wake(pod, observed, now)
@@ -51,6 +52,22 @@ def _deadline_wake(pod: Pod, observed: Observed, now: float) -> list[Action]:
         return []
     due = observed.start_time + limit
     return [WakeAt(due)] if due > now else []
+
+
+def _restarting(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
+    """A pod restart was asked: stop everything, then start over in a new sandbox."""
+    if not observed.restarting:
+        return None
+    return [KillPod()] if _any_running(observed) else [RestartPod()]
+
+
+def _liveness(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
+    """A container whose liveness probe failed is killed (and restarted per policy)."""
+    kills: list[Action] = [
+        KillContainer(name, f"Container {name} failed liveness probe, will be restarted")
+        for name in observed.containers
+        if observed.get(name).running and observed.get(name).attempts[-1].unhealthy]
+    return kills or None
 
 
 def _terminal(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):

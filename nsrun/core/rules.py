@@ -16,9 +16,10 @@ DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadlin
 
 
 def init_complete(c: Container, obs: ContainerObs) -> bool:
-    """A regular init container is done once an attempt succeeded; a sidecar once running."""
+    """A regular init container is done once an attempt succeeded; a sidecar once it runs
+    and has started (its startupProbe succeeded and its postStart hook finished; B)."""
     if is_sidecar(c):
-        return obs.running
+        return obs.running and obs.attempts[-1].started
     return obs.current is not None and obs.current.succeeded
 
 
@@ -36,11 +37,12 @@ def initialized(pod: Pod, observed: Observed) -> bool:
 
 
 def wants_restart(pod: Pod, c: Container, obs: ContainerObs, is_init: bool) -> bool:
-    """Whether a finished container is to run again (pod policy; A6, B, and app rules)."""
+    """Whether a finished container is to run again (pod policy; A6, B, and app rules; a
+    container killed because its definition changed restarts whatever the policy, A11)."""
     cur = obs.current
     if cur is None or cur.running:
         return False
-    if is_init and is_sidecar(c):
+    if cur.restart_requested or (is_init and is_sidecar(c)):
         return True
     if is_init:
         return not cur.succeeded and pod.spec.restart_policy != "Never"
@@ -85,7 +87,7 @@ def _app_phase(pod: Pod, observed: Observed) -> str:
     apps = [observed.get(c.name) for c in pod.spec.containers]
     if any(not o.attempts for o in apps):
         return PENDING
-    if any(o.running for o in apps):
+    if any(o.running or o.attempts[-1].restart_requested for o in apps):
         return RUNNING
     succeeded = all(o.current is not None and o.current.succeeded for o in apps)
     policy = pod.spec.restart_policy

@@ -41,11 +41,11 @@ def derive_status(pod: Pod, observed: Observed, now: float,
         "conditions": _conditions(pod, observed, phase),
         "startTime": rfc3339(observed.start_time),
         "initContainerStatuses": [
-            _container_status(pod, c, observed.get(c.name), now, policy, True, POD_INITIALIZING,
+            _container_status(pod, c, observed, now, policy, True, POD_INITIALIZING,
                               done)
             for c in pod.spec.init_containers],
         "containerStatuses": [
-            _container_status(pod, c, observed.get(c.name), now, policy, False, default_wait,
+            _container_status(pod, c, observed, now, policy, False, default_wait,
                               done)
             for c in pod.spec.containers],
     }
@@ -68,16 +68,19 @@ def _terminated(a: Attempt) -> dict[str, Any]:
     return {"terminated": state}
 
 
-def _state(pod: Pod, c: Container, obs: ContainerObs, now: float, policy: BackoffPolicy,
-           is_init: bool, default_wait: str, done: bool) -> tuple[dict, dict]:
-    """(state, lastState) of one container."""
+def _state(pod: Pod, c: Container, obs: ContainerObs, hist: ContainerObs, now: float,
+           policy: BackoffPolicy, is_init: bool, default_wait: str,
+           done: bool) -> tuple[dict, dict]:
+    """(state, lastState) of one container: ``obs`` holds the attempts of the current
+    sandbox, ``hist`` every attempt (lastState survives a pod restart)."""
     cur = obs.current
-    previous = _terminated(obs.attempts[-2]) if len(obs.attempts) > 1 else {}
+    last = hist.attempts[-1] if hist.attempts else None
     if obs.waiting_reason:
         waiting = {"reason": obs.waiting_reason, "message": obs.waiting_message}
-        return {"waiting": waiting}, (_terminated(cur) if cur else {})
+        return {"waiting": waiting}, (_terminated(last) if last else {})
     if cur is None:
-        return {"waiting": {"reason": default_wait}}, {}
+        return {"waiting": {"reason": default_wait}}, (_terminated(last) if last else {})
+    previous = _terminated(hist.attempts[-2]) if len(hist.attempts) > 1 else {}
     if cur.running:
         return {"running": {"startedAt": rfc3339(cur.started_at)}}, previous
     if rules.wants_restart(pod, c, obs, is_init) and not done:
@@ -102,24 +105,27 @@ def _duration(seconds: int) -> str:
     return f"{seconds // 60}m{seconds % 60}s"
 
 
-def _container_status(pod: Pod, c: Container, obs: ContainerObs, now: float,
+def _container_status(pod: Pod, c: Container, observed: Observed, now: float,
                       policy: BackoffPolicy, is_init: bool, default_wait: str,
                       done: bool) -> dict:
-    state, last = _state(pod, c, obs, now, policy, is_init, default_wait, done)
-    running = "running" in state
+    obs, hist = observed.get(c.name), observed.history(c.name)
+    state, last = _state(pod, c, obs, hist, now, policy, is_init, default_wait, done)
+    cur = obs.current
+    running = cur is not None and cur.running
     if is_init and not is_sidecar(c):
         ready = "terminated" in state and state["terminated"]["exitCode"] == 0
     else:
-        ready = running
-    return {"name": c.name, "image": c.image, "imageID": "", "containerID": _cid(pod, c, obs),
+        ready = running and cur is not None and cur.ready
+    return {"name": c.name, "image": c.image, "imageID": "", "containerID": _cid(pod, c, hist),
             "state": state, "lastState": last, "ready": ready,
-            "restartCount": obs.restart_count, "started": running}
+            "restartCount": hist.restart_count,
+            "started": running and cur is not None and cur.started}
 
 
-def _cid(pod: Pod, c: Container, obs: ContainerObs) -> str:
-    if obs.current is None:
+def _cid(pod: Pod, c: Container, hist: ContainerObs) -> str:
+    if hist.current is None:
         return ""
-    return f"nsrun://{pod.metadata.uid}/{c.name}/{obs.restart_count}"
+    return f"nsrun://{pod.metadata.uid}/{c.name}/{hist.restart_count}"
 
 
 def _condition(kind: str, ok: bool, when: float | None, reason: str = "",
@@ -146,7 +152,7 @@ def _conditions(pod: Pod, observed: Observed, phase: str) -> list[dict[str, Any]
     elif not init_ok:
         init_reason = "ContainersNotInitialized"
         init_msg = f"containers with incomplete status: [{' '.join(incomplete)}]"
-    unready = [c.name for c in _ready_set(pod) if not observed.get(c.name).running]
+    unready = [c.name for c in _ready_set(pod) if not _is_ready(observed.get(c.name))]
     ready = not unready and phase == rules.RUNNING
     ready_reason, ready_msg = _ready_reason(phase, unready)
     return [
@@ -156,6 +162,10 @@ def _conditions(pod: Pod, observed: Observed, phase: str) -> list[dict[str, Any]
         _condition("ContainersReady", ready, _ready_at(pod, observed), ready_reason, ready_msg),
         _condition("PodScheduled", True, start),
     ]
+
+
+def _is_ready(obs: ContainerObs) -> bool:
+    return obs.running and obs.attempts[-1].ready
 
 
 def _ready_set(pod: Pod) -> list[Container]:

@@ -12,7 +12,14 @@ import signal
 from dataclasses import dataclass, replace
 
 from nsrun.bundle.images import ImageStore
-from nsrun.core.actions import Action, KillContainer, KillPod, StartContainer, WakeAt
+from nsrun.core.actions import (
+    Action,
+    KillContainer,
+    KillPod,
+    RestartPod,
+    StartContainer,
+    WakeAt,
+)
 from nsrun.core.observed import ERR_IMAGE_NEVER_PULL, OOM_KILLED, START_ERROR, Attempt, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
 from nsrun.errors import BundleError, SpawnError
@@ -47,6 +54,7 @@ class Executor:
         self.running: dict[str, Running] = {}
         self.grace = max(float(pod.spec.termination_grace_period_seconds), MIN_GRACE)
         self.containers = {c.name: (c, kind) for c, kind in _with_kinds(pod)}
+        self.recreate_sandbox = None  # set by the supervisor: () -> Sandbox
 
     def apply(self, actions: list[Action], now: float) -> float | None:
         """Carry out ``actions``; returns the earliest ``WakeAt`` (or None)."""
@@ -58,6 +66,8 @@ class Executor:
                 self.kill(action.name, now, action.message)
             elif isinstance(action, KillPod):
                 self.kill_pod(action, now)
+            elif isinstance(action, RestartPod):
+                self.restart_pod(now)
             elif isinstance(action, WakeAt):
                 wake = action.at if wake is None else min(wake, action.at)
         return wake
@@ -79,7 +89,8 @@ class Executor:
 
     def _spawn(self, name: str, container: Container, kind: str, plan, now: float,
                path: str) -> None:
-        obs = self.observed.get(name)
+        obs = self.observed.history(name)
+        gen = self.observed.sandbox_gen
         log_fd = logs.open_for_attempt(self.paths, name, len(obs.attempts))
         leaf = self.cgroup.leaf(name) if self.cgroup else None
         try:
@@ -87,21 +98,21 @@ class Executor:
         except (SpawnError, BundleError) as err:
             message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
             os.write(log_fd, f"nsrun: {message}\n".encode())
-            self._record(name, obs.started(Attempt(now).finish(now, 128, None, START_ERROR,
-                                                               message)))
+            self._record(name, obs.started(Attempt(now, gen=gen).finish(
+                now, 128, None, START_ERROR, message)))
             self.events.emit(now, WARNING, "Failed", f"Error: {message}", path)
             return
         finally:
             os.close(log_fd)
         self.running[name] = Running(name, launched.pid, launched.pidfd,
                                      leaf.oom_kills() if leaf else 0)
-        self._record(name, obs.started(Attempt(now, pid=launched.pid)))
+        self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen)))
         self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
         self.events.emit(now, NORMAL, "Started", f"Started container {name}", path)
 
     def _start_failed(self, name: str, reason: str, message: str, now: float,
                       path: str) -> None:
-        self._record(name, self.observed.get(name).start_failed(reason, message, now))
+        self._record(name, self.observed.history(name).start_failed(reason, message, now))
         self.events.emit(now, WARNING, reason if reason == ERR_IMAGE_NEVER_PULL else "Failed",
                          message, path)
 
@@ -122,15 +133,26 @@ class Executor:
         _signal(proc.pidfd, signal.SIGTERM)
 
     def kill_pod(self, action: KillPod, now: float) -> None:
-        """Stop the pod: app and regular containers first, sidecars after them, last first."""
+        """Stop the pod: app and regular containers first, then the sidecars one at a time,
+        last first (each after the one behind it has exited)."""
         if action.reason and not self.observed.killed_reason:
             self.observed = replace(self.observed, killed_reason=action.reason,
                                     killed_message=action.message)
             self.events.emit(now, NORMAL, action.reason, action.message)
         sidecars = [c.name for c in self.pod.spec.init_containers if is_sidecar(c)]
         regular = [n for n in self.running if n not in sidecars]
-        for name in regular or [n for n in reversed(sidecars) if n in self.running]:
+        running_sidecars = [n for n in reversed(sidecars) if n in self.running]
+        for name in regular or running_sidecars[:1]:
             self.kill(name, now)
+
+    def restart_pod(self, now: float) -> None:
+        """Everything has stopped: a new sandbox, and initialization starts over."""
+        self.events.emit(now, NORMAL, "SandboxChanged",
+                         "Pod sandbox changed, it will be killed and re-created.")
+        if self.recreate_sandbox is not None:
+            self.sandbox = self.recreate_sandbox()
+        self.observed = replace(self.observed, restarting=False,
+                                sandbox_gen=self.observed.sandbox_gen + 1)
 
     def kill_overdue(self, now: float) -> None:
         """SIGKILL every container whose grace period has run out."""
@@ -157,7 +179,7 @@ class Executor:
         leaf = self.cgroup.leaves.get(proc.name) if self.cgroup else None
         if leaf is not None and leaf.oom_kills() > proc.oom_before:
             reason = OOM_KILLED
-        obs = self.observed.get(proc.name)
+        obs = self.observed.history(proc.name)
         current = obs.current
         assert current is not None
         self._record(proc.name, obs.finished(current.finish(now, code, sig, reason)))

@@ -205,3 +205,80 @@ def test_deadline_exceeded_status():
                                        (900, "15m"), (5 * 3600, "5h"), (3 * 86400, "3d")])
 def test_human_duration(secs, text):
     assert human_duration(secs) == text
+
+
+SIDECAR_POD = """
+metadata: {name: sc, uid: u2}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: log, image: busybox, restartPolicy: Always}
+  - {name: setup, image: busybox}
+  containers:
+  - {name: app, image: busybox}
+"""
+
+
+def sidecar_pod():
+    return load_pods(SIDECAR_POD)[0]
+
+
+def test_sidecar_gates_next_init_until_started():
+    obs = Observed(T0, {"log": ContainerObs((Attempt(T0, started=False),))})
+    assert next_actions(sidecar_pod(), obs, T0 + 1, POLICY) == []
+    obs = Observed(T0, {"log": ContainerObs((Attempt(T0),))})
+    assert next_actions(sidecar_pod(), obs, T0 + 1, POLICY) == [StartContainer("setup")]
+
+
+def test_sidecar_restarts_on_any_exit_even_with_never():
+    obs = Observed(T0, {"log": ContainerObs((ok(T0, T0 + 1),)),
+                        "setup": ContainerObs((ok(T0, T0 + 1),)),
+                        "app": ContainerObs((run(T0 + 1),))})
+    assert next_actions(sidecar_pod(), obs, T0 + 2, POLICY) == [StartContainer("log")]
+
+
+def test_sidecar_does_not_keep_the_pod_alive_and_stops_last():
+    obs = Observed(T0, {"log": ContainerObs((run(T0),)),
+                        "setup": ContainerObs((ok(T0, T0 + 1),)),
+                        "app": ContainerObs((ok(T0 + 1, T0 + 2),))})
+    status = derive_status(sidecar_pod(), obs, T0 + 3, POLICY)
+    assert status["phase"] == "Succeeded"
+    assert next_actions(sidecar_pod(), obs, T0 + 3, POLICY) == [KillPod()]
+
+
+def test_liveness_failure_kills_with_the_kubelet_message():
+    from nsrun.core.actions import KillContainer
+
+    obs = observed(init_myservice=(ok(T0, T0 + 1),), init_mydb=(ok(T0, T0 + 1),),
+                   myapp_container=(Attempt(T0 + 1, unhealthy="liveness"),))
+    assert next_actions(pod(), obs, T0 + 5, POLICY) == [KillContainer(
+        "myapp-container", "Container myapp-container failed liveness probe, will be restarted")]
+
+
+def test_definition_change_restarts_app_even_with_never():
+    obs = observed(init_myservice=(ok(T0, T0 + 1),), init_mydb=(ok(T0, T0 + 1),),
+                   myapp_container=(Attempt(T0 + 1, T0 + 2, 137, 9, "Error",
+                                            restart_requested=True),))
+    assert next_actions(pod("Never"), obs, T0 + 2, POLICY) == [StartContainer("myapp-container")]
+
+
+def test_pod_restart_stops_everything_then_reinitializes_from_the_first_init():
+    from nsrun.core.actions import RestartPod
+
+    done = observed(init_myservice=(ok(T0, T0 + 1),), init_mydb=(ok(T0, T0 + 1),),
+                    myapp_container=(run(T0 + 1),))
+    from dataclasses import replace
+
+    restarting = replace(done, restarting=True)
+    assert next_actions(pod(), restarting, T0 + 2, POLICY) == [KillPod()]
+    stopped = restarting.with_container("myapp-container", ContainerObs(
+        (Attempt(T0 + 1, T0 + 3, 143, 15, "Error"),)))
+    assert next_actions(pod(), stopped, T0 + 3, POLICY) == [RestartPod()]
+    new_gen = replace(stopped, restarting=False, sandbox_gen=1)
+    assert next_actions(pod(), new_gen, T0 + 3, POLICY) == [StartContainer("init-myservice")]
+    status = derive_status(pod(), new_gen, T0 + 3, POLICY)
+    assert status["phase"] == "Pending"
+    app = status["containerStatuses"][0]
+    assert app["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert app["lastState"]["terminated"]["exitCode"] == 143
+    assert status["initContainerStatuses"][0]["restartCount"] == 0
