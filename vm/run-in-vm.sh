@@ -1,8 +1,9 @@
 #!/bin/bash
 # vm/run-in-vm.sh - nsrun's VM test ring (docs/vm.md): run a command inside
-# a throw-away Linux guest that has a pure cgroup v2 hierarchy (cpu, memory, pids, io, cpuset ...), its own network
-# namespaces, and the host's root filesystem visible read-only (writes go to a
-# tmpfs overlay and are discarded). The current project checkout (git top
+# a throw-away Linux guest that has a pure cgroup v2 hierarchy (cpu, memory,
+# pids, io, cpuset ...), its own network namespaces, and the host's root
+# filesystem visible read-only (writes go to a tmpfs overlay and are
+# discarded). The current project checkout (git top
 # level, else $PWD) is shared read-write at the same path, so test results
 # land on the host. The command's stdout/stderr stream back, and this script
 # exits with the command's exit code.
