@@ -61,4 +61,5 @@ bench: setup
 clean:
 	rm -rf build *.egg-info nsrun/_native*.so nsrun/_native.c .pytest_cache
 
+VM_SETUP := setup
 include mk/vm.mk

@@ -29,8 +29,11 @@ def _parser() -> argparse.ArgumentParser:
                         "default %(default)s)")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     _add_run(sub)
+    _add_apply(sub)
     _add_get(sub)
+    _add_describe(sub)
     _add_logs(sub)
+    _add_restart(sub)
     _add_delete(sub)
     _add_image(sub)
     _add_model_verbs(sub)
@@ -45,6 +48,12 @@ def _add_run(sub) -> None:
     r.add_argument("-w", "--watch", action="store_true",
                    help="print a get row each time the pod's status changes")
     r.add_argument("--rm", action="store_true", help="remove the pod's state when it ends")
+    _add_pod_options(r)
+    r.set_defaults(func=cmd_run)
+
+
+def _add_pod_options(r) -> None:
+    """Options of ``run`` that ``apply`` shares (it may create the pod)."""
     r.add_argument("--cgroup-parent", help="parent cgroup, absolute or relative to the "
                    "cgroup2 mount (default: <cgroup2 mount>/nsrun)")
     r.add_argument("--cgroups", choices=("auto", "v2", "none"), default="auto",
@@ -56,14 +65,36 @@ def _add_run(sub) -> None:
                    help="crash-loop back-off cap (default %(default)s)")
     r.add_argument("--legacy-annotations", action="store_true",
                    help="honour the pre-1.8 init-container annotations")
-    r.set_defaults(func=cmd_run)
+
+
+def _add_apply(sub) -> None:
+    a = sub.add_parser("apply", help="create a pod, or update a running one: a changed init "
+                       "container image restarts the pod, a changed app image that container")
+    a.add_argument("file", help="Pod manifest (YAML or JSON; - for stdin)")
+    _add_pod_options(a)
+    a.set_defaults(func=cmd_apply, watch=False)
 
 
 def _add_get(sub) -> None:
     g = sub.add_parser("get", help="show pods like kubectl get pods")
     g.add_argument("pod", nargs="?")
-    g.add_argument("-o", "--output", choices=("json", "yaml", "wide"))
+    g.add_argument("-o", "--output", choices=("json", "yaml"))
+    g.add_argument("-w", "--watch", action="store_true",
+                   help="after the table, print a row each time a pod's status changes")
     g.set_defaults(func=cmd_get)
+
+
+def _add_describe(sub) -> None:
+    d = sub.add_parser("describe", help="show a pod like kubectl describe pod")
+    d.add_argument("pod")
+    d.set_defaults(func=cmd_describe)
+
+
+def _add_restart(sub) -> None:
+    r = sub.add_parser("restart", help="restart a running pod: stop every container, new "
+                       "sandbox, every init container runs again in order")
+    r.add_argument("pod")
+    r.set_defaults(func=cmd_restart)
 
 
 def _add_logs(sub) -> None:
@@ -72,6 +103,8 @@ def _add_logs(sub) -> None:
     lg.add_argument("-c", "--container", help="container name (default: the only one)")
     lg.add_argument("-p", "--previous", action="store_true", help="the previous attempt")
     lg.add_argument("--attempt", type=int, help="attempt number (0 = first run)")
+    lg.add_argument("-f", "--follow", action="store_true",
+                    help="keep printing as the container writes, until the pod ends")
     lg.set_defaults(func=cmd_logs)
 
 
@@ -135,23 +168,58 @@ def load_one_pod(path: str, legacy: bool):
 
 
 def cmd_run(args) -> int:
-    from nsrun.bundle.images import ImageStore
-    from nsrun.core import resources
-    from nsrun.core.backoff import BackoffPolicy
     from nsrun.runtime import podrun
-    from nsrun.runtime.supervisor import Options
     from nsrun.state import StateRoot
 
     pod = podrun.with_uid(load_one_pod(args.file, args.legacy_annotations))
+    return podrun.run(pod, StateRoot(_path(args.root)), _options(args, pod),
+                      detach=args.detach, keep=not args.rm)
+
+
+def _options(args, pod):
+    from nsrun.bundle.images import ImageStore
+    from nsrun.core import resources
+    from nsrun.core.backoff import BackoffPolicy
+    from nsrun.runtime.supervisor import Options
+
     computed = resources.compute(pod)
-    options = Options(images=ImageStore(args.images),
-                      backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
-                      cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
-                      cgroup_values=dict(computed.pod_cgroup),
-                      declares_resources=computed.qos_class != "BestEffort",
-                      on_change=_print_row if args.watch else None)
-    return podrun.run(pod, StateRoot(_path(args.root)), options, detach=args.detach,
-                      keep=not args.rm)
+    return Options(images=ImageStore(args.images),
+                   backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
+                   cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
+                   cgroup_values=dict(computed.pod_cgroup), qos_class=computed.qos_class,
+                   on_change=_print_row if args.watch else None)
+
+
+def cmd_apply(args) -> int:
+    from nsrun.runtime import podrun
+    from nsrun.state import StateRoot
+
+    pod = load_one_pod(args.file, args.legacy_annotations)
+    what = podrun.apply(StateRoot(_path(args.root)), pod, _options(args, pod))
+    print(f"pod/{pod.metadata.name} {what}")
+    return 0
+
+
+def cmd_restart(args) -> int:
+    from nsrun.runtime import podrun
+    from nsrun.state import StateRoot
+
+    podrun.restart(StateRoot(_path(args.root)), args.pod)
+    print(f"pod/{args.pod} restarted")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    import time
+
+    from nsrun.report import events, statusfile
+    from nsrun.report.describe import describe
+    from nsrun.state import StateRoot
+
+    paths = StateRoot(_path(args.root)).existing(args.pod)
+    pod = statusfile.read(paths) or {}
+    print(describe(pod, events.read(paths), time.time()))
+    return 0
 
 
 def _print_row(pod: dict[str, Any]) -> None:
@@ -167,12 +235,10 @@ def cmd_get(args) -> int:
     import time
 
     from nsrun.core.printer import get_row, table
-    from nsrun.report import statusfile
     from nsrun.state import StateRoot
 
     state = StateRoot(_path(args.root))
-    names = [args.pod] if args.pod else state.pod_names()
-    pods = [p for p in (statusfile.read(state.existing(n)) for n in names) if p]
+    pods = _read_pods(state, args.pod)
     if args.output == "json":
         print(json.dumps(pods[0] if args.pod else _list(pods), indent=4))
     elif args.output == "yaml":
@@ -180,10 +246,44 @@ def cmd_get(args) -> int:
 
         print(yaml.safe_dump(pods[0] if args.pod else _list(pods), sort_keys=False), end="")
     elif pods:
-        print(table([get_row(p, time.time()) for p in pods]))
+        print(table([get_row(p, time.time()) for p in pods]), flush=True)
     else:
         print("No resources found", file=sys.stderr)
+    if args.watch:
+        _watch(state, args.pod, pods)
     return 0
+
+
+def _read_pods(state, name: str | None) -> list[dict]:
+    from nsrun.report import statusfile
+
+    names = [name] if name else state.pod_names()
+    return [p for p in (statusfile.read(state.existing(n)) for n in names) if p]
+
+
+def _watch(state, name: str | None, pods: list[dict]) -> None:
+    """Print a row each time a pod's READY, STATUS or RESTARTS changes; a named pod is
+    followed until it is deleted or its supervisor ends."""
+    import time
+
+    from nsrun.core.printer import get_row
+    from nsrun.errors import StateError
+    from nsrun.state import supervisor_alive
+
+    seen = {p["metadata"]["name"]: get_row(p, time.time())[1:4] for p in pods}
+    while True:
+        time.sleep(0.1)
+        try:
+            current = _read_pods(state, name)
+        except StateError:
+            return
+        for p in current:
+            row = get_row(p, time.time())
+            if seen.get(row[0]) != row[1:4]:
+                seen[row[0]] = row[1:4]
+                print("   ".join(row), flush=True)
+        if name and not supervisor_alive(state.pod(name)):
+            return
 
 
 def _list(pods: list[dict]) -> dict:
@@ -199,7 +299,28 @@ def cmd_logs(args) -> int:
     attempt = logs.choose_attempt(paths, container, args.previous, args.attempt)
     with open(paths.log(container, attempt), "rb") as f:
         sys.stdout.buffer.write(f.read())
+        sys.stdout.flush()
+        if args.follow:
+            _follow(f, paths, container, attempt)
     return 0
+
+
+def _follow(f, paths, container: str, attempt: int) -> None:
+    """Print what the attempt writes until it stops running (or the pod's supervisor ends)."""
+    import time
+
+    from nsrun.state import supervisor_alive
+
+    while True:
+        chunk = f.read()
+        if chunk:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+            continue
+        if paths.attempts(container)[-1:] != [attempt] or not supervisor_alive(paths):
+            sys.stdout.buffer.write(f.read())
+            return
+        time.sleep(0.1)
 
 
 def _only_container(pod: dict, name: str) -> str:

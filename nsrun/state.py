@@ -3,6 +3,7 @@
 Layout under ``--root`` (default ``/run/nsrun``)::
 
     pods/<name>/pod.json            the manifest as accepted (JSON)
+    pods/<name>/pod.next.json       an update from ``nsrun apply``, until the supervisor adopts it
     pods/<name>/status.json         the whole Pod with status, written atomically
     pods/<name>/events.jsonl        one event per line
     pods/<name>/supervisor.pid      pid of the pod's supervisor
@@ -38,6 +39,7 @@ class PodPaths:
         return self.dir.name
 
     manifest = property(lambda self: self.dir / "pod.json")
+    next_manifest = property(lambda self: self.dir / "pod.next.json")
     status = property(lambda self: self.dir / "status.json")
     events = property(lambda self: self.dir / "events.jsonl")
     pidfile = property(lambda self: self.dir / "supervisor.pid")

@@ -53,8 +53,22 @@ class Executor:
         self.images, self.events, self.observed = images, events, observed
         self.running: dict[str, Running] = {}
         self.grace = max(float(pod.spec.termination_grace_period_seconds), MIN_GRACE)
-        self.containers = {c.name: (c, kind) for c, kind in _with_kinds(pod)}
+        self.containers: dict[str, tuple[Container, str]] = {}
+        self.reload(pod)
         self.recreate_sandbox = None  # set by the supervisor: () -> Sandbox
+
+    def reload(self, pod: Pod) -> None:
+        """Use an updated spec (``nsrun apply``) for every later start."""
+        self.pod = pod
+        self.containers = {c.name: (c, kind) for c, kind in _with_kinds(pod)}
+
+    def request_restart(self, name: str, now: float, message: str) -> None:
+        """Restart the container whatever the restart policy (its definition changed)."""
+        obs = self.observed.history(name)
+        if not obs.attempts:
+            return
+        self._record(name, obs.updated(restart_requested=True))
+        self.kill(name, now, message)
 
     def apply(self, actions: list[Action], now: float) -> float | None:
         """Carry out ``actions``; returns the earliest ``WakeAt`` (or None)."""

@@ -39,7 +39,8 @@ def preflight() -> None:
         raise PreflightError("nsrun must run as root (namespaces, mounts and cgroups need it)")
 
 
-def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: bool) -> int:
+def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: bool,
+        quiet: bool = False) -> int:
     """Run ``pod``; returns the exit code (see the README's table)."""
     preflight()
     paths = state.create(pod.metadata.name)
@@ -53,7 +54,7 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
         shutil.rmtree(paths.dir, ignore_errors=True)
         raise
     if detach:
-        return _detach(pod, paths, options, lock)
+        return _detach(pod, paths, options, lock, quiet)
     return _foreground(pod, paths, options, lock, keep)
 
 
@@ -87,7 +88,8 @@ def _signal_exit(sup: Supervisor) -> int:
     return 128 + sig if sig else 0
 
 
-def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock) -> int:
+def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
+            quiet: bool = False) -> int:
     """Fork a session leader that supervises the pod; return once its containers can start."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -101,7 +103,8 @@ def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock) -> int:
     if report != b"ok":
         os.waitpid(pid, 0)
         raise NsrunError(report.decode(errors="replace") or "detached supervisor died")
-    print(pod.metadata.name)
+    if not quiet:
+        print(pod.metadata.name)
     return 0
 
 
@@ -163,7 +166,7 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
 
 
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
-    pid = int(paths.pidfile.read_text().strip())
+    pid = _supervisor_pid(paths)
     os.kill(pid, signal.SIGTERM)
     grace = _grace(paths)
     limit = time.monotonic() + (timeout if timeout is not None else grace + 10)
@@ -204,3 +207,55 @@ def _unmount_below(directory: Path) -> None:
 
         for target in sorted(targets, reverse=True):
             native.umount(target)
+
+
+def restart(state: StateRoot, name: str) -> None:
+    """Restart the pod: every container stops, a new sandbox is made, and every init
+    container runs again in order (``nsrun restart``)."""
+    paths = _live(state, name)
+    os.kill(_supervisor_pid(paths), signal.SIGUSR1)
+
+
+def apply(state: StateRoot, new: Pod, options: Options) -> str:
+    """Create the pod, or update the running one (``nsrun apply``); returns kubectl's word
+    for what happened: created, configured or unchanged."""
+    import msgspec
+
+    from nsrun.core.update import plan_update, validate_update
+    from nsrun.errors import SpecError
+
+    if not state.pod(new.metadata.name).dir.exists():
+        run(with_uid(new), state, options, detach=True, keep=True, quiet=True)
+        return "created"
+    paths = _live(state, new.metadata.name)
+    old = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
+    new = msgspec.structs.replace(new, metadata=msgspec.structs.replace(
+        new.metadata, uid=old.metadata.uid))
+    problems = validate_update(old, new)
+    if problems:
+        raise SpecError(problems, pod=new.metadata.name)
+    if plan_update(old, new).noop:
+        return "unchanged"
+    paths.next_manifest.write_bytes(msgspec.json.encode(new))
+    os.kill(_supervisor_pid(paths), signal.SIGHUP)
+    _wait_adopted(paths)
+    return "configured"
+
+
+def _wait_adopted(paths: PodPaths, timeout: float = 10.0) -> None:
+    limit = time.monotonic() + timeout
+    while paths.next_manifest.exists():
+        if time.monotonic() > limit:
+            raise StateError(f'pod "{paths.name}": the supervisor did not take the update')
+        time.sleep(0.01)
+
+
+def _live(state: StateRoot, name: str) -> PodPaths:
+    paths = state.existing(name)
+    if not supervisor_alive(paths):
+        raise StateError(f'pod "{name}" is not running (its supervisor has exited)')
+    return paths
+
+
+def _supervisor_pid(paths: PodPaths) -> int:
+    return int(paths.pidfile.read_text().strip())

@@ -41,7 +41,7 @@ class Options:
     cgroup_parent: str | None = None
     cgroup_mode: str = "auto"
     cgroup_values: dict[str, str] | None = None
-    declares_resources: bool = True
+    qos_class: str = "BestEffort"
     on_change: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -63,12 +63,26 @@ class Supervisor:
             self.cgroup = PodCgroup.create(self.options.cgroup_parent, self.pod.metadata.uid,
                                            self.options.cgroup_values or {},
                                            self.options.cgroup_mode,
-                                           self.options.declares_resources)
+                                           self.options.qos_class != "BestEffort")
             (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
         self.sandbox = Sandbox.create(self.pod, self.paths)
         events = EventLog(self.paths)
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, Observed(time.time()))
+        self.executor.recreate_sandbox = self._new_namespaces
+
+    def _new_namespaces(self) -> Sandbox:
+        """A pod restart: fresh network, IPC and UTS namespaces; volumes are kept (an
+        emptyDir outlives its pod's restarts, so init containers must be idempotent)."""
+        from nsrun.host import native
+
+        assert self.sandbox is not None
+        old = self.sandbox.ns_fds
+        self.sandbox.ns_fds = native.create_sandbox(
+            (self.pod.spec.hostname or self.pod.metadata.name)[:64])
+        for fd in old.values():
+            os.close(fd)
+        return self.sandbox
 
     def run(self) -> str:
         """Supervise until the pod is terminal or deleted; returns the final phase."""
@@ -91,10 +105,13 @@ class Supervisor:
         while True:
             now = time.time()
             ex.kill_overdue(now)
+            before = ex.observed
             wake = ex.apply(next_actions(self.pod, ex.observed, now, self.options.backoff), now)
             self.publish(now)
             if not ex.running and self._finished():
                 return
+            if ex.observed is not before:
+                wake = now  # the actions changed the pod: plan again before sleeping
             watched = _sync_poller(poller, watched, {p.pidfd for p in ex.running.values()})
             for fd, _ in poller.poll(_timeout_ms(now, wake, ex.next_deadline())):
                 if fd == wake_fd:
@@ -108,13 +125,47 @@ class Supervisor:
         return ex.observed.deleting or rules.terminal(self.pod, ex.observed)
 
     def _drain_signals(self, fd: int) -> None:
+        """SIGTERM/SIGINT delete the pod, SIGUSR1 restarts it (``nsrun restart``), SIGHUP
+        adopts an updated manifest (``nsrun apply``)."""
         try:
             data = os.read(fd, 64)
         except BlockingIOError:
             return
-        if data and self.executor is not None and not self.executor.observed.deleting:
-            self.signal_received = data[0]
-            self.delete()
+        ex = self.executor
+        assert ex is not None
+        for sig in data:
+            if ex.observed.deleting:
+                return
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.signal_received = sig
+                self.delete()
+            elif sig == signal.SIGUSR1:
+                ex.observed = replace(ex.observed, restarting=True)
+            elif sig == signal.SIGHUP:
+                self.adopt_update(time.time())
+
+    def adopt_update(self, now: float) -> None:
+        """Take the manifest ``nsrun apply`` left in ``pod.next.json`` (already validated
+        against the running one) and act on what changed."""
+        from nsrun.core.spec import Pod
+        from nsrun.core.update import plan_update
+
+        ex = self.executor
+        assert ex is not None
+        try:
+            new = msgspec.json.decode(self.paths.next_manifest.read_bytes(), type=Pod)
+        except (OSError, msgspec.DecodeError):
+            return
+        update = plan_update(self.pod, new)
+        self.pod = ex.pod = new
+        ex.reload(new)
+        self.manifest["spec"] = msgspec.to_builtins(new)["spec"]
+        self.paths.next_manifest.rename(self.paths.manifest)
+        if update.restart_pod:
+            ex.observed = replace(ex.observed, restarting=True)
+        for name in update.restart_containers:
+            ex.request_restart(name, now, f"Container {name} definition changed, "
+                                          "will be restarted")
 
     def delete(self) -> None:
         """Mark the pod deleted: the planner stops everything, starts nothing."""
@@ -130,6 +181,7 @@ class Supervisor:
         ex = self.executor
         assert ex is not None
         status = derive_status(self.pod, ex.observed, now, self.options.backoff)
+        status["qosClass"] = self.options.qos_class
         pod = statusfile.pod_object(self.manifest, status)
         if status != self.last_status:
             self._backoff_events(status, now)
@@ -166,7 +218,9 @@ class Supervisor:
 
 def _manifest(pod: Pod) -> dict[str, Any]:
     manifest = msgspec.to_builtins(pod)
-    manifest.setdefault("metadata", {})["creationTimestamp"] = rfc3339(time.time())
+    meta = manifest.setdefault("metadata", {})
+    meta.setdefault("namespace", pod.metadata.namespace)
+    meta["creationTimestamp"] = rfc3339(time.time())
     return manifest
 
 
@@ -200,9 +254,10 @@ def _timeout_ms(now: float, *times: float | None) -> int | None:
 
 
 def _install_signals(wfd: int):
-    """SIGTERM/SIGINT write to the wake-up pipe; the loop turns them into a delete."""
+    """Signals write to the wake-up pipe; the loop acts on them (see ``_drain_signals``)."""
     old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-    handlers = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
+    handlers = {s: signal.signal(s, lambda *_: None)
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)}
     return old_fd, handlers
 
 
