@@ -163,9 +163,9 @@ def test_missing_secret_stops_the_pod_before_anything_starts(world: World) -> No
 
 
 def test_containers_do_not_see_each_others_mounts_or_processes(world: World) -> None:
-    text = f"""apiVersion: v1
+    text = """apiVersion: v1
 kind: Pod
-metadata: {{name: p}}
+metadata: {name: p}
 spec:
   restartPolicy: Never
   containers:
@@ -174,18 +174,18 @@ spec:
     command: [sh, -c, 'sleep 0.2 & echo $$ > /work/a-ready;
       while ! test -e /work/b-done; do sleep 0.05; done']
     volumeMounts:
-    - {{name: work, mountPath: /work}}
-    - {{name: creds, mountPath: /etc/creds}}
+    - {name: work, mountPath: /work}
+    - {name: creds, mountPath: /etc/creds}
   - name: b
     image: busybox
     command: [sh, -c, 'while ! test -e /work/a-ready; do sleep 0.05; done;
       ls /proc | grep -c "^[0-9]"; grep -c volumes/creds /proc/self/mountinfo;
       ls -A /etc/creds 2>/dev/null | grep -c .; touch /work/b-done']
-    volumeMounts: [{{name: work, mountPath: /work}}]
+    volumeMounts: [{name: work, mountPath: /work}]
   volumes:
-  - {{name: work, emptyDir: {{}}}}
+  - {name: work, emptyDir: {}}
   - name: creds
-    secret: {{secretName: mysecret}}
+    secret: {secretName: mysecret}
 """
     code, err = run_pod(world, text)
     assert code == 0, err
