@@ -4,6 +4,7 @@ nothing created on the host (no state, no cgroup)."""
 from __future__ import annotations
 
 import pytest
+
 from world import World, leftovers
 
 CASES = {

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+
 from world import World, leftovers
 
 pytestmark = [pytest.mark.root,

@@ -1,0 +1,182 @@
+"""The kubelet's lifecycle end to end, as root, with real processes: deadlines, graceful and
+forced termination, sidecars, pod restarts and updates. Every test checks nothing is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from world import World, leftovers
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    w.nsrun("image", "busybox", check=True)
+    w.nsrun("image", "busybox", "busybox:v2", check=True)
+    yield w
+    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
+        w.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
+    assert leftovers(tmp_path, w.cgroup_dir) == []
+
+
+def container(name: str, script: str, image: str = "busybox", extra: str = "") -> str:
+    return f"""
+  - name: {name}
+    image: {image}
+    command: [sh, -c, {script!r}]
+    volumeMounts: [{{name: work, mountPath: /work}}]{extra}"""
+
+
+def pod(inits: str, apps: str, policy: str = "Always", extra_spec: str = "") -> str:
+    return f"""apiVersion: v1
+kind: Pod
+metadata: {{name: p}}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 2{extra_spec}
+  initContainers:{inits or ' []'}
+  containers:{apps}
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+"""
+
+
+def work(world: World) -> str:
+    return str(world.root / "pods" / "p" / "volumes" / "work")
+
+
+def read(world: World, name: str) -> str:
+    with open(os.path.join(work(world), name)) as f:
+        return f.read()
+
+
+def detach(world: World, text: str) -> None:
+    world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent, "--backoff-initial",
+                "0.2", "--backoff-max", "1", world.manifest("p", text), check=True)
+
+
+def wait_for(predicate, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_deadline_during_init_fails_the_pod(world):
+    text = pod(container("slow", "sleep 60"), container("app", "true"), "Always",
+               "\n  activeDeadlineSeconds: 1")
+    start = time.monotonic()
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)))
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1
+    status = world.status("p")["status"]
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed", "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline")
+    # sleep as PID 1 ignores SIGTERM: SIGKILL after the 2 s grace period
+    term = status["initContainerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term.get("signal")) == (137, 9)
+    assert 2.5 < elapsed < 10
+    reasons = [json.loads(line)["reason"] for line in world.root.joinpath(
+        "pods", "p", "events.jsonl").read_text().splitlines()]
+    assert "DeadlineExceeded" in reasons and "Killing" in reasons
+
+
+@pytest.mark.parametrize("script,graceful", [
+    ("trap 'exit 0' TERM; while true; do sleep 0.05; done", True),
+    ("sleep 60", False),
+])
+def test_graceful_and_forced_termination(world, script, graceful):
+    detach(world, pod("", container("app", script)))
+    world.wait_column("p", "Running")
+    start = time.monotonic()
+    world.nsrun("delete", "p", check=True)
+    elapsed = time.monotonic() - start
+    if graceful:
+        assert elapsed < 1.5
+    else:
+        assert 2.0 <= elapsed < 5  # the 2 s grace period, then SIGKILL through the cgroup
+
+
+def test_sidecar_runs_beside_later_init_containers_and_stops_last(world):
+    sidecar = container("logger", "trap 'test -e /work/app-done && echo ok > /work/sidecar-order;"
+                        " exit 0' TERM; touch /work/sidecar-up; while true; do sleep 0.05; done",
+                        extra="\n    restartPolicy: Always")
+    inits = sidecar + container("setup", "test -e /work/sidecar-up && touch /work/setup-saw-sidecar")
+    text = pod(inits, container("app", "touch /work/app-done"), "Never")
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)), timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.exists(os.path.join(work(world), "setup-saw-sidecar"))
+    assert read(world, "sidecar-order") == "ok\n"  # stopped after the app had finished
+    assert world.status("p")["status"]["phase"] == "Succeeded"
+
+
+def idempotent_pod() -> str:
+    # The document's warning: init code must be idempotent, its outputs may already exist.
+    inits = (container("a", "echo a >> /work/order; mkdir -p /work/data")
+             + container("b", "echo b >> /work/order; test -d /work/data"))
+    app = container("app", "echo app >> /work/order; trap 'exit 0' TERM; "
+                    "while true; do sleep 0.05; done")
+    return pod(inits, app)
+
+
+def test_restart_reruns_every_init_container_in_order(world):
+    detach(world, idempotent_pod())
+    world.wait_column("p", "Running")
+    world.nsrun("restart", "p", check=True)
+    wait_for(lambda: read(world, "order").count("app") == 2)
+    assert read(world, "order") == "a\nb\napp\na\nb\napp\n"
+    world.wait_column("p", "Running")
+    events = world.root.joinpath("pods", "p", "events.jsonl").read_text()
+    assert "SandboxChanged" in events
+
+
+def test_apply_init_image_restarts_pod_app_image_restarts_only_the_app(world):
+    detach(world, idempotent_pod())
+    world.wait_column("p", "Running")
+    app_changed = idempotent_pod().replace("- name: app\n    image: busybox",
+                                           "- name: app\n    image: busybox:v2")
+    out = world.nsrun("apply", world.manifest("p2", app_changed), check=True).stdout
+    assert out == "pod/p configured\n"
+    wait_for(lambda: read(world, "order").count("app") == 2)
+    assert read(world, "order") == "a\nb\napp\napp\n"
+    init_changed = app_changed.replace("- name: a\n    image: busybox",
+                                       "- name: a\n    image: busybox:v2")
+    world.nsrun("apply", world.manifest("p3", init_changed), check=True)
+    wait_for(lambda: read(world, "order").count("app") == 3)
+    assert read(world, "order") == "a\nb\napp\napp\na\nb\napp\n"
+    assert world.nsrun("apply", world.manifest("p4", init_changed), check=True).stdout == \
+        "pod/p unchanged\n"
+
+
+def test_apply_refuses_other_changes_with_kubernetes_message(world):
+    detach(world, idempotent_pod())
+    changed = idempotent_pod().replace("echo app >>", "echo APP >>")
+    proc = world.nsrun("apply", world.manifest("p2", changed))
+    assert proc.returncode == 2
+    assert "pod updates may not change fields other than `spec.containers[*].image`" in proc.stderr
+    deadline = idempotent_pod().replace("terminationGracePeriodSeconds: 2",
+                                        "terminationGracePeriodSeconds: 2\n  activeDeadlineSeconds: 100")
+    world.nsrun("apply", world.manifest("p3", deadline), check=True)
+    higher = deadline.replace("activeDeadlineSeconds: 100", "activeDeadlineSeconds: 200")
+    proc = world.nsrun("apply", world.manifest("p4", higher))
+    assert proc.returncode == 2
+    assert "must be less than or equal to previous value" in proc.stderr
+
+
+def test_describe_shows_kubectl_layout(world):
+    detach(world, pod(container("init", "echo hi"), container("app", "sleep 60")))
+    world.wait_column("p", "Running")
+    text = world.nsrun("describe", "p", check=True).stdout
+    for line in ("Name:             p", "Init Containers:", "  init:", "Containers:",
+                 "    State:          Terminated", "      Reason:       Completed",
+                 "      Exit Code:    0", "    State:          Running", "Conditions:",
+                 "  Initialized                 True", "Events:", "Started container app"):
+        assert line in text, line
