@@ -9,8 +9,10 @@
  *                 the final sets may well drop (runc does the same);
  *   capset        effective, permitted, inheritable (ambient needs the last two set);
  *   ambient       raised last, then execve.
- * no_new_privs clamps the permitted set at execve to what the process holds before it, so
- * it must come after nothing that would need more than the final sets.
+ * With no_new_privs, execve grants no more than the permitted set held just before it (file
+ * capabilities and set-uid bits are ignored): a root container then ends up with its
+ * bounding set intersected with the permitted set given to capset.
+ * A seccomp profile must therefore allow capset, prctl and execve (Docker's and runc's do).
  */
 #include "nsrun.h"
 

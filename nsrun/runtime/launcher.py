@@ -63,7 +63,7 @@ def build_plan(pod: Pod, container: Container, bundle: Path, sandbox: Sandbox) -
         raise security.ContainerConfigError(f'{_kind(pod, container)} "{container.name}": '
                                             f"{err}") from None
     try:
-        return oci.plan(
+        plan = oci.plan(
             oci.load_config(bundle), bundle,
             command=[expand.expand(s, env_map) for s in container.command]
             if container.command else None,
@@ -76,6 +76,23 @@ def build_plan(pod: Pod, container: Container, bundle: Path, sandbox: Sandbox) -
         raise  # the kubelet's message already names the pod and the container
     except BundleError as err:
         raise BundleError(f'{_kind(pod, container)} "{container.name}": {err}') from None
+    _warn_once(f'{_kind(pod, container)} "{container.name}"', plan.warnings)
+    return plan
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(name: str, warnings: tuple[str, ...]) -> None:
+    """A bundle's warnings (ignored mountLabel, ambient capabilities that cannot be raised)
+    on stderr, once per container and supervisor, not at every restart."""
+    import sys
+
+    for w in warnings:
+        line = f"nsrun: warning: {name}: {w}"
+        if line not in _WARNED:
+            _WARNED.add(line)
+            print(line, file=sys.stderr)
 
 
 def check_pod(pod: Pod, store: ImageStore) -> list[str]:
