@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from world import World, leftovers
 
 from nsrun.bundle.security import DEFAULT_CAPABILITIES, cap_mask
+
+from world import World, leftovers
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
