@@ -346,3 +346,37 @@ def test_seccomp_profile_compiles_to_bpf_once(libseccomp: None) -> None:
 ])
 def test_bad_seccomp_profile(libseccomp: None, profile: dict, message: str) -> None:
     fails(f"{WHERE}: {message}", {"linux": {"seccomp": profile}})
+
+
+# ---- the launcher's pre-start check of a whole pod ---------------------------------------------
+
+
+def test_check_pod_names_the_container_and_skips_missing_images(tmp_path) -> None:
+    import json
+
+    from nsrun.bundle.images import ImageStore
+    from nsrun.core.spec import load_pods
+    from nsrun.runtime import launcher
+
+    def bundle(name: str, config: dict) -> None:
+        d = tmp_path / name / "latest"
+        (d / "rootfs").mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"process": {"args": ["sh"]}, **config}))
+
+    bundle("good", {"linux": {"mountLabel": "x"}})
+    bundle("bad", {"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_FLY"]}}})
+    pod = load_pods("""
+metadata: {name: p}
+spec:
+  initContainers: [{name: init, image: good}, {name: gone, image: missing}]
+  containers: [{name: app, image: bad}]
+""")[0]
+    store = ImageStore(tmp_path)
+    with pytest.raises(BundleError) as info:
+        launcher.check_pod(pod, store)
+    assert str(info.value) == (f'container "app": {tmp_path}/bad/latest/config.json: '
+                               'process.capabilities.bounding[0]: unknown capability "CAP_FLY"')
+    pod.spec.containers[0].image = "good"
+    warnings = launcher.check_pod(pod, store)
+    assert [w.split(": linux.mountLabel ignored: ")[0] for w in warnings] == [
+        'init container "init"', 'container "app"']
