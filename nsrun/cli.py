@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=os.environ.get("NSRUN_IMAGES", DEFAULT_IMAGES),
                    help="image store: one OCI bundle per image (env NSRUN_IMAGES; "
                         "default %(default)s)")
+    p.add_argument("--secrets", default=os.environ.get("NSRUN_SECRETS", "/etc/nsrun/secrets"),
+                   help="Secrets: <DIR>/<secretName>/<key>, one file per key "
+                        "(env NSRUN_SECRETS; default %(default)s)")
+    p.add_argument("--configmaps",
+                   default=os.environ.get("NSRUN_CONFIGMAPS", "/etc/nsrun/configmaps"),
+                   help="ConfigMaps: <DIR>/<name>/<key>, one file per key "
+                        "(env NSRUN_CONFIGMAPS; default %(default)s)")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     _add_run(sub)
     _add_apply(sub)
@@ -378,6 +385,7 @@ def _path(p: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    os.environ["NSRUN_SECRETS"], os.environ["NSRUN_CONFIGMAPS"] = args.secrets, args.configmaps
     try:
         return int(args.func(args) or 0)
     except NsrunError as err:

@@ -55,7 +55,12 @@ from nsrun.errors import BundleError
 from nsrun.host.native import CAP_NAMES, CAPABILITIES, RLIM_INFINITY, CapSets, Device
 
 # runc's `runc spec` (1.1) capability sets, for a bundle that says nothing about them.
-DEFAULT_CAPABILITIES = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
+# A bundle that names no capabilities gets what a Kubernetes pod gets from containerd (and
+# CRI-O): the 14 default capabilities, so an image that works in a cluster works here.
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE")
 # runc's default maskedPaths and readonlyPaths (`runc spec`), for a bundle without them.
 DEFAULT_MASKED_PATHS = (
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",

@@ -1,9 +1,17 @@
 """The cgroup v2 driver: the only opener of cgroup files.
 
-Writes are dirfd-relative (like crun) and errors carry the file, the value and errno.
-A pod gets ``<parent>/pod-<uid>/`` with one leaf per container; children are spawned
-straight into their leaf (``CLONE_INTO_CGROUP`` with the leaf's dirfd), so a process is
-never moved between cgroups. Teardown is ``cgroup.kill`` then rmdir with a bounded retry.
+Writes are dirfd-relative (like crun): every cgroup directory is held open by a dirfd and its
+files are opened relative to it, so a cgroup renamed or replaced under nsrun is never written
+by path. Every failure is a ``CgroupError`` carrying the file, the value written and errno::
+
+    write /sys/fs/cgroup/nsrun/burstable/pod-…/web/cpu.max: Invalid argument (value '500 100000')
+
+What this module knows is the kernel's cgroup v2 interface (file names, controller files,
+``subtree_control`` and the no-internal-processes rule, ``cgroup.kill``, rmdir while a cgroup
+drains); the pod layout lives in ``podcgroup``, the host survey and modes in ``preflight``.
+
+All system calls go through ``KERNEL`` (a ``Kernel``); the unit tests put a fake cgroupfs
+there that emulates the kernel's rules in a temp dir.
 """
 
 from __future__ import annotations
@@ -21,10 +29,24 @@ CGROUP_SUBTREE_CONTROL = "cgroup.subtree_control"
 CGROUP_EVENTS = "cgroup.events"
 CGROUP_KILL = "cgroup.kill"
 CGROUP_PROCS = "cgroup.procs"
+CPU_WEIGHT = "cpu.weight"
+CPU_MAX = "cpu.max"
+MEMORY_MAX = "memory.max"
+MEMORY_CURRENT = "memory.current"
 MEMORY_EVENTS = "memory.events"
+MEMORY_OOM_GROUP = "memory.oom.group"
+PIDS_MAX = "pids.max"
 
-# The controllers a pod cgroup wants, and the files each one owns.
+# The controllers a pod cgroup wants (the kubelet's v2 set plus io), in enabling order.
 WANTED = ("cpu", "memory", "pids", "io", "cpuset", "hugetlb")
+
+# Bounded retry of rmdir while a killed cgroup drains (EBUSY).
+REMOVE_TIMEOUT = 5.0
+
+
+def controller_of(name: str) -> str:
+    """The controller that owns a cgroup file: ``memory.max`` -> ``memory``."""
+    return name.split(".", 1)[0]
 
 
 def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
@@ -35,93 +57,198 @@ def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
             for line in f:
                 left, _, right = line.partition(" - ")
                 if right.split(" ", 1)[0] == "cgroup2":
-                    return left.split()[4]
+                    return unescape(left.split()[4])
     except OSError:
         return None
     return None
 
 
-def read_file(path: Path) -> str:
-    try:
+def unescape(field: str) -> str:
+    """A mountinfo path field: ``\\040`` and friends back to characters."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and i + 4 <= len(field):
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+class Kernel:
+    """The system calls the driver makes on cgroupfs (real ones)."""
+
+    def mkdir(self, path: Path) -> bool:
+        """Create a cgroup; False when it already existed."""
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            return False
+        return True
+
+    def rmdir(self, path: Path) -> None:
+        os.rmdir(path)
+
+    def open_dir(self, path: Path) -> int:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def write_at(self, dirfd: int, name: str, data: bytes) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dirfd)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def read(self, path: Path) -> str:
         with open(path) as f:
             return f.read()
+
+
+KERNEL = Kernel()
+
+
+def read_file(path: Path) -> str:
+    try:
+        return KERNEL.read(path)
     except OSError as err:
         raise CgroupError("read", str(path), err.errno or 0) from None
 
 
-def write_at(dirfd: int, dirpath: Path, name: str, value: str) -> None:
+def write_at(dirfd: int, dirpath: Path, name: str, value: str, what: str = "write") -> None:
     """Write ``value`` to the cgroup file ``name`` relative to ``dirfd``."""
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dirfd)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+        KERNEL.write_at(dirfd, name, value.encode())
     except OSError as err:
-        raise CgroupError("write", str(dirpath / name), err.errno or 0,
+        raise CgroupError(what, str(dirpath / name), err.errno or 0,
                           f"value {value!r}") from None
 
 
 def controllers(path: Path) -> set[str]:
-    """Controllers available in the cgroup at ``path``."""
+    """Controllers available in the cgroup at ``path`` (what its parent enabled)."""
     return set(read_file(path / CGROUP_CONTROLLERS).split())
+
+
+def subtree_control(path: Path) -> set[str]:
+    """Controllers enabled for the children of ``path``."""
+    return set(read_file(path / CGROUP_SUBTREE_CONTROL).split())
+
+
+def procs(path: Path) -> list[int]:
+    """The processes in the cgroup at ``path`` (not below it)."""
+    return [int(p) for p in read_file(path / CGROUP_PROCS).split()]
+
+
+def keyed(text: str) -> dict[str, int]:
+    """A flat-keyed file (``memory.events``, ``cgroup.events``, ``cpu.stat``)."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            pass
+    return out
 
 
 @dataclass
 class Cgroup:
-    """One cgroup directory, held open by a dirfd."""
+    """One cgroup directory, held open by a dirfd. ``label`` names what it is for in errors
+    (``container "web"``)."""
 
     path: Path
     fd: int
+    label: str = ""
 
     @classmethod
-    def create(cls, path: Path) -> Cgroup:
+    def open(cls, path: Path, label: str = "") -> Cgroup:
         try:
-            path.mkdir(exist_ok=True)
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = KERNEL.open_dir(path)
         except OSError as err:
-            raise CgroupError("create cgroup", str(path), err.errno or 0) from None
-        return cls(path, fd)
+            raise CgroupError(_what(label, "open cgroup"), str(path), err.errno or 0) from None
+        return cls(path, fd, label)
+
+    @classmethod
+    def create(cls, path: Path, label: str = "") -> Cgroup:
+        """mkdir (an existing cgroup is reused) and open it."""
+        try:
+            KERNEL.mkdir(path)
+        except OSError as err:
+            raise CgroupError(_what(label, "create cgroup"), str(path), err.errno or 0) from None
+        return cls.open(path, label)
 
     def write(self, name: str, value: str) -> None:
-        write_at(self.fd, self.path, name, value)
+        if self.fd < 0:
+            raise CgroupError(_what(self.label, "write"), str(self.path / name), errno.EBADF,
+                              f"value {value!r}")
+        write_at(self.fd, self.path, name, value, _what(self.label, "write"))
 
     def read(self, name: str) -> str:
         return read_file(self.path / name)
 
+    def write_values(self, values: dict[str, str], available: set[str]) -> list[str]:
+        """Write each ``file -> value`` whose controller is ``available``; returns the files
+        skipped. A ``memory.max`` below the cgroup's current usage is refused here (the
+        kernel would accept it, reclaim, then OOM-kill)."""
+        skipped = []
+        for name, value in values.items():
+            if controller_of(name) not in available:
+                skipped.append(name)
+                continue
+            if name == MEMORY_MAX:
+                self._check_memory_max(value)
+            self.write(name, value)
+        return skipped
+
+    def _check_memory_max(self, value: str) -> None:
+        if not value.isdigit():
+            return
+        try:
+            current = int(self.read(MEMORY_CURRENT))
+        except (CgroupError, ValueError):
+            return
+        if int(value) < current:
+            raise CgroupError(_what(self.label, "write"), str(self.path / MEMORY_MAX),
+                              errno.EBUSY, f"value {value!r} is below the cgroup's current "
+                                           f"usage {current}")
+
     def populated(self) -> bool:
-        for line in self.read(CGROUP_EVENTS).splitlines():
-            key, _, value = line.partition(" ")
-            if key == "populated":
-                return value.strip() == "1"
-        return False
+        return keyed(self.read(CGROUP_EVENTS)).get("populated", 0) == 1
 
     def oom_kills(self) -> int:
-        """``oom_kill`` from ``memory.events``; 0 where the memory controller is absent."""
+        """``oom_kill`` from ``memory.events`` (processes of this cgroup killed by any OOM
+        killer, including one triggered by an ancestor's limit); 0 without the memory
+        controller."""
         try:
-            text = self.read(MEMORY_EVENTS)
+            return keyed(self.read(MEMORY_EVENTS)).get("oom_kill", 0)
         except CgroupError:
             return 0
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
 
     def kill(self) -> None:
         """SIGKILL every process in this cgroup and below (``cgroup.kill``, Linux ≥ 5.14)."""
+        if self.fd < 0:
+            return
         try:
             self.write(CGROUP_KILL, "1")
         except CgroupError as err:
             if err.errno != errno.ENOENT:
                 raise
-            self._kill_procs()
+            self._kill_procs(self.path)
 
-    def _kill_procs(self) -> None:
-        """Fallback for kernels without cgroup.kill: signal each listed pid."""
-        for pid in self.read(CGROUP_PROCS).split():
+    @staticmethod
+    def _kill_procs(path: Path) -> None:
+        """Fallback for kernels without cgroup.kill: signal each listed pid, leaves first."""
+        for child in _children(path):
+            Cgroup._kill_procs(child)
+        try:
+            pids = procs(path)
+        except CgroupError:
+            return
+        for pid in pids:
             try:
-                os.kill(int(pid), 9)
+                os.kill(pid, 9)
             except ProcessLookupError:
                 pass
 
@@ -131,40 +258,80 @@ class Cgroup:
             self.fd = -1
 
 
-def remove(path: Path, timeout: float = 2.0) -> None:
-    """rmdir a cgroup (leaves first), retrying while it still drains (EBUSY)."""
+def _what(label: str, what: str) -> str:
+    return f"{label}: {what}" if label else what
+
+
+def _children(path: Path) -> list[Path]:
+    try:
+        return sorted((p for p in path.iterdir() if p.is_dir()), reverse=True)
+    except OSError:
+        return []
+
+
+def remove(path: Path, timeout: float = REMOVE_TIMEOUT) -> None:
+    """rmdir a cgroup tree (leaves first), retrying while it still drains (EBUSY) until
+    ``timeout``; the error names the cgroup that stayed busy."""
     if not path.is_dir():
         return
-    for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+    for child in _children(path):
         remove(child, timeout)
     deadline = time.monotonic() + timeout
+    delay = 0.001
     while True:
         try:
-            path.rmdir()
+            KERNEL.rmdir(path)
             return
         except FileNotFoundError:
             return
         except OSError as err:
             if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise CgroupError("remove cgroup", str(path), err.errno or 0) from None
-            time.sleep(0.005)
+                raise CgroupError("remove cgroup", str(path), err.errno or 0,
+                                  _busy_detail(path) if err.errno == errno.EBUSY else "") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
-def enable_controllers(root: Path, target: Path, wanted: tuple[str, ...] = WANTED) -> set[str]:
-    """Enable ``wanted`` controllers (those available) in ``subtree_control`` from ``root``
-    down to ``target``'s parent, so ``target`` gets them. Returns what ``target`` has."""
-    rel = target.relative_to(root).parts
-    current = root
-    for part in rel:
-        available = controllers(current) & set(wanted)
-        enabled = set(read_file(current / CGROUP_SUBTREE_CONTROL).split())
-        missing = sorted(available - enabled)
-        if missing:
-            fd = os.open(current, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _busy_detail(path: Path) -> str:
+    try:
+        left = procs(path)
+    except CgroupError:
+        return ""
+    return f"still has processes {' '.join(map(str, left[:8]))}" if left else ""
+
+
+def enable(cg: Cgroup, wanted: set[str]) -> set[str]:
+    """Enable ``wanted`` (those ``cg`` has) in ``cg``'s ``subtree_control``; returns what
+    its children get. One write for all; if the kernel refuses it (other than EBUSY), one
+    write per controller so a single odd controller does not cost the others. EBUSY is the
+    no-internal-processes rule: ``cg`` holds processes, which the caller must explain."""
+    have = controllers(cg.path)
+    enabled = subtree_control(cg.path)
+    missing = [c for c in WANTED if c in wanted and c in have and c not in enabled]
+    missing += sorted((wanted & have) - enabled - set(WANTED))
+    if not missing:
+        return enabled & wanted
+    try:
+        cg.write(CGROUP_SUBTREE_CONTROL, " ".join(f"+{c}" for c in missing))
+    except CgroupError as err:
+        if err.errno == errno.EBUSY or len(missing) == 1:
+            raise
+        for c in missing:
             try:
-                write_at(fd, current, CGROUP_SUBTREE_CONTROL, " ".join(f"+{c}" for c in missing))
-            finally:
-                os.close(fd)
-        current = current / part
-        current.mkdir(exist_ok=True)
-    return controllers(target)
+                cg.write(CGROUP_SUBTREE_CONTROL, f"+{c}")
+            except CgroupError as one:
+                if one.errno == errno.EBUSY:
+                    raise
+    return subtree_control(cg.path) & wanted
+
+
+def move(pid: int, target: Cgroup) -> bool:
+    """Move process ``pid`` into ``target``; False when it has already exited."""
+    try:
+        target.write(CGROUP_PROCS, str(pid))
+    except CgroupError as err:
+        if err.errno == errno.ESRCH:
+            return False
+        raise
+    return True
+

@@ -98,7 +98,10 @@ class Executor:
             return self._start_failed(name, ERR_IMAGE_NEVER_PULL, _never_pull(container), now,
                                       path)
         except BundleError as err:
-            return self._start_failed(name, "CreateContainerError", str(err), now, path)
+            reason = getattr(err, "reason", "CreateContainerError")
+            return self._start_failed(name, reason, str(err), now, path)
+        for warning in getattr(plan, "warnings", ()):
+            self.events.emit(now, WARNING, "Warning", warning, path)
         self._spawn(name, container, kind, plan, now, path)
 
     def _spawn(self, name: str, container: Container, kind: str, plan, now: float,

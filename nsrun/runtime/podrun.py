@@ -102,7 +102,7 @@ def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     os.close(rfd)
     if report != b"ok":
         os.waitpid(pid, 0)
-        raise NsrunError(report.decode(errors="replace") or "detached supervisor died")
+        raise _reported_error(report)
     if not quiet:
         print(pod.metadata.name)
     return 0
@@ -120,7 +120,7 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
         try:
             _prepare(sup, paths)
         except NsrunError as err:
-            os.write(wfd, str(err).encode())
+            os.write(wfd, f"{err.exit_code}\n{err}".encode())
             return 1
         os.write(wfd, b"ok")
         os.close(wfd)
@@ -129,6 +129,14 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     finally:
         sup.teardown()
         lock.close()
+
+
+def _reported_error(report: bytes) -> NsrunError:
+    """The error the detached supervisor reported (``<exit code>\n<message>``)."""
+    code, _, message = report.decode(errors="replace").partition("\n")
+    err = NsrunError(message or "detached supervisor died before the pod started")
+    err.exit_code = int(code) if code.isdigit() else NsrunError.exit_code
+    return err
 
 
 def _redirect_stdio(log: Path) -> None:

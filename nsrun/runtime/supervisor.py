@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -58,7 +59,9 @@ class Supervisor:
         self.executor: Executor | None = None
 
     def prepare(self) -> None:
-        """Pod cgroup (values written before any container starts), then the sandbox."""
+        """Check every bundle, then the pod cgroup (values written before any container
+        starts), then the sandbox."""
+        self._check_bundles()
         if self.options.cgroup_mode != "none":
             self.cgroup = PodCgroup.create(self.options.cgroup_parent, self.pod.metadata.uid,
                                            self.options.cgroup_values or {},
@@ -70,6 +73,20 @@ class Supervisor:
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, Observed(time.time()))
         self.executor.recreate_sandbox = self._new_namespaces
+
+    def _check_bundles(self) -> None:
+        """A bundle nsrun cannot apply stops the pod before anything is created (exit 2);
+        a security context the image cannot satisfy (runAsNonRoot) is left to the
+        container's start, which then waits with ``CreateContainerConfigError``."""
+        from nsrun.bundle.security import ContainerConfigError
+        from nsrun.runtime import launcher
+
+        try:
+            warnings = launcher.check_pod(self.pod, self.options.images)
+        except ContainerConfigError:
+            return
+        for warning in warnings:
+            print(f"nsrun: warning: {warning}", file=sys.stderr)
 
     def _new_namespaces(self) -> Sandbox:
         """A pod restart: fresh network, IPC and UTS namespaces; volumes are kept (an

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.root,
 
 BUSYBOX_EXTRA = ("mkdir", "chmod", "stat", "wc", "cut", "readlink", "rm", "ln")
 NBS, KILL, CHOWN = (cap_mask((f"CAP_{n}",)) for n in ("NET_BIND_SERVICE", "KILL", "CHOWN"))
-RUNC_DEFAULT = cap_mask(security.DEFAULT_CAPABILITIES)
+POD_DEFAULT = cap_mask(security.DEFAULT_CAPABILITIES)
 
 
 @pytest.fixture(autouse=True)
@@ -146,13 +146,13 @@ def test_root_gets_its_bounding_set_unless_no_new_privs_clamps_it(rootfs: Path, 
     assert status(out)["NoNewPrivs"] == str(int(nnp))
 
 
-def test_bundle_without_capabilities_runs_with_runcs_defaults_not_full_root(
+def test_bundle_without_capabilities_runs_with_the_pod_defaults_not_full_root(
         rootfs: Path) -> None:
-    code, out = run(rootfs, {}, STATUS + "; chown 5 /bin/busybox || echo no-chown")
+    code, out = run(rootfs, {}, STATUS + "; mount -t tmpfs none /tmp 2>/dev/null || echo no-mount")
     assert code == 0, out
     c = caps_of(out)
-    assert c["CapBnd"] == c["CapEff"] == c["CapPrm"] == RUNC_DEFAULT  # 0x20000420
-    assert out.endswith("no-chown\n")  # CAP_CHOWN is not in runc's default set
+    assert c["CapBnd"] == c["CapEff"] == c["CapPrm"] == POD_DEFAULT  # containerd's 14
+    assert out.endswith("no-mount\n")  # CAP_SYS_ADMIN is not in the default set
 
 
 def test_kubernetes_capability_names_add_and_drop(rootfs: Path) -> None:
@@ -160,7 +160,7 @@ def test_kubernetes_capability_names_add_and_drop(rootfs: Path) -> None:
                                                    drop=["KILL"]))
     code, out = run(rootfs, {}, STATUS, sc=sc)
     assert code == 0, out
-    want = RUNC_DEFAULT & ~KILL | cap_mask(("CAP_NET_ADMIN", "CAP_SYS_TIME"))
+    want = POD_DEFAULT & ~KILL | cap_mask(("CAP_NET_ADMIN", "CAP_SYS_TIME"))
     assert caps_of(out)["CapBnd"] == caps_of(out)["CapEff"] == want
 
 

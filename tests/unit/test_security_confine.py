@@ -30,7 +30,10 @@ HOST = HostFacts(capabilities=ALL & ~SYS_RESOURCE, sys_resource=False,
                           (0, RLIM_INFINITY)},
                  nr_open=1048576, oom_score_adj=0, apparmor=False, selinux=False)
 WHERE = "/b/config.json"
-RUNC_DEFAULT = cap_mask(("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"))
+# What containerd gives a Kubernetes pod: the 14 default capabilities.
+POD_DEFAULT = cap_mask(("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+                        "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+                        "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"))
 
 
 def conf(config: dict | None = None, sc: SecurityContext | None = None,
@@ -52,11 +55,11 @@ def caps(**sets: list[str]) -> dict:
 # ---- defaults ---------------------------------------------------------------------------
 
 
-def test_a_bundle_without_capabilities_gets_runc_default_set_not_root_full_set() -> None:
+def test_a_bundle_without_capabilities_gets_the_pod_default_set_not_root_full_set() -> None:
     c = conf({"process": {"args": ["sh"]}})
-    assert c.capabilities == CapSets(RUNC_DEFAULT, RUNC_DEFAULT, RUNC_DEFAULT, 0, 0)
-    assert cap_list(c.capabilities.bounding) == ["CAP_KILL", "CAP_NET_BIND_SERVICE",
-                                                 "CAP_AUDIT_WRITE"]
+    assert c.capabilities == CapSets(POD_DEFAULT, POD_DEFAULT, POD_DEFAULT, 0, 0)
+    assert "CAP_SYS_ADMIN" not in cap_list(c.capabilities.bounding)
+    assert len(cap_list(c.capabilities.bounding)) == 14
     assert c.masked_paths == DEFAULT_MASKED_PATHS and "/proc/kcore" in c.masked_paths
     assert c.readonly_paths == DEFAULT_READONLY_PATHS and "/proc/sys" in c.readonly_paths
     assert (c.uid, c.gid, c.additional_gids, c.umask) == (0, 0, (), 0o022)
@@ -235,7 +238,7 @@ def test_kubernetes_capability_names_add_and_drop() -> None:
     sc = SecurityContext(capabilities=Capabilities(add=["NET_ADMIN", "cap_sys_time"],
                                                    drop=["KILL"]))
     c = conf({}, sc=sc)
-    want = RUNC_DEFAULT & ~cap_mask(("CAP_KILL",)) | cap_mask(("CAP_NET_ADMIN",
+    want = POD_DEFAULT & ~cap_mask(("CAP_KILL",)) | cap_mask(("CAP_NET_ADMIN",
                                                                "CAP_SYS_TIME"))
     assert c.capabilities == CapSets(want, want, want, 0, 0)
 
