@@ -106,6 +106,13 @@ class Kernel:
         with open(path) as f:
             return f.read()
 
+    def xattrs(self, path: Path) -> list[str]:
+        """Extended attribute names (systemd marks delegated cgroups); [] when unreadable."""
+        try:
+            return os.listxattr(path)
+        except OSError:
+            return []
+
 
 KERNEL = Kernel()
 

@@ -1,84 +1,238 @@
-"""The pod's cgroup: ``<parent>/pod-<uid>/<container>`` on the cgroup2 hierarchy.
+"""The pod's cgroup tree on the cgroup2 hierarchy: layout, sizing, delegation, teardown.
 
-Modes (``--cgroups``): ``auto`` uses cgroup v2 with whatever controllers the host has and
-says once which limits it cannot enforce; ``v2`` refuses a pod whose limits cannot be
-enforced; ``none`` runs without a pod cgroup (no grouping, no limits).
+Layout::
+
+    <parent>/                     --cgroup-parent (see "Parent" below)
+      nsrun-supervisor/           nsrun's own processes, only when <parent> is (or is below)
+                                  the cgroup nsrun was started in (delegation)
+      guaranteed/ burstable/ besteffort/
+                                  the QoS level (the pod's ``status.qosClass``, lower case):
+                                  groups pods by class, no values written
+        pod-<uid>/                the pod: cpu.weight, cpu.max, memory.max, pids.max from
+                                  ``core.resources`` (init-inclusive effective values)
+          <container>/            one leaf per container (init, sidecar, app), all created
+                                  with their own values before the first container starts:
+                                  cpu.weight, cpu.max, memory.max, memory.oom.group=1
+
+Unlike the kubelet (Guaranteed pods directly under ``kubepods``), every class has its level,
+so the path alone tells a pod's class. Callers that pass no ``qos`` get ``<parent>/pod-<uid>``.
+
+Parent: ``--cgroup-parent`` absolute, relative to the cgroup2 mount, or ``.`` (the cgroup
+nsrun runs in). Without it: the cgroup nsrun runs in when that is a delegated systemd unit
+made for it (``systemd-run --scope -p Delegate=yes nsrun run …``, or a ``Delegate=yes``
+service running only nsrun; see ``preflight.delegated_home``), else ``<mount>/nsrun``.
+
+Order in ``create`` (everything before the first init container starts):
+1. preflight (``preflight.check``): which controllers the pod's limits need, which the
+   deepest existing cgroup on the path offers; ``--cgroups=v2`` refuses here, before
+   anything is created; ``auto`` warns once, in one line;
+2. delegation: if that cgroup is nsrun's own (it holds nsrun's processes), every process in
+   it moves into ``nsrun-supervisor`` first: cgroup v2's no-internal-processes rule forbids
+   enabling controllers for children of a cgroup with processes;
+3. down the path: each cgroup created, controllers (cpu memory pids io cpuset hugetlb, those
+   available) enabled in its ``cgroup.subtree_control``;
+4. pod values, then every container leaf with its values and ``memory.oom.group``.
+Any failure undoes steps 3-4 (nothing is left behind) and raises an error naming the file,
+the value, errno and the container.
+
+Teardown: ``cgroup.kill`` on the pod (every process below it), rmdir leaves first with a
+bounded retry while the cgroup drains, then the QoS level and the parent if they are empty
+and nsrun's to remove (never the mount, nsrun's own cgroup, a systemd unit or a delegated
+cgroup; see ``preflight.may_prune``).
 """
 
 from __future__ import annotations
 
+import errno
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from nsrun.errors import CgroupError, PreflightError
-from nsrun.host import cgroupfs
+from nsrun.host import cgroupfs, preflight
 from nsrun.host.cgroupfs import Cgroup
+from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
 
-# Which controller a cgroup file needs.
-CONTROLLER_OF = {"cpu.weight": "cpu", "cpu.max": "cpu", "memory.max": "memory",
-                 "memory.min": "memory", "memory.low": "memory", "memory.high": "memory",
-                 "memory.oom.group": "memory", "pids.max": "pids"}
+QOS_DIRS = {"Guaranteed": "guaranteed", "Burstable": "burstable", "BestEffort": "besteffort"}
+POD_PREFIX = "pod-"
+DEFAULT_PARENT = "nsrun"
+SELF_PARENT = "."
 
 
-def resolve_parent(parent: str | None) -> tuple[Path, Path]:
-    """(cgroup2 mount, parent dir): ``parent`` absolute, relative to the mount, or the
-    default ``<mount>/nsrun``."""
-    mount = cgroupfs.find_cgroup2_mount()
-    if mount is None:
+
+def resolve_parent(parent: str | None, host: CgroupHost | None = None) -> tuple[Path, Path]:
+    """(cgroup2 mount, parent cgroup) for ``--cgroup-parent`` (see the module docstring)."""
+    host = host or CgroupHost.probe()
+    if host.mount is None:
         raise PreflightError("no cgroup2 hierarchy is mounted (use --cgroups=none to run "
                              "without a pod cgroup)")
-    root = Path(mount)
+    root = host.mount
+    if parent == SELF_PARENT:
+        own = host.own_cgroup()
+        if own is None:
+            raise PreflightError(f"--cgroup-parent .: nsrun's own cgroup is not visible "
+                                 f"under the cgroup2 mount {root}")
+        return root, preflight.base_of(own)
     if not parent:
-        return root, root / "nsrun"
+        home = preflight.delegated_home(host)
+        return root, home if home is not None else root / DEFAULT_PARENT
     path = Path(parent)
     full = path if path.is_absolute() else root / path
-    if not str(full).startswith(str(root) + "/"):
+    if ".." in full.parts or not (full == root or root in full.parents):
         raise PreflightError(f"--cgroup-parent {parent}: not below the cgroup2 mount {root}")
     return root, full
 
 
 class PodCgroup:
-    """Create, size, use and tear down one pod's cgroup tree."""
+    """Create, size, use and tear down one pod's cgroup tree. A PodCgroup whose ``path``
+    is None stands for "no pod cgroup" (``--cgroups=auto`` on a host without a usable
+    cgroup2 hierarchy): ``leaf`` returns None and teardown does nothing."""
 
-    def __init__(self, root: Path, path: Path) -> None:
+    def __init__(self, root: Path | None, path: Path | None,
+                 host: CgroupHost | None = None) -> None:
         self.root, self.path = root, path
+        self.host = host
         self.pod: Cgroup | None = None
         self.leaves: dict[str, Cgroup] = {}
         self.available: set[str] = set()
+        self.created: list[Path] = []  # cgroups above the pod that this create made
+        self.unenforced: list[str] = []  # limit files not written (controller missing)
+        self.moved: list[int] = []  # processes moved into the supervisor leaf
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
 
     @classmethod
-    def create(cls, parent: str | None, uid: str, values: dict[str, str], mode: str,
-               declared: bool = True, warn=None) -> PodCgroup:
-        """Make ``<parent>/pod-<uid>``, enable controllers, write the pod values
-        (before any container starts). ``declared``: the pod asked for resources (a
-        BestEffort pod's default cpu.weight is not worth a warning or a refusal)."""
-        root, parent_path = resolve_parent(parent)
-        self = cls(root, parent_path / f"pod-{uid}")
-        self.available = cgroupfs.enable_controllers(root, self.path)
-        wanted = {CONTROLLER_OF.get(k, k.split(".")[0]) for k in values} if declared else set()
-        missing = sorted(wanted - self.available)
-        if missing and mode == "v2":
-            raise PreflightError(
-                f"cgroup v2 at {root} lacks the {', '.join(missing)} controller(s) needed for "
-                "this pod's limits (use --cgroups=auto to run without enforcing them)")
-        self.pod = Cgroup.create(self.path)
-        if missing:
-            (warn or _warn)(f"cgroup v2 at {root} has no {', '.join(missing)} controller: "
-                            f"this pod's {_files(values, missing)} not enforced on this host")
-        self._write(self.pod, values)
+    def create(cls, parent: str | None, uid: str, values: Mapping[str, str], mode: str,
+               declared: bool = True, warn: Callable[[str], None] | None = None, *,
+               qos: str | None = None, leaves: Mapping[str, Mapping[str, str]] | None = None,
+               host: CgroupHost | None = None) -> PodCgroup:
+        """Make the pod's cgroup tree and write its values, before any container starts.
+
+        ``values``: the pod cgroup's files (``resources.compute(...).pod_cgroup``);
+        ``leaves``: container name -> its leaf's files (``container_cgroup(name)``), all
+        created now so a value the kernel rejects stops the pod before it starts;
+        ``declared``: the pod asked for resources (a BestEffort pod's default cpu.weight is
+        not worth a warning or a refusal); ``qos``: the pod's QoS class (the QoS level);
+        ``warn``: where the one-line warning goes (stderr)."""
+        host = host or CgroupHost.probe()
+        leaves = dict(leaves or {})
+        need = preflight.needed(values, leaves, declared)
+        say = warn or _warn
+        if host.mount is None or host.readonly:
+            message = preflight.without_cgroup(host, mode, need)
+            if message:
+                say(message)
+            return cls(None, None, host)
+        root, parent_path = resolve_parent(parent, host)
+        level = parent_path / QOS_DIRS[qos] if qos in QOS_DIRS else parent_path
+        pod_path = level / f"{POD_PREFIX}{uid}"
+        for attempt in range(3):
+            self = cls(root, pod_path, host)
+            anchor = preflight.anchor_of(pod_path, root)
+            if mode == preflight.V2:  # refuse before anything is created
+                available = cgroupfs.controllers(anchor) & set(cgroupfs.WANTED)
+                preflight.check(host, mode, need, available, anchor)
+            try:
+                self._build(anchor, values, leaves)
+                message = preflight.check(host, mode, need, self.available, anchor)
+            except CgroupError as err:
+                self._undo()
+                # a concurrent pod's teardown removed an empty level under us: once more
+                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
+                    continue
+                raise
+            except BaseException:
+                self._undo()
+                raise
+            break
+        if message:
+            say(message)
+        self.unenforced = [f for c in sorted(set(need) - self.available) for f in need[c]]
         return self
 
-    def _write(self, cg: Cgroup, values: dict[str, str]) -> None:
-        for name, value in values.items():
-            if CONTROLLER_OF.get(name, name.split(".")[0]) in self.available:
-                cg.write(name, value)
+    # -- building ---------------------------------------------------------------------------
 
-    def leaf(self, name: str, values: dict[str, str] | None = None) -> Cgroup:
-        """The container's leaf cgroup (created once, reused across restarts)."""
+    def _build(self, anchor: Path, values: Mapping[str, str],
+               leaves: Mapping[str, Mapping[str, str]]) -> None:
+        assert self.path is not None and self.root is not None and self.host is not None
+        own = self.host.own_cgroup()
+        if own is not None and own != self.root and anchor == own:
+            self._leave(own)
+        available = cgroupfs.controllers(anchor) & set(cgroupfs.WANTED)
+        chain = [anchor, *_between(anchor, self.path)]
+        for path in chain:
+            if path != anchor:
+                self._mkdir(path)
+            cg = Cgroup.open(path)
+            try:
+                available = self._enable(cg, available)
+            finally:
+                cg.close()
+        self.pod = Cgroup.create(self.path)
+        self.available = self._enable(self.pod, available)
+        self.pod.write_values(dict(values), self.available)
+        for name, vals in leaves.items():
+            self._make_leaf(name, vals)
+
+    def _leave(self, own: Path) -> None:
+        """Move every process of ``own`` (nsrun's own cgroup) into its supervisor leaf."""
+        leaf = Cgroup.create(own / SUPERVISOR_LEAF, "supervisor leaf")
+        try:
+            for _ in range(5):  # a process may fork while the others move
+                pids = cgroupfs.procs(own)
+                if not pids:
+                    return
+                self.moved += [p for p in pids if cgroupfs.move(p, leaf)]
+        finally:
+            leaf.close()
+
+    def _mkdir(self, path: Path) -> None:
+        try:
+            made = cgroupfs.KERNEL.mkdir(path)
+        except OSError as err:
+            raise CgroupError("create cgroup", str(path), err.errno or 0) from None
+        if made:
+            self.created.append(path)
+
+    def _enable(self, cg: Cgroup, available: set[str]) -> set[str]:
+        try:
+            return cgroupfs.enable(cg, available)
+        except CgroupError as err:
+            if err.errno != errno.EBUSY:
+                raise
+            raise PreflightError(_internal_processes(cg.path)) from None
+
+    def _make_leaf(self, name: str, values: Mapping[str, str]) -> Cgroup:
+        assert self.path is not None
+        cg = Cgroup.create(self.path / name, f'container "{name}"')
+        self.leaves[name] = cg
+        cg.write_values(dict(values), self.available)
+        if "memory" in self.available:
+            cg.write(cgroupfs.MEMORY_OOM_GROUP, "1")
+        return cg
+
+    def _undo(self) -> None:
+        """Remove what a failed ``create`` made (no process was started in it)."""
+        self._close()
+        if self.path is not None:
+            try:
+                cgroupfs.remove(self.path)
+            except CgroupError:
+                pass
+        for path in reversed(self.created):
+            _rmdir_quiet(path)
+
+    # -- use --------------------------------------------------------------------------------
+
+    def leaf(self, name: str, values: Mapping[str, str] | None = None) -> Cgroup | None:
+        """The container's leaf cgroup (made by ``create``, or now; reused across
+        restarts); None without a pod cgroup."""
+        if self.path is None:
+            return None
         if name not in self.leaves:
-            cg = Cgroup.create(self.path / name)
-            self._write(cg, values or {})
-            self.leaves[name] = cg
+            self._make_leaf(name, values or {})
         return self.leaves[name]
 
     def kill_leaf(self, name: str) -> None:
@@ -90,43 +244,83 @@ class PodCgroup:
             self.pod.kill()
 
     def destroy(self) -> None:
-        """Kill what is left, close the dirfds and remove the tree (and the parent if it
-        is nsrun's own default and now empty)."""
+        """Kill what is left, close the dirfds, remove the tree, then the QoS level and the
+        parent when empty and nsrun's to remove."""
+        if self.path is None:
+            return
         self.kill_all()
+        self._close()
+        cgroupfs.remove(self.path)
+        _prune_above(self.path, self.host or CgroupHost.probe())
+
+    def _close(self) -> None:
         for cg in self.leaves.values():
             cg.close()
         if self.pod is not None:
             self.pod.close()
-        cgroupfs.remove(self.path)
-        _remove_if_empty(self.path.parent)
 
 
-def _files(values: dict[str, str], missing: list[str]) -> str:
-    names = [k for k in values if CONTROLLER_OF.get(k, k.split(".")[0]) in missing]
-    return ", ".join(names) + (" is" if len(names) == 1 else " are")
+def _between(anchor: Path, pod: Path) -> list[Path]:
+    """The cgroups strictly between ``anchor`` and ``pod``, top down."""
+    out = []
+    current = anchor
+    for part in pod.relative_to(anchor).parts[:-1]:
+        current = current / part
+        out.append(current)
+    return out
+
+
+def _internal_processes(path: Path) -> str:
+    try:
+        pids = " ".join(map(str, cgroupfs.procs(path)[:8]))
+    except CgroupError:
+        pids = "?"
+    return (f"cgroup {path} holds processes ({pids}) so it cannot enable controllers for "
+            "child cgroups (cgroup v2's no-internal-processes rule): choose a "
+            "--cgroup-parent whose cgroups hold no processes, or run nsrun in a delegated "
+            "unit (systemd-run --scope -p Delegate=yes nsrun run …)")
 
 
 def _warn(message: str) -> None:
     print(f"nsrun: warning: {message}", file=sys.stderr)
 
 
-def _remove_if_empty(path: Path) -> None:
+def _rmdir_quiet(path: Path) -> bool:
     try:
-        if not any(p.is_dir() for p in path.iterdir()):
-            path.rmdir()
+        cgroupfs.KERNEL.rmdir(path)
     except OSError:
-        pass
+        return False
+    return True
 
 
-def destroy_path(path: Path) -> None:
-    """Tear down a pod cgroup by path (``nsrun delete`` after a supervisor crash)."""
+def _prune_above(pod: Path, host: CgroupHost) -> None:
+    """rmdir the QoS level and the parent above a removed pod when they are empty."""
+    level = pod.parent
+    if level.name in QOS_DIRS.values():
+        if level.is_dir() and not (preflight.may_prune(level, host) and _rmdir_quiet(level)):
+            return
+        level = level.parent
+    if level.is_dir() and preflight.may_prune(level, host):
+        _rmdir_quiet(level)
+
+
+def destroy_path(path: Path, host: CgroupHost | None = None) -> None:
+    """Tear down a pod cgroup by path (``nsrun delete`` after the supervisor was killed).
+    Only a ``pod-*`` cgroup below a cgroup2 mount is touched."""
+    host = host or CgroupHost.probe()
+    if (host.mount is None or not path.is_absolute() or host.mount not in path.parents
+            or not path.name.startswith(POD_PREFIX) or ".." in path.parts):
+        return
     if not path.is_dir():
+        _prune_above(path, host)
         return
     try:
-        cg = Cgroup.create(path)
-        cg.kill()
-        cg.close()
+        cg = Cgroup.open(path)
+        try:
+            cg.kill()
+        finally:
+            cg.close()
     except CgroupError:
         pass
     cgroupfs.remove(path)
-    _remove_if_empty(path.parent)
+    _prune_above(path, host)

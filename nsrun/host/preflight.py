@@ -1,0 +1,329 @@
+"""Cgroup preflight: what this host's cgroup hierarchy can enforce, decided before anything
+is created, and the ``--cgroups`` modes.
+
+* ``auto`` (default): cgroup v2 with whatever controllers the pod's parent cgroup can get.
+  When some of the pod's limits cannot be enforced it says so once, in one line (a hybrid
+  host has cpu, memory and pids on cgroup v1). On a cgroup v1-only host (no cgroup2 mount)
+  or a read-only cgroup2 mount the pod runs without a pod cgroup.
+* ``v2``: the same, but a pod whose limits cannot all be enforced is refused before anything
+  is created, naming the missing controllers and the cgroup2 mount (exit code 3).
+* ``none``: no pod cgroup at all (no grouping, no limits); nothing here runs.
+
+Nothing in this module writes to cgroupfs; ``CgroupHost.probe`` reads ``/proc/self/mountinfo``
+and ``/proc/self/cgroup`` (both injectable), and availability is read from the deepest
+existing cgroup on the pod's path (controllers there are exactly what nsrun can enable below
+it). It also holds the delegation helpers: whether nsrun's own cgroup is a delegated
+systemd unit, and the ``systemd-run`` command ``nsrun run --systemd`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nsrun.errors import PreflightError
+from nsrun.host import cgroupfs
+
+AUTO, V2, NONE = "auto", "v2", "none"
+MODES = (AUTO, V2, NONE)
+
+# The leaf nsrun moves its own processes into when it works inside its own cgroup.
+SUPERVISOR_LEAF = "nsrun-supervisor"
+DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")
+# Cgroups systemd owns: nsrun never removes them, even when empty.
+SYSTEMD_UNIT_SUFFIXES = (".slice", ".scope", ".service", ".socket", ".mount", ".swap")
+# Environment a detached ``--systemd`` service needs from the caller (services start empty).
+PASSED_ENV = ("NSRUN_ROOT", "NSRUN_IMAGES", "PATH")
+
+
+@dataclass(frozen=True)
+class CgroupHost:
+    """The cgroup layout nsrun runs on.
+
+    ``mount``: the cgroup2 mount point (None on a v1-only host); ``mount_root``: which cgroup
+    it shows (``/`` unless bind-mounted from below); ``readonly``; ``v1``: controller -> v1
+    mount point (a hybrid or legacy host); ``own``: nsrun's own cgroup v2 path from
+    ``/proc/self/cgroup`` (``/system.slice/x.scope``), None when unknown."""
+
+    mount: Path | None
+    mount_root: str = "/"
+    readonly: bool = False
+    v1: dict[str, Path] = field(default_factory=dict)
+    own: str | None = None
+
+    @classmethod
+    def probe(cls, mountinfo: str = "/proc/self/mountinfo",
+              proc_cgroup: str = "/proc/self/cgroup") -> CgroupHost:
+        mount, mount_root, readonly, v1 = None, "/", False, {}
+        try:
+            with open(mountinfo) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            left, _, right = line.partition(" - ")
+            fields, rest = left.split(), right.split()
+            if len(fields) < 6 or len(rest) < 1:
+                continue
+            if rest[0] == "cgroup2" and mount is None:
+                mount = Path(cgroupfs.unescape(fields[4]))
+                mount_root = cgroupfs.unescape(fields[3])
+                readonly = "ro" in fields[5].split(",")
+            elif rest[0] == "cgroup" and len(rest) >= 3:
+                for opt in rest[2].split(","):
+                    if opt not in ("rw", "ro") and "=" not in opt:
+                        v1.setdefault(opt, Path(cgroupfs.unescape(fields[4])))
+        return cls(mount, mount_root, readonly, v1, _own_cgroup(proc_cgroup))
+
+    @property
+    def layout(self) -> str:
+        """``unified`` (cgroup v2 only), ``hybrid``, ``legacy`` (v1 only) or ``none``."""
+        if self.mount is None:
+            return "legacy" if self.v1 else "none"
+        return "hybrid" if self.v1 else "unified"
+
+    def own_cgroup(self) -> Path | None:
+        """nsrun's own cgroup as a directory under the mount, when it is visible there."""
+        if self.mount is None or self.own is None:
+            return None
+        root = self.mount_root.rstrip("/")
+        if root and not (self.own == root or self.own.startswith(root + "/")):
+            return None
+        rel = self.own[len(root):].strip("/")
+        return self.mount / rel if rel else self.mount
+
+    def on_v1(self, names: list[str]) -> str:
+        """``cpu at /sys/fs/cgroup/cpu, memory at …`` for the named controllers bound to v1."""
+        return ", ".join(f"{c} at {self.v1[c]}" for c in names if c in self.v1)
+
+
+def _own_cgroup(proc_cgroup: str) -> str | None:
+    try:
+        with open(proc_cgroup) as f:
+            for line in f:
+                hid, _, rest = line.rstrip("\n").partition(":")
+                controllers, _, path = rest.partition(":")
+                if hid == "0" and controllers == "":
+                    return path.removesuffix(" (deleted)")
+    except OSError:
+        return None
+    return None
+
+
+# ------------------------------------------------------------------ what the pod needs
+
+
+def is_limit(name: str, value: str, declared: bool) -> bool:
+    """Whether writing ``value`` to ``name`` enforces something the pod asked for:
+    ``max`` values are the kernel's defaults, and a BestEffort pod's cpu.weight is not a
+    request (``declared`` False)."""
+    if value.strip().startswith("max"):
+        return False
+    if name == cgroupfs.CPU_WEIGHT and not declared:
+        return False
+    return name != cgroupfs.MEMORY_OOM_GROUP
+
+
+def needed(values: Mapping[str, str], leaves: Mapping[str, Mapping[str, str]],
+           declared: bool) -> dict[str, list[str]]:
+    """controller -> the limit files (pod and container leaves) that need it."""
+    out: dict[str, list[str]] = {}
+    for vals in (values, *leaves.values()):
+        for name, value in vals.items():
+            if is_limit(name, value, declared):
+                files = out.setdefault(cgroupfs.controller_of(name), [])
+                if name not in files:
+                    files.append(name)
+    return out
+
+
+def _files(need: dict[str, list[str]], missing: list[str]) -> list[str]:
+    files: list[str] = []
+    for c in missing:
+        files += [f for f in need.get(c, []) if f not in files]
+    return files
+
+
+def _join(items: list[str]) -> str:
+    return ", ".join(items)
+
+
+# ------------------------------------------------------------------ the verdicts
+
+
+def without_cgroup(host: CgroupHost, mode: str, need: dict[str, list[str]]) -> str | None:
+    """No usable cgroup2 hierarchy (v1-only host, read-only mount). ``v2`` refuses;
+    ``auto`` runs without a pod cgroup: returns the one-line warning (None when the pod has
+    no limits to lose)."""
+    if host.mount is None:
+        why = "no cgroup2 hierarchy is mounted"
+        if host.v1:
+            why += f" (cgroup v1 only: {host.on_v1(sorted(host.v1)) or 'v1 hierarchies'})"
+    else:
+        why = f"the cgroup2 mount {host.mount} is read-only"
+    if mode == V2:
+        raise PreflightError(f"--cgroups=v2: {why} (use --cgroups=auto or --cgroups=none "
+                             "to run without a pod cgroup)")
+    files = _files(need, sorted(need))
+    if not files:
+        return None
+    return f"{why}: running without a pod cgroup, this pod's {_join(files)} " \
+           f"{'is' if len(files) == 1 else 'are'} not enforced"
+
+
+def anchor_of(pod_path: Path, mount: Path) -> Path:
+    """The deepest existing cgroup on the way from the mount to ``pod_path`` (exclusive):
+    nsrun creates everything below it, and can enable there what it has."""
+    current = mount
+    for part in pod_path.relative_to(mount).parts[:-1]:
+        nxt = current / part
+        if not nxt.is_dir():
+            break
+        current = nxt
+    return current
+
+
+def check(host: CgroupHost, mode: str, need: dict[str, list[str]], available: set[str],
+          anchor: Path) -> str | None:
+    """The controllers the pod's limits need against those ``anchor`` offers. ``v2`` raises
+    ``PreflightError`` naming what is missing and the mount; ``auto`` returns the one-line
+    warning (or None)."""
+    missing = sorted(set(need) - available)
+    if not missing:
+        return None
+    assert host.mount is not None
+    files = _files(need, missing)
+    why = _why_missing(host, missing, anchor)
+    verb = "is" if len(files) == 1 else "are"
+    if mode == V2:
+        raise PreflightError(f"--cgroups=v2: {why}: this pod's {_join(files)} cannot be "
+                             "enforced (use --cgroups=auto to run it without them)")
+    return f"{why}: this pod's {_join(files)} {verb} not enforced"
+
+
+def _why_missing(host: CgroupHost, missing: list[str], anchor: Path) -> str:
+    assert host.mount is not None
+    try:
+        at_root = cgroupfs.controllers(host.mount) if host.mount_root == "/" else set()
+    except Exception:  # noqa: BLE001 - unreadable root: say what we know
+        at_root = set()
+    absent = [c for c in missing if c not in at_root]
+    undelegated = [c for c in missing if c in at_root]
+    parts = []
+    if absent:
+        s = "" if len(absent) == 1 else "s"
+        text = f"cgroup v2 at {host.mount} has no {_join(absent)} controller{s}"
+        v1 = host.on_v1(absent)
+        if v1:
+            text += f" (hybrid host, cgroup v1 holds {v1})"
+        parts.append(text)
+    if undelegated:
+        verb = "is" if len(undelegated) == 1 else "are"
+        parts.append(f"{_join(undelegated)} {verb} not enabled for {anchor} (its parent's "
+                     f"cgroup.subtree_control lacks {'it' if verb == 'is' else 'them'})")
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------ delegation
+
+
+def delegated(path: Path) -> bool:
+    """Whether systemd delegated ``path`` (``Delegate=yes`` sets these xattrs, systemd
+    ≥ 251)."""
+    names = cgroupfs.KERNEL.xattrs(path)
+    return any(x in names for x in DELEGATE_XATTRS)
+
+
+def base_of(own: Path) -> Path:
+    """nsrun's home cgroup: its own, or the parent of the supervisor leaf it moved into."""
+    return own.parent if own.name == SUPERVISOR_LEAF else own
+
+
+def delegated_home(host: CgroupHost, proc: str = "/proc") -> Path | None:
+    """The cgroup nsrun should put pods in by default when it was launched in a delegated
+    systemd unit made for it: a ``Delegate=yes`` scope (``systemd-run --scope -p
+    Delegate=yes nsrun run …``), or a delegated service whose processes are all this very
+    command (``systemd-run -p Delegate=yes --unit nsrun-<pod> nsrun run …``). A delegated
+    service that runs other things (a CI runner, a test harness) is not taken over."""
+    own = host.own_cgroup()
+    if own is None or own == host.mount:
+        return None
+    base = base_of(own)
+    if base == host.mount or not delegated(base):
+        return None
+    if base.name.endswith(".scope") or only_this_command(own, proc):
+        return base
+    return None
+
+
+def only_this_command(cgroup: Path, proc: str = "/proc") -> bool:
+    """Every process in ``cgroup`` runs this process's command line (the foreground nsrun,
+    its detached supervisor) or is on its way out."""
+    mine = _cmdline(f"{proc}/self/cmdline")
+    try:
+        pids = cgroupfs.procs(cgroup)
+    except Exception:  # noqa: BLE001 - unreadable: not ours to take over
+        return False
+    for pid in pids:
+        theirs = _cmdline(f"{proc}/{pid}/cmdline")
+        if theirs and theirs != mine:
+            return False
+    return True
+
+
+def _cmdline(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def may_prune(path: Path, host: CgroupHost) -> bool:
+    """Whether nsrun may rmdir the (empty) cgroup ``path`` it worked under: never the mount
+    root, nsrun's own cgroup or one above it, a systemd unit, a delegated cgroup or the
+    supervisor leaf."""
+    if host.mount is None or path == host.mount or host.mount not in path.parents:
+        return False
+    own = host.own_cgroup()
+    if own is not None and (path == own or path in own.parents):
+        return False
+    if path.name.endswith(SYSTEMD_UNIT_SUFFIXES) or path.name == SUPERVISOR_LEAF:
+        return False
+    return not delegated(path)
+
+
+def systemd_unit(pod_name: str) -> str:
+    """The transient unit name ``nsrun run --systemd`` uses for a pod."""
+    return f"nsrun-{pod_name}"
+
+
+def systemd_run_argv(command: list[str], pod_name: str, *, detach: bool,
+                     env: Mapping[str, str] | None = None, pidfile: str | None = None,
+                     stop_timeout: float | None = None) -> list[str]:
+    """The ``systemd-run`` command line ``nsrun run --systemd`` executes; ``command`` is the
+    nsrun command without ``--systemd``.
+
+    Foreground: a ``Delegate=yes`` scope around the very same command (same terminal,
+    environment and working directory; Ctrl-C still deletes the pod). ``-d``: a
+    ``Delegate=yes`` service running ``nsrun run -d`` as ``Type=forking`` (its start job
+    finishes once the pod's containers can start, and fails if the pod cannot start),
+    ``KillMode=mixed`` so ``systemctl stop`` sends SIGTERM to the supervisor only, which
+    stops the containers in order; the environment nsrun reads is passed explicitly."""
+    unit = systemd_unit(pod_name)
+    if not detach:
+        return ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={unit}",
+                "-p", "Delegate=yes", "--", *command]
+    argv = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", "--same-dir",
+            "-p", "Delegate=yes", "-p", "Type=forking", "-p", "KillMode=mixed"]
+    if pidfile:
+        argv += ["-p", f"PIDFile={pidfile}"]
+    if stop_timeout is not None:
+        argv += ["-p", f"TimeoutStopSec={max(1, int(stop_timeout + 0.999))}"]
+    for name in PASSED_ENV:
+        value = (env if env is not None else os.environ).get(name)
+        if value is not None:
+            argv.append(f"--setenv={name}={value}")
+    return [*argv, "--", *command]
