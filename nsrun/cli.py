@@ -15,6 +15,7 @@ from typing import Any
 from nsrun.errors import NsrunError, UsageError
 
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 125
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -395,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except Exception as err:  # a bug in nsrun: one line, the traceback only on request
+        if os.environ.get("NSRUN_DEBUG"):
+            raise
+        print(f"nsrun: internal error: {type(err).__name__}: {err} "
+              "(NSRUN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -62,9 +62,10 @@ def _restarting(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy)
 
 
 def _liveness(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
-    """A container whose liveness probe failed is killed (and restarted per policy)."""
+    """A container whose liveness or startup probe failed (``unhealthy`` holds the
+    kubelet's message) is killed, and restarted per policy."""
     kills: list[Action] = [
-        KillContainer(name, f"Container {name} failed liveness probe, will be restarted")
+        KillContainer(name, observed.get(name).attempts[-1].unhealthy)
         for name in observed.containers
         if observed.get(name).running and observed.get(name).attempts[-1].unhealthy]
     return kills or None

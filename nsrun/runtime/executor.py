@@ -28,6 +28,7 @@ from nsrun.host.sandbox import Sandbox
 from nsrun.report import logs
 from nsrun.report.events import NORMAL, WARNING, EventLog
 from nsrun.runtime import launcher
+from nsrun.runtime.health import Health
 from nsrun.state import PodPaths
 
 MIN_GRACE = 2.0  # the kubelet never gives less than 2 s before SIGKILL
@@ -56,6 +57,7 @@ class Executor:
         self.containers: dict[str, tuple[Container, str]] = {}
         self.reload(pod)
         self.recreate_sandbox = None  # set by the supervisor: () -> Sandbox
+        self.health = Health(self)
 
     def reload(self, pod: Pod) -> None:
         """Use an updated spec (``nsrun apply``) for every later start."""
@@ -123,9 +125,11 @@ class Executor:
             os.close(log_fd)
         self.running[name] = Running(name, launched.pid, launched.pidfd,
                                      leaf.oom_kills() if leaf else 0)
-        self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen)))
+        self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen,
+                                               **Health.initial_flags(container))))
         self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
         self.events.emit(now, NORMAL, "Started", f"Started container {name}", path)
+        self.health.container_started(name, container, now)
 
     def _start_failed(self, name: str, reason: str, message: str, now: float,
                       path: str) -> None:
@@ -135,6 +139,30 @@ class Executor:
 
     def _record(self, name: str, obs) -> None:
         self.observed = self.observed.with_container(name, obs)
+
+    def current_attempt(self, name: str) -> Attempt | None:
+        """The container's running attempt, if it runs."""
+        obs = self.observed.history(name)
+        return obs.current if obs.running else None
+
+    def update_attempt(self, name: str, **changes) -> None:
+        """Record probe and hook results on the running attempt."""
+        if self.current_attempt(name) is not None:
+            self._record(name, self.observed.history(name).updated(**changes))
+
+    def emit_for(self, name: str, now: float, kind: str, reason: str, message: str) -> None:
+        container, ckind = self.containers[name]
+        self.events.emit(now, kind, reason, message, _field_path(container, ckind))
+
+    def exec_check(self, name: str, argv: list[str], timeout: float | None) -> tuple[bool, str]:
+        """Run ``argv`` inside the running container (probe or hook): (exit 0?, output)."""
+        proc = self.running.get(name)
+        if proc is None:
+            return False, "container is not running"
+        container, _ = self.containers[name]
+        leaf = self.cgroup.leaves.get(name) if self.cgroup else None
+        return launcher.exec_check(self.pod, container, self.images, proc.pid, proc.pidfd,
+                                   argv, leaf.fd if leaf else -1, timeout)
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -147,7 +175,15 @@ class Executor:
         proc.kill_at = now + self.grace
         self.events.emit(now, NORMAL, "Killing", message or f"Stopping container {name}",
                          _field_path(container, kind))
-        _signal(proc.pidfd, signal.SIGTERM)
+        current = self.current_attempt(name)
+        if current is None or not self.health.pre_stop(name, container, current.started_at):
+            self.terminate(name)
+
+    def terminate(self, name: str) -> None:
+        """SIGTERM now (after the preStop hook, if any)."""
+        proc = self.running.get(name)
+        if proc is not None:
+            _signal(proc.pidfd, signal.SIGTERM)
 
     def kill_pod(self, action: KillPod, now: float) -> None:
         """Stop the pod: app and regular containers first, then the sidecars one at a time,
@@ -191,6 +227,7 @@ class Executor:
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         os.close(pidfd)
         del self.running[proc.name]
+        self.health.container_stopped(proc.name)
         code, sig = _exit_status(info)
         reason = ""
         leaf = self.cgroup.leaves.get(proc.name) if self.cgroup else None

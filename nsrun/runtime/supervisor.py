@@ -118,6 +118,8 @@ class Supervisor:
         assert ex is not None
         poller = select.poll()
         poller.register(wake_fd, select.POLLIN)
+        if ex.health.fd is not None:
+            poller.register(ex.health.fd, select.POLLIN)
         watched: set[int] = set()
         while True:
             now = time.time()
@@ -129,10 +131,14 @@ class Supervisor:
                 return
             if ex.observed is not before:
                 wake = now  # the actions changed the pod: plan again before sleeping
+            ex.health.run_due(now)
             watched = _sync_poller(poller, watched, {p.pidfd for p in ex.running.values()})
-            for fd, _ in poller.poll(_timeout_ms(now, wake, ex.next_deadline())):
+            timeout = _timeout_ms(now, wake, ex.next_deadline(), ex.health.next_wake())
+            for fd, _ in poller.poll(timeout):
                 if fd == wake_fd:
                     self._drain_signals(wake_fd)
+                elif fd == ex.health.fd:
+                    ex.health.on_results(time.time())
                 elif fd in watched:
                     ex.reap(fd, time.time())
 
@@ -224,6 +230,7 @@ class Supervisor:
         try:
             if self.executor is not None:
                 self.executor.stop_everything()
+                self.executor.health.close()
                 self.publish(time.time())
                 self.executor.events.close()
         finally:

@@ -250,7 +250,8 @@ def test_liveness_failure_kills_with_the_kubelet_message():
     from nsrun.core.actions import KillContainer
 
     obs = observed(init_myservice=(ok(T0, T0 + 1),), init_mydb=(ok(T0, T0 + 1),),
-                   myapp_container=(Attempt(T0 + 1, unhealthy="liveness"),))
+                   myapp_container=(Attempt(T0 + 1, unhealthy=(
+                       "Container myapp-container failed liveness probe, will be restarted")),))
     assert next_actions(pod(), obs, T0 + 5, POLICY) == [KillContainer(
         "myapp-container", "Container myapp-container failed liveness probe, will be restarted")]
 
