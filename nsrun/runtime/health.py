@@ -51,7 +51,7 @@ class Health:
         if command is not None and self.checks is not None:
             self.checks.submit(("postStart", name, token),
                                lambda: self.ex.exec_check(name, command, None))
-        else:
+        elif container.startup_probe or container.liveness_probe or container.readiness_probe:
             self.states[name] = probing.probes_for(container, token)
 
     def container_stopped(self, name: str) -> None:
@@ -68,7 +68,6 @@ class Health:
 
     def run_due(self, now: float) -> None:
         """Launch every probe that is due."""
-        assert self.checks is not None or not self.states
         for name, states in self.states.items():
             attempt = self.ex.current_attempt(name)
             if attempt is None:
