@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import errno as _errno
 import os as _os
-from dataclasses import dataclass
+
+import msgspec
 
 
 class NsrunError(Exception):
@@ -34,8 +35,7 @@ class UsageError(NsrunError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(msgspec.Struct, frozen=True):
     """One invalid field: ``field`` is a Kubernetes field path (``spec.initContainers[1].name``),
     ``type`` a Kubernetes error type (``Required value``, ``Invalid value``, ``Duplicate value``,
     ``Unsupported value``, ``Forbidden``, ``Not supported``), ``message`` the detail."""

@@ -19,8 +19,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from nsrun.errors import StateError
 
@@ -28,8 +29,7 @@ DEFAULT_ROOT = "/run/nsrun"
 DEFAULT_IMAGES = "/var/lib/nsrun/images"
 
 
-@dataclass(frozen=True)
-class PodPaths:
+class PodPaths(msgspec.Struct, frozen=True):
     """Paths of one pod's state."""
 
     dir: Path
@@ -64,8 +64,7 @@ class PodPaths:
         return sorted(int(n[:-4]) for n in names if n.endswith(".log") and n[:-4].isdigit())
 
 
-@dataclass(frozen=True)
-class StateRoot:
+class StateRoot(msgspec.Struct, frozen=True):
     """The whole state directory."""
 
     root: Path

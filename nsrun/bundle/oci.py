@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from nsrun.bundle import security
 from nsrun.errors import BundleError
@@ -47,15 +48,14 @@ DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
 SKIPPED_TYPES = frozenset({"cgroup", "cgroup2"})
 
 
-@dataclass(frozen=True)
-class LaunchPlan:
+class LaunchPlan(msgspec.Struct, frozen=True):
     """Everything the spawn path needs for one container, resolved from bundle + pod."""
 
     argv: list[str]
     env: list[str]
     cwd: str
     rootfs: str
-    mounts: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)
     confinement: security.Confinement = security.Confinement()
 
     uid = property(lambda self: self.confinement.uid)

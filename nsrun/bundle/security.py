@@ -47,8 +47,9 @@ import json
 import os
 import resource
 import stat
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from nsrun.core.spec import PodSecurityContext, SecurityContext
 from nsrun.errors import BundleError
@@ -100,8 +101,7 @@ class ContainerConfigError(BundleError):
 # ---------------------------------------------------------------- facts about this host
 
 
-@dataclass(frozen=True)
-class HostFacts:
+class HostFacts(msgspec.Struct, frozen=True):
     """What this host (and nsrun's own process) can grant; injectable for tests."""
 
     capabilities: int             # capabilities nsrun can hand out (its bounding ∩ permitted)
@@ -161,14 +161,12 @@ def _probe() -> HostFacts:
 # ---------------------------------------------------------------- the result
 
 
-@dataclass(frozen=True)
-class Seccomp:
+class Seccomp(msgspec.Struct, frozen=True):
     bpf: bytes       # struct sock_filter[], for seccomp(SECCOMP_SET_MODE_FILTER)
     flags: int = 0   # SECCOMP_FILTER_FLAG_*
 
 
-@dataclass(frozen=True)
-class Confinement:
+class Confinement(msgspec.Struct, frozen=True):
     """Everything the child applies to one container (see the module docstring)."""
 
     uid: int = 0
@@ -187,11 +185,10 @@ class Confinement:
     devices: tuple[Device, ...] = ()
     rootfs_propagation: int = 0
     privileged: bool = False
-    warnings: tuple[str, ...] = field(default=(), compare=False)
+    warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class PodContext:
+class PodContext(msgspec.Struct, frozen=True):
     """The Kubernetes side: the container's and the pod's securityContext, and the names the
     kubelet's messages use."""
 

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True)
-class StartContainer:
+class StartContainer(msgspec.Struct, frozen=True):
     """Start (or restart) the named container now."""
 
     name: str
 
 
-@dataclass(frozen=True)
-class KillContainer:
+class KillContainer(msgspec.Struct, frozen=True):
     """Stop the named container gracefully: SIGTERM, then SIGKILL after the grace period."""
 
     name: str
     message: str = ""
 
 
-@dataclass(frozen=True)
-class KillPod:
+class KillPod(msgspec.Struct, frozen=True):
     """Stop every container of the pod and mark the pod with ``reason``/``message``
     (``DeadlineExceeded`` …); empty for a plain delete or a terminal pod's teardown."""
 
@@ -29,14 +26,12 @@ class KillPod:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class RestartPod:
+class RestartPod(msgspec.Struct, frozen=True):
     """Every container has stopped for a pod restart: make a new sandbox and start over
     from the first init container (the source document's pod-restart cases; A10)."""
 
 
-@dataclass(frozen=True)
-class WakeAt:
+class WakeAt(msgspec.Struct, frozen=True):
     """Nothing to do before ``at`` (epoch seconds) unless a container changes."""
 
     at: float

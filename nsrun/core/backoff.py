@@ -7,13 +7,12 @@ kubelet forgets an entry not updated for 2 × max: ten minutes of clean running)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from nsrun.core.observed import Attempt
 
 
-@dataclass(frozen=True)
-class BackoffPolicy:
+class BackoffPolicy(msgspec.Struct, frozen=True):
     initial: float = 10.0
     maximum: float = 300.0
 

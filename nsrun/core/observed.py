@@ -7,7 +7,8 @@ and status derivation read them. Times are seconds since the epoch, passed in by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+
+import msgspec
 
 # Terminated reasons, as containerd reports them (kubelet reference E5).
 COMPLETED = "Completed"
@@ -22,8 +23,7 @@ CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True):
     """One run of a container: running while ``finished_at`` is None."""
 
     started_at: float
@@ -53,12 +53,11 @@ class Attempt:
         """This attempt, terminated."""
         if not reason:
             reason = COMPLETED if exit_code == 0 else ERROR
-        return replace(self, finished_at=at, exit_code=exit_code, signal=signal,
+        return msgspec.structs.replace(self, finished_at=at, exit_code=exit_code, signal=signal,
                        reason=reason, message=message)
 
 
-@dataclass(frozen=True)
-class ContainerObs:
+class ContainerObs(msgspec.Struct, frozen=True):
     """Every attempt of one container, plus a start failure that produced no attempt
     (``waiting_reason``, e.g. ``ErrImageNeverPull``)."""
 
@@ -81,15 +80,15 @@ class ContainerObs:
         return max(0, len(self.attempts) - 1)
 
     def started(self, attempt: Attempt) -> ContainerObs:
-        return replace(self, attempts=self.attempts + (attempt,), waiting_reason="",
+        return msgspec.structs.replace(self, attempts=self.attempts + (attempt,), waiting_reason="",
                        waiting_message="", failed_starts=0, last_failed_start=None)
 
     def finished(self, attempt: Attempt) -> ContainerObs:
-        return replace(self, attempts=self.attempts[:-1] + (attempt,))
+        return msgspec.structs.replace(self, attempts=self.attempts[:-1] + (attempt,))
 
     def updated(self, **changes) -> ContainerObs:
         """The current attempt with ``changes`` (probe results, restart requests)."""
-        return self.finished(replace(self.attempts[-1], **changes))
+        return self.finished(msgspec.structs.replace(self.attempts[-1], **changes))
 
     def in_gen(self, gen: int) -> ContainerObs:
         """Only the attempts made in sandbox generation ``gen`` (a pod restart starts over:
@@ -97,19 +96,18 @@ class ContainerObs:
         kept = tuple(a for a in self.attempts if a.gen == gen)
         if len(kept) == len(self.attempts):
             return self
-        return replace(self, attempts=kept)
+        return msgspec.structs.replace(self, attempts=kept)
 
     def start_failed(self, reason: str, message: str, at: float) -> ContainerObs:
-        return replace(self, waiting_reason=reason, waiting_message=message,
+        return msgspec.structs.replace(self, waiting_reason=reason, waiting_message=message,
                        failed_starts=self.failed_starts + 1, last_failed_start=at)
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(msgspec.Struct, frozen=True):
     """The pod as observed: start time, per-container history, and pod-level facts."""
 
     start_time: float
-    containers: Mapping[str, ContainerObs] = field(default_factory=dict)
+    containers: Mapping[str, ContainerObs] = msgspec.field(default_factory=dict)
     deleting: bool = False
     killed_reason: str = ""
     killed_message: str = ""
@@ -125,4 +123,4 @@ class Observed:
         return self.containers.get(name, ContainerObs())
 
     def with_container(self, name: str, obs: ContainerObs) -> Observed:
-        return replace(self, containers={**self.containers, name: obs})
+        return msgspec.structs.replace(self, containers={**self.containers, name: obs})

@@ -10,15 +10,14 @@ readiness probe marks it not ready.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import msgspec
 
 from nsrun.core.spec import Container, Probe
 
 STARTUP, LIVENESS, READINESS = "Startup", "Liveness", "Readiness"
 
 
-@dataclass(frozen=True)
-class ProbeState:
+class ProbeState(msgspec.Struct, frozen=True):
     """One probe of one container attempt."""
 
     container: str
@@ -39,8 +38,7 @@ class ProbeState:
         return float(self.probe.timeout_seconds or 1)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     """What one probe result changes: ``started``/``ready`` flags (None: unchanged), and a
     kill message when a startup or liveness probe has failed for good."""
 
@@ -81,14 +79,14 @@ def record(state: ProbeState, ok: bool, now: float) -> tuple[ProbeState, Verdict
     """The probe's new state after one result, and what it decides."""
     successes = state.successes + 1 if ok else 0
     failures = 0 if ok else state.failures + 1
-    new = replace(state, successes=successes, failures=failures, in_flight=False,
+    new = msgspec.structs.replace(state, successes=successes, failures=failures, in_flight=False,
                   next_at=now + state.period)
     needed = int(state.probe.success_threshold or 1) if state.kind == READINESS else 1
     if ok and successes >= needed:
-        new = replace(new, passed=True)
+        new = msgspec.structs.replace(new, passed=True)
         return new, _passed(state.kind)
     if not ok and failures >= int(state.probe.failure_threshold or 3):
-        return replace(new, passed=False), _failed(state)
+        return msgspec.structs.replace(new, passed=False), _failed(state)
     return new, Verdict()
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+
+import msgspec
 
 DECIMAL_SI = "DecimalSI"
 BINARY_SI = "BinarySI"
@@ -51,8 +52,7 @@ class QuantityError(ValueError):
 
 
 @functools.total_ordering
-@dataclass(frozen=True, eq=False)
-class Quantity:
+class Quantity(msgspec.Struct, frozen=True, eq=False):
     """An exact quantity: ``nanos`` is the value times 10^9; ``format`` drives printing."""
 
     nanos: int

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from nsrun.core.quantity import Quantity, QuantityError, parse_json_quantity
 from nsrun.core.spec import Container, Pod, is_sidecar
@@ -139,18 +140,17 @@ def _default_pod_requests(pod: Pod) -> None:
 # ---------------------------------------------------------------- aggregation
 
 
-@dataclass
-class Aggregate:
+class Aggregate(msgspec.Struct):
     """One resource kind summed over a pod's containers, KEP-753 style.
 
     ``steady``: app containers + sidecars; ``init_peak``: the highest init-time use;
     ``total``: the higher of the two per resource; ``uses``: what each container contributes
     (app containers: their own list; init containers: their use, sidecars before included)."""
 
-    steady: ResourceList = field(default_factory=dict)
-    init_peak: ResourceList = field(default_factory=dict)
-    total: ResourceList = field(default_factory=dict)
-    uses: list[ResourceList] = field(default_factory=list)
+    steady: ResourceList = msgspec.field(default_factory=dict)
+    init_peak: ResourceList = msgspec.field(default_factory=dict)
+    total: ResourceList = msgspec.field(default_factory=dict)
+    uses: list[ResourceList] = msgspec.field(default_factory=list)
 
 
 def aggregate(pod: Pod, per_container: Callable[[Container], ResourceList]) -> Aggregate:
@@ -287,8 +287,7 @@ def cpu_max(quota: int, period: int = CPU_PERIOD_US) -> str:
 # ---------------------------------------------------------------- the result
 
 
-@dataclass(frozen=True)
-class ContainerResources:
+class ContainerResources(msgspec.Struct, frozen=True):
     """One container's defaulted requests/limits, leaf cgroup values and oom_score_adj."""
 
     name: str
@@ -299,8 +298,7 @@ class ContainerResources:
     oom_score_adj: int | None
 
 
-@dataclass(frozen=True)
-class PodResources:
+class PodResources(msgspec.Struct, frozen=True):
     """Everything ``compute`` found; cgroup maps are file name -> value to write."""
 
     containers: tuple[ContainerResources, ...]

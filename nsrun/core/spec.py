@@ -28,7 +28,6 @@ import functools
 import json
 import types
 import typing
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -266,16 +265,14 @@ def is_sidecar(container: Container) -> bool:
 # ---------------------------------------------------------------- problems and warnings
 
 
-@dataclass(frozen=True)
-class UnknownField(Problem):
+class UnknownField(Problem, frozen=True):
     """A field nsrun (and Kubernetes) does not know; reads like kubectl's strict decoding."""
 
     def __str__(self) -> str:
         return self.message
 
 
-@dataclass(frozen=True)
-class DocumentProblem(Problem):
+class DocumentProblem(Problem, frozen=True):
     """A problem with the document as a whole (not YAML, not a Pod…): just the message."""
 
     def __str__(self) -> str:
@@ -290,8 +287,7 @@ def document_problem(message: str) -> DocumentProblem:
     return DocumentProblem("", "Invalid value", message)
 
 
-@dataclass(frozen=True)
-class SpecWarning:
+class SpecWarning(msgspec.Struct, frozen=True):
     """A field accepted but ignored (or honoured with a caveat): ``field: message``."""
 
     field: str
@@ -599,16 +595,14 @@ def _expected(message: str) -> str:
 # ---------------------------------------------------------------- fields outside the model
 
 
-@dataclass
-class Findings:
+class Findings(msgspec.Struct):
     """What the schema walk and the legacy-annotation step found in one document."""
 
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[SpecWarning] = field(default_factory=list)
+    problems: list[Problem] = msgspec.field(default_factory=list)
+    warnings: list[SpecWarning] = msgspec.field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Policy:
+class _Policy(msgspec.Struct, frozen=True):
     """How to treat a Kubernetes field nsrun does not model (or models with a caveat).
 
     ``action``: ``drop`` (inert, silently), ``warn`` (accepted, ignored, one warning),

@@ -8,8 +8,6 @@ changed app container image restarts only that container.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import msgspec
 
 from nsrun.core.spec import Pod
@@ -22,13 +20,12 @@ FORBIDDEN_MESSAGE = (
     "(allow it to be set to 1 if it was previously negative)")
 
 
-@dataclass(frozen=True)
-class UpdatePlan:
+class UpdatePlan(msgspec.Struct, frozen=True):
     """What an accepted update does to the running pod."""
 
     restart_pod: bool = False
     restart_containers: tuple[str, ...] = ()
-    changed: tuple[str, ...] = field(default=())
+    changed: tuple[str, ...] = msgspec.field(default=())
 
     @property
     def noop(self) -> bool:

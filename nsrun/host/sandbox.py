@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from nsrun.core.spec import Container, Pod, Volume
 from nsrun.errors import SandboxError
@@ -48,14 +49,13 @@ def configmaps_dir() -> str:
     return os.environ.get(CONFIGMAPS_ENV) or DEFAULT_CONFIGMAPS_DIR
 
 
-@dataclass
-class Sandbox:
+class Sandbox(msgspec.Struct):
     """The pod's namespaces (fds) and volume sources (host paths)."""
 
     ns_fds: dict[str, int]
     volume_paths: dict[str, str]
-    read_only_volumes: set[str] = field(default_factory=set)
-    tmpfs_mounts: list[str] = field(default_factory=list)
+    read_only_volumes: set[str] = msgspec.field(default_factory=set)
+    tmpfs_mounts: list[str] = msgspec.field(default_factory=list)
     pod: Pod | None = None
     secrets_dir: str = DEFAULT_SECRETS_DIR
     configmaps_dir: str = DEFAULT_CONFIGMAPS_DIR

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass, replace
+
+import msgspec
 
 from nsrun.bundle.images import ImageStore
 from nsrun.core.actions import (
@@ -34,8 +35,7 @@ from nsrun.state import PodPaths
 MIN_GRACE = 2.0  # the kubelet never gives less than 2 s before SIGKILL
 
 
-@dataclass
-class Running:
+class Running(msgspec.Struct):
     """A live container process."""
 
     name: str
@@ -189,7 +189,7 @@ class Executor:
         """Stop the pod: app and regular containers first, then the sidecars one at a time,
         last first (each after the one behind it has exited)."""
         if action.reason and not self.observed.killed_reason:
-            self.observed = replace(self.observed, killed_reason=action.reason,
+            self.observed = msgspec.structs.replace(self.observed, killed_reason=action.reason,
                                     killed_message=action.message)
             self.events.emit(now, NORMAL, action.reason, action.message)
         sidecars = [c.name for c in self.pod.spec.init_containers if is_sidecar(c)]
@@ -204,7 +204,7 @@ class Executor:
                          "Pod sandbox changed, it will be killed and re-created.")
         if self.recreate_sandbox is not None:
             self.sandbox = self.recreate_sandbox()
-        self.observed = replace(self.observed, restarting=False,
+        self.observed = msgspec.structs.replace(self.observed, restarting=False,
                                 sandbox_gen=self.observed.sandbox_gen + 1)
 
     def kill_overdue(self, now: float) -> None:

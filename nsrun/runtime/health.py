@@ -9,8 +9,9 @@ container counts as started (and before its probes begin); preStop runs before S
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from nsrun.core import probing
 from nsrun.core.spec import Container
@@ -78,7 +79,7 @@ class Health:
     def _launch(self, name: str, state: probing.ProbeState, token: float) -> None:
         assert self.checks is not None
         states = self.states[name]
-        states[states.index(state)] = replace(state, in_flight=True)
+        states[states.index(state)] = msgspec.structs.replace(state, in_flight=True)
         self.checks.submit(("probe", name, state.kind, token), self._check(name, state))
 
     def _check(self, name: str, state: probing.ProbeState):

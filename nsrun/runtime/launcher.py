@@ -9,8 +9,9 @@ checked is checked before the clone: a container is started fully confined or no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from nsrun.bundle import oci, security
 from nsrun.bundle.images import ImageStore
@@ -24,8 +25,7 @@ class ImageMissing(Exception):
     """The image has no bundle in the store (the container waits: ErrImageNeverPull)."""
 
 
-@dataclass(frozen=True)
-class Launched:
+class Launched(msgspec.Struct, frozen=True):
     pid: int
     pidfd: int
 

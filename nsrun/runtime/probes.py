@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from nsrun.core.spec import Container, HTTPGetAction, Probe, TCPSocketAction
 
 OUTPUT_LIMIT = 10 * 1024  # the kubelet keeps at most 10 KiB of a probe's output
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(msgspec.Struct, frozen=True):
     """The outcome of one check: ``key`` says which (probe state, hook) it answers."""
 
     key: Any

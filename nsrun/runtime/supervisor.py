@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -33,8 +32,7 @@ from nsrun.runtime.executor import Executor
 from nsrun.state import PodPaths
 
 
-@dataclass
-class Options:
+class Options(msgspec.Struct):
     """How to run a pod (from the CLI)."""
 
     images: ImageStore
@@ -163,7 +161,7 @@ class Supervisor:
                 self.signal_received = sig
                 self.delete()
             elif sig == signal.SIGUSR1:
-                ex.observed = replace(ex.observed, restarting=True)
+                ex.observed = msgspec.structs.replace(ex.observed, restarting=True)
             elif sig == signal.SIGHUP:
                 self.adopt_update(time.time())
 
@@ -185,7 +183,7 @@ class Supervisor:
         self.manifest["spec"] = msgspec.to_builtins(new)["spec"]
         self.paths.next_manifest.rename(self.paths.manifest)
         if update.restart_pod:
-            ex.observed = replace(ex.observed, restarting=True)
+            ex.observed = msgspec.structs.replace(ex.observed, restarting=True)
         for name in update.restart_containers:
             ex.request_restart(name, now, f"Container {name} definition changed, "
                                           "will be restarted")
@@ -194,7 +192,7 @@ class Supervisor:
         """Mark the pod deleted: the planner stops everything, starts nothing."""
         ex = self.executor
         assert ex is not None
-        ex.observed = replace(ex.observed, deleting=True)
+        ex.observed = msgspec.structs.replace(ex.observed, deleting=True)
         if self.paths.grace_override.exists():
             ex.grace = float(self.paths.grace_override.read_text())
         self.manifest["metadata"]["deletionTimestamp"] = rfc3339(time.time())

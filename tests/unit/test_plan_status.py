@@ -268,14 +268,12 @@ def test_pod_restart_stops_everything_then_reinitializes_from_the_first_init():
 
     done = observed(init_myservice=(ok(T0, T0 + 1),), init_mydb=(ok(T0, T0 + 1),),
                     myapp_container=(run(T0 + 1),))
-    from dataclasses import replace
-
-    restarting = replace(done, restarting=True)
+    restarting = msgspec.structs.replace(done, restarting=True)
     assert next_actions(pod(), restarting, T0 + 2, POLICY) == [KillPod()]
     stopped = restarting.with_container("myapp-container", ContainerObs(
         (Attempt(T0 + 1, T0 + 3, 143, 15, "Error"),)))
     assert next_actions(pod(), stopped, T0 + 3, POLICY) == [RestartPod()]
-    new_gen = replace(stopped, restarting=False, sandbox_gen=1)
+    new_gen = msgspec.structs.replace(stopped, restarting=False, sandbox_gen=1)
     assert next_actions(pod(), new_gen, T0 + 3, POLICY) == [StartContainer("init-myservice")]
     status = derive_status(pod(), new_gen, T0 + 3, POLICY)
     assert status["phase"] == "Pending"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import msgspec
 import pytest
 
 from nsrun.bundle import security
@@ -171,7 +172,7 @@ def test_rlimits_within_the_host_and_with_sys_resource() -> None:
                                       "hard": RLIM_INFINITY}]}}
     assert len(conf(lower).rlimits) == 2
     higher = {"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 40000}]}}
-    root_host = HostFacts(**{**HOST.__dict__, "sys_resource": True})
+    root_host = msgspec.structs.replace(HOST, sys_resource=True)
     assert conf(higher, host=root_host).rlimits == ((NOFILE, 1, 40000),)
     beyond = {"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2**21}]}}
     with pytest.raises(BundleError, match="above the kernel's fs.nr_open 1048576"):
