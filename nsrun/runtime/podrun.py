@@ -13,7 +13,6 @@ import shutil
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from nsrun.core.spec import Pod
@@ -30,8 +29,18 @@ def with_uid(pod: Pod) -> Pod:
 
     if pod.metadata.uid:
         return pod
-    meta = msgspec.structs.replace(pod.metadata, uid=str(uuid.uuid4()))
+    meta = msgspec.structs.replace(pod.metadata, uid=new_uid())
     return msgspec.structs.replace(pod, metadata=meta)
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID, as the API server assigns a Pod (the uuid module would
+    cost its import of platform on the start path)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def preflight() -> None:
