@@ -18,7 +18,26 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 125
 
 
-def _parser() -> argparse.ArgumentParser:
+GLOBAL_VALUE_OPTIONS = ("--root", "--images", "--secrets", "--configmaps")
+MODEL_VERBS = ("validate", "resources", "convert")
+
+
+def _verb_of(argv: list[str]) -> str | None:
+    """The verb on the command line (the first word that is not a global option)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in GLOBAL_VALUE_OPTIONS:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser; only the verb being run gets its arguments built (a full parser with every
+    verb costs milliseconds on the start path), unless the verb is unknown (help)."""
     from nsrun.state import DEFAULT_IMAGES, DEFAULT_ROOT
 
     p = argparse.ArgumentParser(prog="nsrun", description="Run a Kubernetes Pod manifest on "
@@ -36,15 +55,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="ConfigMaps: <DIR>/<name>/<key>, one file per key "
                         "(env NSRUN_CONFIGMAPS; default %(default)s)")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    _add_run(sub)
-    _add_apply(sub)
-    _add_get(sub)
-    _add_describe(sub)
-    _add_logs(sub)
-    _add_restart(sub)
-    _add_delete(sub)
-    _add_image(sub)
-    _add_model_verbs(sub)
+    verbs = {"run": _add_run, "apply": _add_apply, "get": _add_get, "describe": _add_describe,
+             "logs": _add_logs, "restart": _add_restart, "delete": _add_delete,
+             "image": _add_image}
+    verb = _verb_of(argv)
+    if verb in verbs:
+        verbs[verb](sub)
+    elif verb in MODEL_VERBS:
+        _add_model_verbs(sub)
+    else:
+        for add in verbs.values():
+            add(sub)
+        _add_model_verbs(sub)
     return p
 
 
@@ -385,7 +407,8 @@ def _path(p: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     os.environ["NSRUN_SECRETS"], os.environ["NSRUN_CONFIGMAPS"] = args.secrets, args.configmaps
     try:
         return int(args.func(args) or 0)

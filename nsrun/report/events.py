@@ -6,9 +6,10 @@ as the kubelet's do (kubelet reference E8).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
+
+import msgspec
 
 from nsrun.state import PodPaths
 
@@ -28,7 +29,7 @@ class EventLog:
                                  "time": now, "source": "nsrun"}
         if field_path:
             event["fieldPath"] = field_path
-        os.write(self.fd, json.dumps(event).encode() + b"\n")
+        os.write(self.fd, msgspec.json.encode(event) + b"\n")
 
     def close(self) -> None:
         os.close(self.fd)
@@ -40,4 +41,4 @@ def read(paths: PodPaths) -> list[dict[str, Any]]:
         lines = paths.events.read_text().splitlines()
     except FileNotFoundError:
         return []
-    return [json.loads(line) for line in lines if line.strip()]
+    return [msgspec.json.decode(line) for line in lines if line.strip()]

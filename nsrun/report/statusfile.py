@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import msgspec
 
 from nsrun.state import PodPaths, write_atomic
 
@@ -14,12 +15,12 @@ def pod_object(manifest: dict[str, Any], status: dict[str, Any]) -> dict[str, An
 
 
 def write(paths: PodPaths, pod: dict[str, Any]) -> None:
-    write_atomic(paths.status, json.dumps(pod, indent=1).encode() + b"\n")
+    write_atomic(paths.status, msgspec.json.encode(pod) + b"\n")
 
 
 def read(paths: PodPaths) -> dict[str, Any] | None:
     """The last written Pod, or None when none was written yet."""
     try:
-        return json.loads(paths.status.read_bytes())
+        return msgspec.json.decode(paths.status.read_bytes())
     except FileNotFoundError:
         return None
