@@ -95,6 +95,11 @@ def _add_pod_options(r) -> None:
                    help="crash-loop back-off cap (default %(default)s)")
     r.add_argument("--legacy-annotations", action="store_true",
                    help="honour the pre-1.8 init-container annotations")
+    r.add_argument("--log-max-attempts", type=int, default=20, metavar="N",
+                   help="log files kept per container, one per attempt (default %(default)s)")
+    r.add_argument("--log-max-bytes", type=int, default=10 * 1024 * 1024, metavar="BYTES",
+                   help="bytes of logs kept per container (oldest attempts go first; "
+                        "default %(default)s)")
 
 
 def _add_apply(sub) -> None:
@@ -217,6 +222,8 @@ def _options(args, pod):
                    backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
                    cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
                    cgroup_values=dict(computed.pod_cgroup), qos_class=computed.qos_class,
+                   log_max_attempts=max(1, args.log_max_attempts),
+                   log_max_bytes=args.log_max_bytes,
                    on_change=_print_row if args.watch else None)
 
 

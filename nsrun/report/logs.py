@@ -11,6 +11,13 @@ import os
 from nsrun.errors import StateError
 from nsrun.state import PodPaths
 
+# Retention per container (``--log-max-attempts``, ``--log-max-bytes``): the newest
+# attempts are kept, the running one always.
+MAX_ATTEMPTS = 20
+MAX_BYTES = 10 * 1024 * 1024
+TERMINATION_MESSAGE_MAX = 4096  # the kubelet reads at most 4096 bytes
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # FallbackToLogsOnError: the log's tail
+
 
 def open_for_attempt(paths: PodPaths, container: str, attempt: int) -> int:
     """An O_APPEND fd for the container's stdout and stderr in this attempt."""
@@ -35,3 +42,60 @@ def choose_attempt(paths: PodPaths, container: str, previous: bool = False,
     if not attempts:
         raise StateError(f'container "{container}" has not started yet')
     return attempts[-1]
+
+
+def prune(paths: PodPaths, container: str, max_attempts: int = MAX_ATTEMPTS,
+          max_bytes: int = MAX_BYTES) -> None:
+    """Drop the oldest attempt logs beyond ``max_attempts`` files or ``max_bytes`` in all
+    (the newest attempt is always kept)."""
+    attempts = paths.attempts(container)
+    sizes = {a: _size(paths.log(container, a)) for a in attempts}
+    total = sum(sizes.values())
+    for a in attempts[:-1]:
+        if len(attempts) <= max_attempts and total <= max_bytes:
+            return
+        os.unlink(paths.log(container, a))
+        attempts = attempts[1:]
+        total -= sizes[a]
+
+
+def _size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def termination_file(paths: PodPaths, container: str, attempt: int) -> str:
+    """A fresh, world-writable file the container sees at its ``terminationMessagePath``."""
+    path = paths.dir / "termination" / container / str(attempt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    os.fchmod(fd, 0o666)
+    os.close(fd)
+    return str(path)
+
+
+def termination_message(paths: PodPaths, container: str, attempt: int, policy: str,
+                        exit_code: int) -> str:
+    """The terminated state's message: the file's first 4096 bytes; with
+    ``FallbackToLogsOnError`` and a failure with no message, the log's last 80 lines
+    (at most 2048 bytes)."""
+    message = _head(paths.dir / "termination" / container / str(attempt))
+    if message or policy != "FallbackToLogsOnError" or exit_code == 0:
+        return message
+    try:
+        with open(paths.log(container, attempt), "rb") as f:
+            f.seek(max(0, _size(paths.log(container, attempt)) - 64 * 1024))
+            tail = b"\n".join(f.read().splitlines()[-FALLBACK_LINES:])
+    except FileNotFoundError:
+        return ""
+    return tail[-FALLBACK_BYTES:].decode(errors="replace")
+
+
+def _head(path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(TERMINATION_MESSAGE_MAX).decode(errors="replace")
+    except FileNotFoundError:
+        return ""

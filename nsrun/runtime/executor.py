@@ -54,6 +54,7 @@ class Executor:
         self.images, self.events, self.observed = images, events, observed
         self.running: dict[str, Running] = {}
         self.grace = max(float(pod.spec.termination_grace_period_seconds), MIN_GRACE)
+        self.log_max_attempts, self.log_max_bytes = logs.MAX_ATTEMPTS, logs.MAX_BYTES
         self.containers: dict[str, tuple[Container, str]] = {}
         self.reload(pod)
         self.recreate_sandbox = None  # set by the supervisor: () -> Sandbox
@@ -110,7 +111,11 @@ class Executor:
                path: str) -> None:
         obs = self.observed.history(name)
         gen = self.observed.sandbox_gen
-        log_fd = logs.open_for_attempt(self.paths, name, len(obs.attempts))
+        attempt = len(obs.attempts)
+        logs.prune(self.paths, name, self.log_max_attempts - 1, self.log_max_bytes)
+        log_fd = logs.open_for_attempt(self.paths, name, attempt)
+        plan = _with_termination_log(plan, container, logs.termination_file(
+            self.paths, name, attempt))
         leaf = self.cgroup.leaf(name) if self.cgroup else None
         try:
             launched = launcher.spawn(plan, self.sandbox, leaf.fd if leaf else -1, log_fd)
@@ -236,7 +241,11 @@ class Executor:
         obs = self.observed.history(proc.name)
         current = obs.current
         assert current is not None
-        self._record(proc.name, obs.finished(current.finish(now, code, sig, reason)))
+        container, _ = self.containers[proc.name]
+        message = logs.termination_message(self.paths, proc.name, len(obs.attempts) - 1,
+                                           container.termination_message_policy or "File",
+                                           code)
+        self._record(proc.name, obs.finished(current.finish(now, code, sig, reason, message)))
 
     def stop_everything(self) -> None:
         """Last resort at teardown: SIGKILL whatever still runs and reap it."""
@@ -261,6 +270,15 @@ def _with_kinds(pod: Pod) -> list[tuple[Container, str]]:
 def _field_path(container: Container, kind: str) -> str:
     key = "initContainers" if kind == "init container" else "containers"
     return f"spec.{key}{{{container.name}}}"
+
+
+def _with_termination_log(plan, container: Container, source: str):
+    """The plan plus a bind of the attempt's termination-message file at the container's
+    ``terminationMessagePath`` (default ``/dev/termination-log``), as the kubelet does."""
+    target = container.termination_message_path or "/dev/termination-log"
+    mount = {"destination": target, "type": "bind", "source": source,
+             "options": ["rbind", "rw"]}
+    return msgspec.structs.replace(plan, mounts=[*plan.mounts, mount])
 
 
 def _never_pull(container: Container) -> str:

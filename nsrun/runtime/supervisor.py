@@ -41,6 +41,8 @@ class Options(msgspec.Struct):
     cgroup_mode: str = "auto"
     cgroup_values: dict[str, str] | None = None
     qos_class: str = "BestEffort"
+    log_max_attempts: int = 20
+    log_max_bytes: int = 10 * 1024 * 1024
     on_change: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -71,6 +73,8 @@ class Supervisor:
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, Observed(time.time()))
         self.executor.recreate_sandbox = self._new_namespaces
+        self.executor.log_max_attempts = self.options.log_max_attempts
+        self.executor.log_max_bytes = self.options.log_max_bytes
 
     def _check_bundles(self) -> None:
         """A bundle nsrun cannot apply stops the pod before anything is created (exit 2);

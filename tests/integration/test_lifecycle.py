@@ -180,3 +180,31 @@ def test_describe_shows_kubectl_layout(world):
                  "      Exit Code:    0", "    State:          Running", "Conditions:",
                  "  Initialized                 True", "Events:", "Started container app"):
         assert line in text, line
+
+
+def test_termination_message_file_and_fallback_to_logs(world):
+    apps = (container("file", "echo 'all done' > /dev/termination-log; exit 0")
+            + container("fallback", "echo first line; echo last words; exit 3",
+                        extra="\n    terminationMessagePolicy: FallbackToLogsOnError")
+            + container("custom", "echo custom > /tmp/msg; exit 0",
+                        extra="\n    terminationMessagePath: /tmp/msg"))
+    proc = world.nsrun(*world.run_args(world.manifest("p", pod("", apps, "Never"))))
+    assert proc.returncode == 1
+    states = {s["name"]: s["state"]["terminated"]
+              for s in world.status("p")["status"]["containerStatuses"]}
+    assert states["file"]["message"] == "all done\n"
+    assert states["fallback"]["message"] == "first line\nlast words"
+    assert states["custom"]["message"] == "custom\n"
+
+
+def test_every_attempt_log_is_kept_within_the_cap(world):
+    text = pod(container("flaky", "echo attempt; n=$(cat /work/n 2>/dev/null || echo 0); "
+                         "echo $((n+1)) > /work/n; [ $n -ge 4 ]"), container("app", "true"),
+               "OnFailure")
+    proc = world.nsrun(*world.run_args("--log-max-attempts", "3", world.manifest("p", text)))
+    assert proc.returncode == 0, proc.stderr
+    logs = sorted(p.name for p in (world.root / "pods" / "p" / "logs" / "flaky").iterdir())
+    assert logs == ["2.log", "3.log", "4.log"]
+    out = world.nsrun("logs", "p", "-c", "flaky", "--attempt", "2", check=True).stdout
+    assert out == "attempt\n"
+    assert world.nsrun("logs", "p", "-c", "flaky", "--attempt", "0").returncode == 4
