@@ -6,8 +6,10 @@ after editing ``csrc/`` with::
     .venv/bin/pip install -q --no-build-isolation --config-settings editable_mode=compat -e .
 
 The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver), ``clone_vm.c``,
-``exec.c``, ``ns.c``, ``mount.c``, ``resolve.c`` (paths inside the rootfs) and ``caps.c``
-(capabilities, no_new_privs, seccomp), sharing ``nsrun.h``.
+``exec.c``, ``execin.c`` (a process joining a running container; a socket in a netns),
+``ns.c`` (namespace steps, the sandbox and its pause process), ``mount.c``, ``resolve.c``
+(paths inside the rootfs) and ``caps.c`` (capabilities, no_new_privs, seccomp), sharing
+``nsrun.h``.
 """
 
 import os
@@ -15,7 +17,8 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "ns.c", "mount.c", "resolve.c", "caps.c")
+SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
+           "caps.c")
 
 
 def _rel(name: str) -> str:

@@ -106,6 +106,7 @@ struct nsr_spawn_req {
     int cgroup_fd;
     int stdio[3];
     int clone_mode;
+    int ctty;
 };
 
 struct nsr_report {
@@ -115,8 +116,12 @@ struct nsr_report {
 };
 
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep);
-int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_fd,
-                       struct nsr_report *rep);
+int nsr_exec_in(const struct nsr_spawn_req *req, int target_pidfd, unsigned int ns_flags,
+                int *pidfd_out, struct nsr_report *rep);
+int nsr_socket_in_netns(int net_fd, int family, int type, int protocol,
+                        struct nsr_report *rep);
+int nsr_sandbox_create(const char *hostname, int keep, int cgroup_fd, int fds[3],
+                       int *pidfd_out, struct nsr_report *rep);
 int nsr_has_clone3(void);
 int nsr_have_clone_vm(void);
 const char *nsr_step_name(int step);

@@ -126,7 +126,8 @@ pid_t nsr_clone_vm(uint64_t flags, int cgroup_fd, int *pidfd_out, int (*fn)(void
     memset(&args, 0, sizeof args);
     args.flags = flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
     args.pidfd = (uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
+    /* clone3 wants 0 with CLONE_PARENT: the child gets our own exit signal (SIGCHLD) */
+    args.exit_signal = flags & CLONE_PARENT ? 0 : SIGCHLD;
     args.stack = (uintptr_t)stack + GUARD_SIZE;
     args.stack_size = CHILD_STACK_SIZE;
     if (cgroup_fd >= 0) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -136,7 +137,17 @@ int nsr_step_stdio(struct nsr_ctx *ctx)
     return 0;
 }
 
-static int close_from_to(unsigned int lo, unsigned int hi)
+int nsr_step_ctty(struct nsr_ctx *ctx)
+{
+    /* A tty exec (nsrun exec -t): fd 0 is the slave of a pty the caller holds the master
+     * of. setsid made us a session leader without a terminal: take this one (arg 0: never
+     * steal it from another session). */
+    if (!ctx->req->ctty)
+        return 0;
+    return ioctl(0, TIOCSCTTY, 0) < 0 ? -1 : 0;
+}
+
+int nsr_close_range(unsigned int lo, unsigned int hi)
 {
     struct rlimit rl;
     unsigned int fd;
@@ -159,9 +170,9 @@ int nsr_step_close_fds(struct nsr_ctx *ctx)
 {
     unsigned int keep = (unsigned int)ctx->report_fd;  /* >= 3, CLOEXEC: execve closes it */
 
-    if (close_from_to(3, keep - 1) < 0)
+    if (nsr_close_range(3, keep - 1) < 0)
         return -1;
-    return close_from_to(keep + 1, ~0U);
+    return nsr_close_range(keep + 1, ~0U);
 }
 
 int nsr_step_rlimits(struct nsr_ctx *ctx)

@@ -15,6 +15,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -47,6 +48,7 @@ enum nsr_step {
     NSR_STEP_CHDIR,
     NSR_STEP_UMASK,
     NSR_STEP_STDIO,
+    NSR_STEP_CTTY,          /* fd 0 becomes the controlling terminal (a tty exec) */
     NSR_STEP_CLOSE_FDS,
     NSR_STEP_RLIMITS,       /* prlimit of each requested resource (index) */
     NSR_STEP_NO_NEW_PRIVS,
@@ -63,6 +65,8 @@ enum nsr_step {
     NSR_STEP_WAIT,          /* reading the report pipe / reaping a failed child */
     NSR_STEP_LO_UP,         /* sandbox helper: bring lo up */
     NSR_STEP_OPEN_NS,       /* sandbox: open /proc/<pid>/ns/<name> */
+    NSR_STEP_PDEATHSIG,     /* pause process: PR_SET_PDEATHSIG */
+    NSR_STEP_SOCKET,        /* socket_in_netns: the thread, or socket() itself */
     NSR_STEP_COUNT
 };
 
@@ -145,6 +149,7 @@ struct nsr_spawn_req {
     int cgroup_fd;            /* -1: stay in the parent's cgroup */
     int stdio[3];             /* >= 0, prepared by the parent (e.g. /dev/null) */
     int clone_mode;           /* enum nsr_clone_mode */
+    int ctty;                 /* 1: fd 0 (a tty) becomes the controlling terminal */
 };
 
 /* What the child reports on failure; also the parent's result on any failure. */
@@ -165,6 +170,12 @@ struct nsr_ctx {
 
 typedef int (*nsr_step_fn)(struct nsr_ctx *ctx);
 
+/* One entry of a step table (spawn.c: a container; execin.c: a process joining one). */
+struct nsr_step_entry {
+    int step;
+    nsr_step_fn fn;
+};
+
 /* The same layout as struct clone_args in <linux/sched.h> (CLONE_ARGS_SIZE_VER2); declared
  * here because glibc 2.36 has no clone3 wrapper and mixing <linux/sched.h> with <sched.h>
  * redefines macros. */
@@ -175,15 +186,28 @@ struct nsr_clone_args {
 
 /* public (cdef.h) */
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep);
-int nsr_sandbox_create(const char *hostname, int *net_fd, int *ipc_fd, int *uts_fd,
-                       struct nsr_report *rep);
+int nsr_exec_in(const struct nsr_spawn_req *req, int target_pidfd, unsigned int ns_flags,
+                int *pidfd_out, struct nsr_report *rep);
+int nsr_socket_in_netns(int net_fd, int family, int type, int protocol,
+                        struct nsr_report *rep);
+int nsr_sandbox_create(const char *hostname, int keep, int cgroup_fd, int fds[3],
+                       int *pidfd_out, struct nsr_report *rep);
 int nsr_has_clone3(void);
 const char *nsr_step_name(int step);
 int nsr_open_in_root(int rootfd, const char *path, int create);
 
-/* spawn.c: process creation shared by spawn and the sandbox helper */
+/* spawn.c: process creation shared by spawn, exec_in and the sandbox helper */
 pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3);
 int nsr_clone3_usable(void);
+int nsr_clone_mode(const struct nsr_spawn_req *req);
+void nsr_run_steps(struct nsr_ctx *ctx, const struct nsr_step_entry *steps, size_t n)
+    __attribute__((noreturn));
+int nsr_pipe_high(int p[2]);
+void nsr_close_pipe(int p[2]);
+void nsr_reap(pid_t pid, int pidfd);
+void nsr_set_report(struct nsr_report *rep, int step, int err, int index);
+int nsr_read_report(int fd, struct nsr_report *rep);
+int nsr_attach_self(int cgroup_fd);
 
 /* clone_vm.c */
 int nsr_have_clone_vm(void);
@@ -209,7 +233,9 @@ int nsr_step_setuid(struct nsr_ctx *ctx);
 int nsr_step_chdir(struct nsr_ctx *ctx);
 int nsr_step_umask(struct nsr_ctx *ctx);
 int nsr_step_stdio(struct nsr_ctx *ctx);
+int nsr_step_ctty(struct nsr_ctx *ctx);
 int nsr_step_close_fds(struct nsr_ctx *ctx);
+int nsr_close_range(unsigned int lo, unsigned int hi);
 int nsr_step_rlimits(struct nsr_ctx *ctx);
 int nsr_step_execve(struct nsr_ctx *ctx);
 

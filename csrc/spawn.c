@@ -48,6 +48,7 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_CHDIR] = "chdir",
     [NSR_STEP_UMASK] = "umask",
     [NSR_STEP_STDIO] = "stdio",
+    [NSR_STEP_CTTY] = "ctty",
     [NSR_STEP_CLOSE_FDS] = "close_fds",
     [NSR_STEP_RLIMITS] = "rlimits",
     [NSR_STEP_NO_NEW_PRIVS] = "no_new_privs",
@@ -62,14 +63,13 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_WAIT] = "wait",
     [NSR_STEP_LO_UP] = "lo_up",
     [NSR_STEP_OPEN_NS] = "open_ns",
+    [NSR_STEP_PDEATHSIG] = "pdeathsig",
+    [NSR_STEP_SOCKET] = "socket",
 };
 
 /* The child's steps, in the order it runs them. Each one skips itself when the request
  * does not ask for it; execve only returns on failure. */
-static const struct {
-    int step;
-    nsr_step_fn fn;
-} child_steps[] = {
+static const struct nsr_step_entry child_steps[] = {
     {NSR_STEP_SIGNALS, nsr_step_signals},
     {NSR_STEP_SETSID, nsr_step_setsid},
     {NSR_STEP_SETNS, nsr_step_setns},
@@ -95,6 +95,7 @@ static const struct {
     {NSR_STEP_CHDIR, nsr_step_chdir},         /* as the user, like runc (no DAC override) */
     {NSR_STEP_UMASK, nsr_step_umask},
     {NSR_STEP_STDIO, nsr_step_stdio},
+    {NSR_STEP_CTTY, nsr_step_ctty},           /* setsid made us a session leader */
     {NSR_STEP_CLOSE_FDS, nsr_step_close_fds},
     {NSR_STEP_RLIMITS, nsr_step_rlimits},     /* after the last open() */
     {NSR_STEP_NO_NEW_PRIVS, nsr_step_no_new_privs},
@@ -147,22 +148,29 @@ static void child_wait_go(int go_read, int go_write)
     close(go_read);
 }
 
+/* Run a step table; the last step (execve) only returns on failure. */
+void nsr_run_steps(struct nsr_ctx *ctx, const struct nsr_step_entry *steps, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        ctx->step = steps[i].step;
+        ctx->index = -1;
+        if (steps[i].fn(ctx) < 0)
+            nsr_child_fail(ctx);
+    }
+    errno = ENOEXEC;  /* not reached: the execve step returns only with -1 */
+    nsr_child_fail(ctx);
+}
+
 static void __attribute__((noreturn))
 child_main(const struct nsr_spawn_req *req, int report_fd, int go_read, int go_write)
 {
     struct nsr_ctx ctx = {req, report_fd, 0, -1, -1};
-    size_t i;
 
     if (go_read >= 0)
         child_wait_go(go_read, go_write);
-    for (i = 0; i < sizeof child_steps / sizeof child_steps[0]; i++) {
-        ctx.step = child_steps[i].step;
-        ctx.index = -1;
-        if (child_steps[i].fn(&ctx) < 0)
-            nsr_child_fail(&ctx);
-    }
-    errno = ENOEXEC;  /* not reached: the execve step returns only with -1 */
-    nsr_child_fail(&ctx);
+    nsr_run_steps(&ctx, child_steps, sizeof child_steps / sizeof child_steps[0]);
 }
 
 /* ---- process creation ------------------------------------------------------------- */
@@ -195,7 +203,7 @@ int nsr_move_fd_high(int fd)
     return high;
 }
 
-static int pipe_high(int p[2])
+int nsr_pipe_high(int p[2])
 {
     if (pipe2(p, O_CLOEXEC) < 0)
         return -1;
@@ -238,7 +246,8 @@ pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3)
     memset(&args, 0, sizeof args);
     args.flags = flags | CLONE_PIDFD;
     args.pidfd = (uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
+    /* clone3 wants 0 with CLONE_PARENT: the child gets our own exit signal (SIGCHLD) */
+    args.exit_signal = flags & CLONE_PARENT ? 0 : SIGCHLD;
     if (cgroup_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)cgroup_fd;
@@ -260,7 +269,7 @@ int nsr_clone3_usable(void)
     return cached;
 }
 
-static void reap(pid_t pid, int pidfd)
+void nsr_reap(pid_t pid, int pidfd)
 {
     siginfo_t info;
     int status;
@@ -275,7 +284,7 @@ static void reap(pid_t pid, int pidfd)
     }
 }
 
-static void set_report(struct nsr_report *rep, int step, int err, int index)
+void nsr_set_report(struct nsr_report *rep, int step, int err, int index)
 {
     rep->step = step;
     rep->err = err;
@@ -293,7 +302,7 @@ static int attach_fallback(pid_t pid, int cgroup_fd, int *pidfd, struct nsr_repo
         len = snprintf(buf, sizeof buf, "%d\n", (int)pid);
         fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, buf, len) != len) {
-            set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, -1);
+            nsr_set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, -1);
             if (fd >= 0)
                 close(fd);
             return -1;
@@ -302,16 +311,36 @@ static int attach_fallback(pid_t pid, int cgroup_fd, int *pidfd, struct nsr_repo
     }
     *pidfd = syscall(SYS_pidfd_open, pid, 0);
     if (*pidfd < 0) {
-        set_report(rep, NSR_STEP_PIDFD_OPEN, errno, -1);
+        nsr_set_report(rep, NSR_STEP_PIDFD_OPEN, errno, -1);
         return -1;
     }
     fcntl(*pidfd, F_SETFD, FD_CLOEXEC);  /* pidfd_open sets it already; be explicit */
     return 0;
 }
 
+/* A process moves itself into the cgroup (writing "0" to cgroup.procs moves the writer):
+ * for helpers cloned without CLONE_INTO_CGROUP. */
+int nsr_attach_self(int cgroup_fd)
+{
+    int fd, saved;
+    ssize_t n;
+
+    fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = write(fd, "0\n", 2);
+    saved = errno;
+    close(fd);
+    if (n != 2) {
+        errno = n < 0 ? saved : EIO;
+        return -1;
+    }
+    return 0;
+}
+
 /* Block until the child exec()s (EOF: the CLOEXEC write end closed) or reports a failed
  * step. Returns 0 on exec, -1 with *rep filled. */
-static int read_report(int fd, struct nsr_report *rep)
+int nsr_read_report(int fd, struct nsr_report *rep)
 {
     ssize_t n;
 
@@ -321,7 +350,7 @@ static int read_report(int fd, struct nsr_report *rep)
     if (n == 0)
         return 0;
     if (n != (ssize_t)sizeof *rep)
-        set_report(rep, NSR_STEP_WAIT, n < 0 ? errno : EPROTO, -1);
+        nsr_set_report(rep, NSR_STEP_WAIT, n < 0 ? errno : EPROTO, -1);
     return -1;
 }
 
@@ -336,7 +365,7 @@ static uint64_t spawn_clone_flags(const struct nsr_spawn_req *req)
     return flags;
 }
 
-static void close_pipe(int p[2])
+void nsr_close_pipe(int p[2])
 {
     if (p[0] >= 0)
         close(p[0]);
@@ -376,12 +405,12 @@ static pid_t clone_child(const struct nsr_spawn_req *req, int report[2], int go[
     if (pid == 0)
         child_main(req, report[1], go[0], go[1]);
     if (pid < 0)
-        set_report(rep, NSR_STEP_CLONE, errno, -1);
+        nsr_set_report(rep, NSR_STEP_CLONE, errno, -1);
     nsr_restore_signals(&old);
     return pid;
 }
 
-static int clone_mode(const struct nsr_spawn_req *req)
+int nsr_clone_mode(const struct nsr_spawn_req *req)
 {
     if (req->clone_mode == NSR_CLONE_FALLBACK || !nsr_clone3_usable())
         return NSR_CLONE_FALLBACK;
@@ -399,20 +428,20 @@ static int release_fallback(pid_t pid, const struct nsr_spawn_req *req, int go[2
     go[0] = -1;
     if (attach_fallback(pid, req->cgroup_fd, pidfd, rep) < 0) {
         kill(pid, SIGKILL);
-        reap(pid, *pidfd);
+        nsr_reap(pid, *pidfd);
         *pidfd = -1;
-        close_pipe(go);
+        nsr_close_pipe(go);
         return -1;
     }
     if (write(go[1], "g", 1) != 1) {
-        set_report(rep, NSR_STEP_CLONE, errno, -1);
+        nsr_set_report(rep, NSR_STEP_CLONE, errno, -1);
         kill(pid, SIGKILL);
-        reap(pid, *pidfd);
+        nsr_reap(pid, *pidfd);
         *pidfd = -1;
-        close_pipe(go);
+        nsr_close_pipe(go);
         return -1;
     }
-    close_pipe(go);
+    nsr_close_pipe(go);
     return 0;
 }
 
@@ -423,27 +452,27 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
     int fallback = mode == NSR_CLONE_FALLBACK;
     pid_t pid;
 
-    set_report(rep, -1, 0, -1);
+    nsr_set_report(rep, -1, 0, -1);
     *pidfd_out = -1;
-    if (pipe_high(report) < 0 || (fallback && pipe_high(go) < 0)) {
-        set_report(rep, NSR_STEP_PIPE, errno, -1);
-        close_pipe(report);
+    if (nsr_pipe_high(report) < 0 || (fallback && nsr_pipe_high(go) < 0)) {
+        nsr_set_report(rep, NSR_STEP_PIPE, errno, -1);
+        nsr_close_pipe(report);
         return -1;
     }
     pid = clone_child(req, report, go, mode, &pidfd, rep);
     close(report[1]);  /* now only the child holds the write end (until its execve) */
     report[1] = -1;
     if (pid < 0 || (fallback && release_fallback(pid, req, go, &pidfd, rep) < 0)) {
-        close_pipe(go);
-        close_pipe(report);
+        nsr_close_pipe(go);
+        nsr_close_pipe(report);
         return -1;
     }
-    if (read_report(report[0], rep) < 0) {
-        reap(pid, pidfd);
-        close_pipe(report);
+    if (nsr_read_report(report[0], rep) < 0) {
+        nsr_reap(pid, pidfd);
+        nsr_close_pipe(report);
         return -1;
     }
-    close_pipe(report);
+    nsr_close_pipe(report);
     *pidfd_out = pidfd;
     return pid;
 }
@@ -452,7 +481,7 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
  * The child is always reaped on failure. Runs without the GIL (cffi releases it). */
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
 {
-    int mode = clone_mode(req);
+    int mode = nsr_clone_mode(req);
     int pid = spawn_by(req, mode, pidfd_out, rep);
 
     /* Kernels 5.3-5.6 have clone3 but not CLONE_INTO_CGROUP (EINVAL for the flag, E2BIG

@@ -18,6 +18,13 @@ to the host. A bind's ``sub_path`` is resolved the same way, by the child, insid
 Capabilities, ``no_new_privs``, the seccomp filter (BPF built by the caller) and rlimits are
 applied by the child right before ``execve`` in the order bounding → credentials →
 no_new_privs → seccomp → capset → ambient (``csrc/caps.c`` says why).
+
+:func:`exec_in` runs a new process inside a *running* container (``runc exec``): it joins the
+target's namespaces, starts in its cgroup and gets the container's confinement from an
+:class:`ExecRequest` (:meth:`ExecRequest.from_spawn` copies it from the container's
+:class:`SpawnRequest`). The same C step functions apply it (``csrc/execin.c``).
+:func:`socket_in_netns` opens a socket inside the pod's network namespace (probes);
+:func:`create_sandbox` can keep a pause process holding the pod's namespaces.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ STEPS: tuple[str, ...] = (
     "signals", "setsid", "setns", "sysctl", "oom_score_adj", "mount_private", "bind_rootfs",
     "subpath", "mountpoint", "mount", "populate_dev", "devices", "masked_paths", "readonly_paths",
     "pivot_root", "rootfs_propagation", "readonly_root", "sethostname", "bounding",
-    "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "close_fds", "rlimits",
+    "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "ctty", "close_fds", "rlimits",
     "no_new_privs", "seccomp", "capset", "ambient", "execve",
 )
 
@@ -89,7 +96,13 @@ RLIM_INFINITY = 2**64 - 1
 
 # Failures of the parent around the child (spawn), and of the sandbox helper.
 PARENT_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "pidfd_open", "wait")
-SANDBOX_STEPS: tuple[str, ...] = ("pipe", "clone", "sethostname", "lo_up", "wait", "open_ns")
+SANDBOX_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "sethostname", "lo_up",
+                                  "pdeathsig", "pidfd_open", "wait", "open_ns")
+
+# Namespaces exec_in joins when the target's differs from the caller's, in the order the
+# fallback (one /proc/<pid>/ns fd at a time, before Linux 5.8) joins them: mnt last.
+EXEC_NAMESPACES: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid", "mnt")
+_EXEC_NS_TYPES: dict[str, int] = {**NAMESPACE_TYPES, "pid": 0x20000000, "mnt": 0x00020000}
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SANDBOX_NAMESPACES = ("net", "ipc", "uts")
@@ -275,6 +288,60 @@ class SpawnRequest:
     rootfs_propagation: int = 0
 
 
+@dataclass(frozen=True)
+class ExecRequest:
+    """A process to start inside a running container (:func:`exec_in`).
+
+    The confinement fields mean what they mean in :class:`SpawnRequest` (the same C steps
+    apply them); :meth:`from_spawn` copies them from the request the container was started
+    with, which is what ``runc exec``/``kubectl exec`` give the new process: the container's
+    user, groups, capabilities, no_new_privs, seccomp filter, rlimits, umask, oom_score_adj,
+    and by default its env and working directory.
+
+    ``argv[0]`` is looked up in ``PATH`` of ``env`` inside the container. ``stdin_fd`` (and
+    the others) -1: ``/dev/null``; every other fd is closed. ``tty``: ``stdin_fd`` is a
+    terminal (the slave of a pty) that becomes the process's controlling terminal (it is
+    always a session leader). ``cgroup_fd``: a cgroup2 directory fd the process starts in
+    (the container's leaf; -1: the caller's cgroup). ``namespaces``: which of
+    :data:`EXEC_NAMESPACES` to join; None: each one the target does not share with the
+    calling thread.
+    """
+
+    argv: list[str]
+    env: list[str]
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+    capabilities: CapSets | None = None
+    no_new_privs: bool = False
+    seccomp_bpf: bytes = b""
+    seccomp_flags: int = 0
+    rlimits: tuple[tuple[int, int, int], ...] = ()
+    umask: int = -1
+    oom_score_adj: int | None = None
+    cgroup_fd: int = -1
+    stdin_fd: int = -1
+    stdout_fd: int = -1
+    stderr_fd: int = -1
+    tty: bool = False
+    namespaces: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_spawn(cls, req: SpawnRequest, argv: list[str], *, env: list[str] | None = None,
+                   cwd: str | None = None, cgroup_fd: int = -1, stdin_fd: int = -1,
+                   stdout_fd: int = -1, stderr_fd: int = -1, tty: bool = False) -> ExecRequest:
+        """``argv`` with the confinement (and by default env and cwd) of the container that
+        ``req`` started. The fds are the caller's: ``req``'s own were the container's."""
+        return cls(argv=list(argv), env=list(req.env if env is None else env),
+                   cwd=req.cwd if cwd is None else cwd, uid=req.uid, gid=req.gid,
+                   additional_gids=req.additional_gids, capabilities=req.capabilities,
+                   no_new_privs=req.no_new_privs, seccomp_bpf=req.seccomp_bpf,
+                   seccomp_flags=req.seccomp_flags, rlimits=req.rlimits, umask=req.umask,
+                   oom_score_adj=req.oom_score_adj, cgroup_fd=cgroup_fd, stdin_fd=stdin_fd,
+                   stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty)
+
+
 _NATIVE: Any = None
 
 
@@ -415,6 +482,7 @@ def _c_mount(b: _Builder, cm: Any, m: MountSpec) -> None:
 
 
 def _c_security(b: _Builder, c: Any, req: SpawnRequest) -> None:
+    """The container-only parts (devices, paths, sysctls), then the process's."""
     ffi = b.ffi
     devices = ffi.new("struct nsr_device[]", max(len(req.devices), 1))
     b.keep.append(devices)
@@ -430,6 +498,12 @@ def _c_security(b: _Builder, c: Any, req: SpawnRequest) -> None:
     if req.sysctls:
         c.sysctl_paths = b.cstrv([sysctl_path(k) for k, _ in req.sysctls])
         c.sysctl_values = b.cstrv([v for _, v in req.sysctls])
+    _c_process(b, c, req)
+
+
+def _c_process(b: _Builder, c: Any, req: SpawnRequest | ExecRequest) -> None:
+    """What confines the process itself: shared by spawn and exec_in."""
+    ffi = b.ffi
     c.set_oom_score_adj = int(req.oom_score_adj is not None)
     c.oom_score_adj = req.oom_score_adj or 0
     c.umask = req.umask
@@ -494,24 +568,33 @@ def _rlimit_name(resource: int) -> str:
     return names.get(resource, str(resource))
 
 
-def _failure_note(req: SpawnRequest, step: str, index: int) -> str | None:
+def _failure_note(req: SpawnRequest | ExecRequest, step: str, index: int,
+                  joined: list[str] | None = None) -> str | None:
+    """What a failed step was working on (``index``), for the error's note. ``joined``: the
+    namespaces an exec joined one by one (its setns index)."""
     if index < 0:
         return None
-    if step in ("subpath", "mountpoint", "mount") and index < len(req.mounts):
+    if isinstance(req, ExecRequest):
+        if step == "clone" and index in (0, 1):
+            return ("the process that joins the namespaces", "the process in the container")[index]
+        if step == "setns":
+            return f"namespace {joined[index]}" if joined and index < len(joined) else None
+    elif step in ("subpath", "mountpoint", "mount") and index < len(req.mounts):
         m = req.mounts[index]
         sub = f" (subPath {m.sub_path})" if m.sub_path and step == "subpath" else ""
         return f"mount #{index}: {m.source or m.fstype}{sub} on {m.target}"
-    if step == "setns":
+    elif step == "setns":
         joined = [name for name in NAMESPACE_TYPES if name in req.join_ns]
         return f"namespace {joined[index]}" if index < len(joined) else None
     if step == "populate_dev":
         names = DEV_NODES + DEV_LINKS
         return f"/dev/{names[index]}" if index < len(names) else None
     lists: dict[str, tuple[str, ...]] = {
-        "sysctl": tuple(f"sysctl {k}" for k, _ in req.sysctls),
-        "devices": tuple(f"device {d.path}" for d in req.devices),
-        "masked_paths": tuple(f"masked path {p}" for p in req.masked_paths),
-        "readonly_paths": tuple(f"read-only path {p}" for p in req.readonly_paths),
+        "sysctl": tuple(f"sysctl {k}" for k, _ in getattr(req, "sysctls", ())),
+        "devices": tuple(f"device {d.path}" for d in getattr(req, "devices", ())),
+        "masked_paths": tuple(f"masked path {p}" for p in getattr(req, "masked_paths", ())),
+        "readonly_paths": tuple(f"read-only path {p}"
+                                for p in getattr(req, "readonly_paths", ())),
         "rlimits": tuple(_rlimit_name(r) for r, _, _ in req.rlimits),
     }
     if step in lists:
@@ -578,18 +661,223 @@ def spawn(req: SpawnRequest) -> tuple[int, int]:
     return pid, pidfd[0]
 
 
-def create_sandbox(hostname: str) -> dict[str, int]:
+# ---- exec_in: a new process in a running container --------------------------------------
+
+# setns(pidfd, flags) needs Linux 5.8; before, exec_in joins /proc/<pid>/ns/* fds one by one.
+# None: not known yet (the first exec tries the pidfd and learns from an EINVAL).
+_SETNS_PIDFD: bool | None = None
+
+
+def _ns_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def target_namespaces(pid: int) -> tuple[str, ...]:
+    """The :data:`EXEC_NAMESPACES` of process ``pid`` that the calling thread does not share
+    (``OSError`` when the process is gone)."""
+    return tuple(name for name in EXEC_NAMESPACES
+                 if _ns_id(f"/proc/{pid}/ns/{name}") != _ns_id(f"/proc/thread-self/ns/{name}"))
+
+
+def _pidfd_pid(pidfd: int) -> int:
+    """The pid a pidfd refers to (``Pid:`` of its fdinfo; -1 once the process is reaped)."""
+    with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"Pid:"):
+                return int(line.split()[1])
+    raise ValueError(f"fd {pidfd} is not a pidfd")
+
+
+def _check_target(pid: int, pidfd: int) -> None:
+    """``pidfd`` is ``pid`` and it is still running, so what was read from /proc/<pid>
+    before this call was about that process (a pid is not reused while its process lives)."""
+    import signal
+
+    try:
+        if _pidfd_pid(pidfd) != pid:
+            raise ValueError(f"pidfd {pidfd} does not refer to process {pid}")
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        raise SpawnError("setns", errno.ESRCH) from None
+
+
+def _exec_namespaces(pid: int, pidfd: int, req: ExecRequest) -> tuple[str, ...]:
+    if req.namespaces is not None:
+        names = tuple(n for n in EXEC_NAMESPACES if n in req.namespaces)
+    else:
+        try:
+            names = target_namespaces(pid)
+        except FileNotFoundError:
+            raise SpawnError("setns", errno.ESRCH) from None
+    _check_target(pid, pidfd)
+    return names
+
+
+def _open_ns_fds(pid: int, pidfd: int, names: tuple[str, ...]) -> list[int]:
+    fds: list[int] = []
+    try:
+        for name in names:
+            fds.append(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
+        _check_target(pid, pidfd)
+    except FileNotFoundError:
+        for fd in fds:
+            os.close(fd)
+        raise SpawnError("setns", errno.ESRCH) from None
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def _build_exec(b: _Builder, req: ExecRequest, stdio: list[int],
+                ns: list[tuple[str, int]]) -> Any:
+    c = b.ffi.new("struct nsr_spawn_req *")
+    b.keep.append(c)
+    c.argv = b.cstrv(req.argv)
+    c.envp = b.cstrv(req.env)
+    c.exec_paths = b.cstrv(exec_candidates(req.argv[0], req.env))
+    c.cwd = b.cstr(req.cwd or "/")
+    c.uid, c.gid = req.uid, req.gid
+    c.groups = b.array("uint32_t", list(req.additional_gids))
+    c.ngroups = len(req.additional_gids)
+    _c_process(b, c, req)
+    c.ns_fds = b.array("int", [fd for _, fd in ns])
+    c.ns_types = b.array("int", [_EXEC_NS_TYPES[name] for name, _ in ns])
+    c.nns = len(ns)
+    c.cgroup_fd = req.cgroup_fd
+    c.stdio = stdio
+    c.clone_mode = _CLONE_MODE
+    c.ctty = int(req.tty)
+    return c
+
+
+def _check_exec(req: ExecRequest) -> None:
+    if not req.argv or not req.argv[0]:
+        raise ValueError("argv must not be empty")
+    if req.namespaces is not None and set(req.namespaces) - set(EXEC_NAMESPACES):
+        raise ValueError(f"cannot join namespace(s) "
+                         f"{sorted(set(req.namespaces) - set(EXEC_NAMESPACES))}: only "
+                         f"{', '.join(EXEC_NAMESPACES)} can be joined")
+    if len(req.seccomp_bpf) % 8 or len(req.seccomp_bpf) > 8 * 4096:
+        raise ValueError("seccomp_bpf must be whole sock_filter instructions (at most 4096)")
+    if req.oom_score_adj is not None and not -1000 <= req.oom_score_adj <= 1000:
+        raise ValueError(f"oom_score_adj must be in -1000..1000, not {req.oom_score_adj}")
+    if req.tty and req.stdin_fd < 0:
+        raise ValueError("tty needs a terminal as stdin_fd")
+
+
+def _exec_once(mod: Any, req: ExecRequest, stdio: list[int], target_pidfd: int, flags: int,
+               ns: list[tuple[str, int]]) -> tuple[int, int, Any]:
+    b = _Builder(mod.ffi)
+    creq = _build_exec(b, req, stdio, ns)
+    pidfd = mod.ffi.new("int *")
+    rep = mod.ffi.new("struct nsr_report *")
+    pid = mod.lib.nsr_exec_in(creq, target_pidfd, flags, pidfd, rep)
+    return pid, pidfd[0], rep
+
+
+def exec_in(target_pid: int, target_pidfd: int, req: ExecRequest) -> tuple[int, int]:
+    """Start ``req`` inside the running container whose init is ``target_pid`` (with its
+    pidfd ``target_pidfd``); returns ``(pid, pidfd)`` once the new process has exec()ed.
+
+    The process joins every namespace of the target the caller does not share (mount, pid,
+    net, ipc, uts, cgroup: it sees the container's root filesystem, processes and network),
+    starts in ``req.cgroup_fd``, and gets ``req``'s confinement. Its parent is the caller
+    (``CLONE_PARENT``): reap it with ``os.waitid(os.P_PIDFD, pidfd, os.WEXITED)`` (a caller
+    that reaps with ``waitpid(-1)`` elsewhere would race for it). ``pid`` is in the caller's
+    pid namespace. The pidfd is CLOEXEC.
+
+    Raises :class:`SpawnError` naming the failed step (every process made is reaped then):
+    ``setns`` with ``ESRCH`` when the target is gone, ``execve``/``chdir``/... as in
+    :func:`spawn`, ``clone`` (note: which process) e.g. ``EAGAIN`` at the cgroup's pids.max;
+    ``ValueError`` for a malformed request.
+    """
+    global _SETNS_PIDFD
+
+    _check_exec(req)
+    mod = _native()
+    names = _exec_namespaces(target_pid, target_pidfd, req)
+    flags = 0
+    for name in names:
+        flags |= _EXEC_NS_TYPES[name]
+    devnull = -1
+    ns_fds: list[int] = []
+    try:
+        if -1 in (req.stdin_fd, req.stdout_fd, req.stderr_fd):
+            devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        stdio = [fd if fd >= 0 else devnull for fd in (req.stdin_fd, req.stdout_fd, req.stderr_fd)]
+        pid, pidfd, rep = -1, -1, None
+        if _SETNS_PIDFD is not False or not names:
+            pid, pidfd, rep = _exec_once(mod, req, stdio, target_pidfd, flags, [])
+        if names and (_SETNS_PIDFD is False or (
+                pid < 0 and rep.step == STEPS.index("setns") and rep.err == errno.EINVAL)):
+            # before Linux 5.8 (or on a refusal to say which namespace): one fd at a time
+            ns_fds = _open_ns_fds(target_pid, target_pidfd, names)
+            pid, pidfd, rep = _exec_once(mod, req, stdio, -1, 0, list(zip(names, ns_fds,
+                                                                          strict=True)))
+            if pid >= 0 and _SETNS_PIDFD is None:
+                _SETNS_PIDFD = False
+        elif pid >= 0 and names:
+            _SETNS_PIDFD = True
+    finally:
+        if devnull >= 0:
+            os.close(devnull)
+        for fd in ns_fds:
+            os.close(fd)
+    if pid < 0:
+        step = _step_name(rep.step)
+        err = SpawnError(step, rep.err)
+        note = _failure_note(req, step, rep.index, list(names))
+        if note:
+            err.add_note(note)
+        raise err
+    return pid, pidfd
+
+
+def socket_in_netns(net_fd: int, family: int, type: int, proto: int = 0) -> int:
+    """A socket (CLOEXEC, blocking) created inside the network namespace ``net_fd``: it
+    binds and connects there whatever the namespace of the thread that uses it later. A
+    short-lived C thread does the ``setns``, so no caller thread ever changes namespace.
+    Wrap it with ``socket.socket(fileno=fd)`` (and ``setblocking(False)`` for asyncio).
+    :class:`SandboxError` names the step (``setns``, ``socket``) and errno."""
+    mod = _native()
+    rep = mod.ffi.new("struct nsr_report *")
+    fd = mod.lib.nsr_socket_in_netns(net_fd, family, type, proto, rep)
+    if fd < 0:
+        raise SandboxError("create a socket in the network namespace of", f"fd {net_fd}",
+                           rep.err, _step_name(rep.step))
+    return fd
+
+
+def create_sandbox(hostname: str, *, keep: bool = False, cgroup_fd: int = -1) -> dict[str, int]:
     """New net (``lo`` up), ipc and uts (``hostname`` set) namespaces, held by CLOEXEC fds
-    ``{"net", "ipc", "uts"}``; close the fds to let the namespaces go."""
+    ``{"net", "ipc", "uts"}``; close the fds to let the namespaces go.
+
+    ``keep``: a pause process holds them too, for as long as the pod lives: it ignores and
+    blocks every signal but SIGKILL/SIGSTOP, sleeps forever (a 160-byte static program on
+    x86_64, ~12 kB resident), has no fd open, and dies with the thread that called this
+    (``PR_SET_PDEATHSIG=SIGKILL``: call it from a thread that lives as long as the pod). It
+    starts in ``cgroup_fd`` (a cgroup2 leaf) when given. The dict then also holds ``"pid"``
+    and ``"pidfd"`` (CLOEXEC; readable when the pause process died): the caller kills
+    (``signal.pidfd_send_signal(pidfd, SIGKILL)``), reaps (``os.waitid(os.P_PIDFD, ...)``)
+    and closes it. Pop both before using the dict as ``SpawnRequest.join_ns``."""
     mod = _native()
     fds = mod.ffi.new("int[3]")
+    pidfd = mod.ffi.new("int *")
     rep = mod.ffi.new("struct nsr_report *")
-    if mod.lib.nsr_sandbox_create(os.fsencode(hostname), fds, fds + 1, fds + 2, rep) < 0:
+    pid = mod.lib.nsr_sandbox_create(os.fsencode(hostname), int(keep), cgroup_fd, fds, pidfd,
+                                     rep)
+    if pid < 0:
         step = _step_name(rep.step)
         if step == "open_ns" and 0 <= rep.index < 3:
             step = f"open_ns {SANDBOX_NAMESPACES[rep.index]}"
         raise SandboxError("create sandbox", hostname, rep.err, step)
-    return dict(zip(SANDBOX_NAMESPACES, (fds[0], fds[1], fds[2]), strict=True))
+    out = dict(zip(SANDBOX_NAMESPACES, (fds[0], fds[1], fds[2]), strict=True))
+    if keep:
+        out["pid"], out["pidfd"] = pid, pidfd[0]
+    return out
 
 
 def mount_tmpfs(target: str, data: str = "") -> None:
