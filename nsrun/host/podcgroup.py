@@ -119,7 +119,7 @@ class PodCgroup:
         host = host or CgroupHost.probe()
         leaves = dict(leaves or {})
         need = preflight.needed(values, leaves, declared)
-        say = warn or _warn
+        say = warn if warn is not None else _warn
         if host.mount is None or host.readonly:
             message = preflight.without_cgroup(host, mode, need)
             if message:
