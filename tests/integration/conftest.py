@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +34,41 @@ def busybox_rootfs(tmp_path: Path) -> Path:
         (root / d).mkdir()
     (root / "tmp").chmod(0o1777)
     return root
+
+
+_LEAF_IDS = itertools.count()
+
+
+def _cgroup2_mount() -> str | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                return left.split()[4]
+    return None
+
+
+@pytest.fixture
+def cgroup_leaf() -> Iterator[Path]:
+    """A leaf cgroup2 directory for this test (skipped without a cgroup2 mount). Afterwards
+    whatever is still in it is killed (``cgroup.kill``) and it is removed."""
+    mount = _cgroup2_mount()
+    if mount is None or not os.access(os.path.join(mount, "cgroup.procs"), os.W_OK):
+        pytest.skip("no writable cgroup2 hierarchy")
+    path = Path(mount) / f"nsrun-test-leaf-{os.getpid()}-{next(_LEAF_IDS)}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        if (path / "cgroup.kill").exists() and (path / "cgroup.procs").read_text().strip():
+            (path / "cgroup.kill").write_text("1")
+        for _ in range(200):  # an exited process leaves its cgroup asynchronously
+            try:
+                path.rmdir()
+                break
+            except OSError as err:
+                if err.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.01)
+        else:
+            raise AssertionError(f"cgroup {path} still busy: {(path / 'cgroup.procs').read_text()}")
