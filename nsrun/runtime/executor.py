@@ -43,6 +43,7 @@ class Running(msgspec.Struct):
     pidfd: int
     oom_before: int = 0
     kill_at: float | None = None
+    launched: launcher.Launched | None = None
 
 
 class Executor:
@@ -129,7 +130,7 @@ class Executor:
         finally:
             os.close(log_fd)
         self.running[name] = Running(name, launched.pid, launched.pidfd,
-                                     leaf.oom_kills() if leaf else 0)
+                                     leaf.oom_kills() if leaf else 0, launched=launched)
         self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen,
                                                **Health.initial_flags(container))))
         self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
@@ -164,10 +165,8 @@ class Executor:
         proc = self.running.get(name)
         if proc is None:
             return False, "container is not running"
-        container, _ = self.containers[name]
         leaf = self.cgroup.leaves.get(name) if self.cgroup else None
-        return launcher.exec_check(self.pod, container, self.images, proc.pid, proc.pidfd,
-                                   argv, leaf.fd if leaf else -1, timeout)
+        return launcher.exec_check(proc.launched, argv, leaf.fd if leaf else -1, timeout)
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ checked is checked before the clone: a container is started fully confined or no
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -26,8 +28,12 @@ class ImageMissing(Exception):
 
 
 class Launched(msgspec.Struct, frozen=True):
+    """A started container: its pid, pidfd and the request it was started with (exec
+    probes and hooks get the same confinement)."""
+
     pid: int
     pidfd: int
+    request: Any = None
 
 
 def resolve_bundle(store: ImageStore, image: str) -> Path:
@@ -147,5 +153,65 @@ def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int) -
     """Start the process (``SpawnError`` if a step in the child failed)."""
     from nsrun.host import native
 
-    pid, pidfd = native.spawn(request(plan, sandbox, cgroup_fd, log_fd))
-    return Launched(pid, pidfd)
+    req = request(plan, sandbox, cgroup_fd, log_fd)
+    pid, pidfd = native.spawn(req)
+    return Launched(pid, pidfd, req)
+
+
+def exec_check(launched: Launched, argv: list[str], cgroup_fd: int,
+               timeout: float | None) -> tuple[bool, str]:
+    """Run ``argv`` in the running container ``launched`` with its confinement (an exec
+    probe or hook): (exited 0, the first 10 KiB of its output). ``timeout`` None: no limit."""
+    import signal
+
+    from nsrun.host import native
+
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    try:
+        req = native.ExecRequest.from_spawn(launched.request, argv, cgroup_fd=cgroup_fd,
+                                            stdout_fd=wfd, stderr_fd=wfd)
+        pid, pidfd = native.exec_in(launched.pid, launched.pidfd, req)
+    except BaseException:
+        os.close(rfd)
+        os.close(wfd)
+        raise
+    os.close(wfd)
+    try:
+        exited, output = _wait_reading(pidfd, rfd, timeout)
+        if not exited:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    finally:
+        os.close(pidfd)
+        os.close(rfd)
+    if not exited:
+        return False, f"command {argv!r} timed out"
+    ok = info.si_code == os.CLD_EXITED and info.si_status == 0
+    if ok:
+        return True, output
+    how = (f"exited with {info.si_status}" if info.si_code == os.CLD_EXITED
+           else f"was killed by signal {info.si_status}")
+    return False, f"command {argv!r} {how}: {output}".rstrip(": ")
+
+
+def _wait_reading(pidfd: int, rfd: int, timeout: float | None,
+                  limit: int = 10 * 1024) -> tuple[bool, str]:
+    """Wait for the process while draining its output (kept up to ``limit`` bytes):
+    (exited before the timeout, output)."""
+    import select
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out = bytearray()
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = select.select([pidfd, rfd], [], [], left)[0]
+        if rfd in ready:
+            chunk = os.read(rfd, 65536)
+            out += chunk[: max(0, limit - len(out))]
+            if chunk:
+                continue
+        if pidfd in ready:
+            return True, out.decode(errors="replace")
+        if not ready:
+            return False, out.decode(errors="replace")

@@ -208,3 +208,70 @@ def test_every_attempt_log_is_kept_within_the_cap(world):
     out = world.nsrun("logs", "p", "-c", "flaky", "--attempt", "2", check=True).stdout
     assert out == "attempt\n"
     assert world.nsrun("logs", "p", "-c", "flaky", "--attempt", "0").returncode == 4
+
+
+def test_liveness_failure_restarts_and_readiness_gates_ready(world):
+    probes = """
+    livenessProbe:
+      exec: {command: [sh, -c, 'test ! -e /work/sick']}
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      exec: {command: [test, -e, /work/ready]}
+      periodSeconds: 1"""
+    detach(world, pod("", container("app", "trap 'exit 0' TERM; while true; do sleep 0.05; done",
+                                    extra=probes)))
+    world.wait_column("p", "Running")
+    status = world.status("p")["status"]
+    assert status["containerStatuses"][0]["ready"] is False
+    assert world.nsrun("get", "p", check=True).stdout.splitlines()[1].split()[1] == "0/1"
+    open(os.path.join(work(world), "ready"), "w").close()
+    wait_for(lambda: world.status("p")["status"]["containerStatuses"][0]["ready"])
+    ready = {c["type"]: c["status"] for c in world.status("p")["status"]["conditions"]}
+    assert ready["Ready"] == ready["ContainersReady"] == "True"
+    open(os.path.join(work(world), "sick"), "w").close()
+    wait_for(lambda: world.status("p")["status"]["containerStatuses"][0]["restartCount"] == 1)
+    os.unlink(os.path.join(work(world), "sick"))
+    events = world.root.joinpath("pods", "p", "events.jsonl").read_text()
+    assert "Container app failed liveness probe, will be restarted" in events
+    assert "Liveness probe failed: command" in events
+
+
+def test_post_start_and_pre_stop_hooks_run_inside_the_container(world):
+    evidence = world.tmp / "evidence"
+    hooks = """
+    lifecycle:
+      postStart: {exec: {command: [sh, -c, 'hostname > /work/post-start']}}
+      preStop: {exec: {command: [sh, -c, 'echo bye > /evidence/pre-stop']}}"""
+    app = ("trap 'test -e /evidence/pre-stop && echo after-pre-stop > /evidence/term; exit 0' "
+           "TERM; while true; do sleep 0.05; done")
+    text = pod("", container("app", app, extra=hooks))
+    text = text.replace("volumeMounts: [{name: work, mountPath: /work}]",
+                        "volumeMounts: [{name: work, mountPath: /work}, "
+                        "{name: evidence, mountPath: /evidence}]")
+    text += f"  - {{name: evidence, hostPath: {{path: {evidence}, type: DirectoryOrCreate}}}}\n"
+    detach(world, text)
+    world.wait_column("p", "Running")
+    wait_for(lambda: os.path.exists(os.path.join(work(world), "post-start")))
+    assert read(world, "post-start") == "p\n"
+    assert world.status("p")["status"]["containerStatuses"][0]["started"] is True
+    world.nsrun("delete", "p", "--timeout", "10", check=True)
+    assert (evidence / "pre-stop").read_text() == "bye\n"
+    assert (evidence / "term").read_text() == "after-pre-stop\n"  # SIGTERM came after preStop
+
+
+def test_tcp_and_http_probes_connect_inside_the_pod_network(world):
+    server = ("trap 'exit 0' TERM; while true; do "
+              "printf 'HTTP/1.0 200 OK\\r\\n\\r\\nok' | nc -l -p 8080 >/dev/null; done")
+    probes = """
+    readinessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 1
+    startupProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+      failureThreshold: 10"""
+    detach(world, pod("", container("app", server, extra=probes)))
+    wait_for(lambda: world.status("p")["status"]["containerStatuses"][0]["ready"])
+    cs = world.status("p")["status"]["containerStatuses"][0]
+    assert cs["started"] is True and cs["restartCount"] == 0
