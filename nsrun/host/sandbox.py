@@ -59,27 +59,59 @@ class Sandbox(msgspec.Struct):
     pod: Pod | None = None
     secrets_dir: str = DEFAULT_SECRETS_DIR
     configmaps_dir: str = DEFAULT_CONFIGMAPS_DIR
+    pause_pid: int = 0
+    pause_pidfd: int = -1
 
     @classmethod
     def create(cls, pod: Pod, paths: PodPaths, *, secrets: str | None = None,
-               configmaps: str | None = None) -> Sandbox:
+               configmaps: str | None = None, cgroup_fd: int = -1) -> Sandbox:
         """Volumes first (a missing secret fails before any namespace exists), then the
         namespaces. ``secrets``/``configmaps`` default to ``$NSRUN_SECRETS`` /
         ``$NSRUN_CONFIGMAPS``, else ``/etc/nsrun/{secrets,configmaps}``."""
-        from nsrun.host import native
-
-        hostname = pod.spec.hostname or pod.metadata.name
         self = cls(ns_fds={}, volume_paths={}, pod=pod,
                    secrets_dir=secrets or secrets_dir(),
                    configmaps_dir=configmaps or configmaps_dir())
         try:
             for volume in pod.spec.volumes:
                 self.volume_paths[volume.name] = self._prepare(volume, paths)
-            self.ns_fds = native.create_sandbox(hostname[:64])
+            self.new_namespaces(cgroup_fd)
         except BaseException:
             self.close()
             raise
         return self
+
+    def new_namespaces(self, cgroup_fd: int = -1) -> None:
+        """Fresh network, IPC and UTS namespaces held by a pause process (as the kubelet's
+        sandbox is): when it dies the sandbox is lost and the pod starts over. The old
+        ones, if any, are released; volumes are kept."""
+        from nsrun.host import native
+
+        assert self.pod is not None
+        hostname = (self.pod.spec.hostname or self.pod.metadata.name)[:64]
+        fresh = native.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd)
+        self._release_namespaces()
+        self.pause_pid, self.pause_pidfd = fresh.pop("pid"), fresh.pop("pidfd")
+        self.ns_fds = fresh
+
+    def pause_died(self) -> None:
+        """Reap the dead pause process (its pidfd polled readable)."""
+        if self.pause_pidfd >= 0:
+            os.waitid(os.P_PIDFD, self.pause_pidfd, os.WEXITED)
+            os.close(self.pause_pidfd)
+            self.pause_pidfd, self.pause_pid = -1, 0
+
+    def _release_namespaces(self) -> None:
+        import signal
+
+        for fd in self.ns_fds.values():
+            os.close(fd)
+        self.ns_fds = {}
+        if self.pause_pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self.pause_pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.pause_died()
 
     def _prepare(self, volume: Volume, paths: PodPaths) -> str:
         if volume.empty_dir is not None:
@@ -98,7 +130,7 @@ class Sandbox(msgspec.Struct):
         if volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
             from nsrun.host import native
 
-            size = volume.empty_dir.size_limit
+            size = _bytes(volume.empty_dir.size_limit)
             native.mount_tmpfs(str(path), f"mode=777{f',size={size}' if size else ''}")
             self.tmpfs_mounts.append(str(path))
         return str(path)
@@ -214,12 +246,19 @@ class Sandbox(msgspec.Struct):
         """Release the namespaces and unmount memory-backed volumes."""
         from nsrun.host import native
 
-        for fd in self.ns_fds.values():
-            os.close(fd)
-        self.ns_fds = {}
+        self._release_namespaces()
         for path in self.tmpfs_mounts:
             native.umount(path)
         self.tmpfs_mounts = []
+
+
+def _bytes(limit: str | int | None) -> int | None:
+    """``sizeLimit`` (a quantity such as ``64Mi``) in bytes, as tmpfs's ``size=`` wants."""
+    if limit is None:
+        return None
+    from nsrun.core.quantity import parse_json_quantity
+
+    return parse_json_quantity(limit).value()
 
 
 def _key_source(volume: Volume) -> tuple[str, str, Any]:

@@ -68,7 +68,8 @@ class Supervisor:
                                            self.options.cgroup_mode,
                                            self.options.qos_class != "BestEffort")
             (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
-        self.sandbox = Sandbox.create(self.pod, self.paths)
+        self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup())
+        self._record_pause()
         events = EventLog(self.paths)
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, Observed(time.time()))
@@ -90,18 +91,29 @@ class Supervisor:
         for warning in warnings:
             print(f"nsrun: warning: {warning}", file=sys.stderr)
 
+    def _pause_cgroup(self) -> int:
+        # "_pause" cannot clash with a container: names are DNS-1123 labels (no "_")
+        return self.cgroup.leaf("_pause").fd if self.cgroup else -1
+
+    def _record_pause(self) -> None:
+        assert self.sandbox is not None
+        (self.paths.dir / "sandbox.pid").write_text(f"{self.sandbox.pause_pid}\n")
+
     def _new_namespaces(self) -> Sandbox:
         """A pod restart: fresh network, IPC and UTS namespaces; volumes are kept (an
         emptyDir outlives its pod's restarts, so init containers must be idempotent)."""
-        from nsrun.host import native
-
         assert self.sandbox is not None
-        old = self.sandbox.ns_fds
-        self.sandbox.ns_fds = native.create_sandbox(
-            (self.pod.spec.hostname or self.pod.metadata.name)[:64])
-        for fd in old.values():
-            os.close(fd)
+        self.sandbox.new_namespaces(self._pause_cgroup())
+        self._record_pause()
         return self.sandbox
+
+    def _sandbox_lost(self, now: float) -> None:
+        """The pause process died: the kubelet's SandboxChanged case, the pod starts over."""
+        ex = self.executor
+        assert ex is not None and self.sandbox is not None
+        self.sandbox.pause_died()
+        if not (ex.observed.deleting or rules.terminal(self.pod, ex.observed)):
+            ex.observed = msgspec.structs.replace(ex.observed, restarting=True)
 
     def run(self) -> str:
         """Supervise until the pod is terminal or deleted; returns the final phase."""
@@ -134,13 +146,17 @@ class Supervisor:
             if ex.observed is not before:
                 wake = now  # the actions changed the pod: plan again before sleeping
             ex.health.run_due(now)
-            watched = _sync_poller(poller, watched, {p.pidfd for p in ex.running.values()})
+            pause = self.sandbox.pause_pidfd if self.sandbox else -1
+            wanted = {p.pidfd for p in ex.running.values()} | ({pause} if pause >= 0 else set())
+            watched = _sync_poller(poller, watched, wanted)
             timeout = _timeout_ms(now, wake, ex.next_deadline(), ex.health.next_wake())
             for fd, _ in poller.poll(timeout):
                 if fd == wake_fd:
                     self._drain_signals(wake_fd)
                 elif fd == ex.health.fd:
                     ex.health.on_results(time.time())
+                elif fd == pause:
+                    self._sandbox_lost(time.time())
                 elif fd in watched:
                     ex.reap(fd, time.time())
 

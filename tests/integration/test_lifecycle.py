@@ -275,3 +275,16 @@ def test_tcp_and_http_probes_connect_inside_the_pod_network(world):
     wait_for(lambda: world.status("p")["status"]["containerStatuses"][0]["ready"])
     cs = world.status("p")["status"]["containerStatuses"][0]
     assert cs["started"] is True and cs["restartCount"] == 0
+
+
+def test_lost_sandbox_restarts_the_pod_from_the_first_init_container(world):
+    detach(world, idempotent_pod())
+    world.wait_column("p", "Running")
+    pause = int((world.root / "pods" / "p" / "sandbox.pid").read_text())
+    os.kill(pause, 9)  # the pause process holding the pod's namespaces dies
+    wait_for(lambda: read(world, "order").count("app") == 2)
+    assert read(world, "order") == "a\nb\napp\na\nb\napp\n"
+    new_pause = int((world.root / "pods" / "p" / "sandbox.pid").read_text())
+    assert new_pause != pause and os.path.exists(f"/proc/{new_pause}")
+    world.wait_column("p", "Running")
+    assert "SandboxChanged" in world.root.joinpath("pods", "p", "events.jsonl").read_text()
