@@ -13,20 +13,29 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* The kernel's struct sigaction (rt_sigaction(2)); glibc's wrapper refuses signals 32 and 33
+ * (its own), which a launcher such as GNU make leaves ignored: only the raw call resets them. */
+struct nsr_ksigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
 int nsr_step_signals(struct nsr_ctx *ctx)
 {
-    struct sigaction dfl = {0};
+    struct nsr_ksigaction dfl = {0};
     sigset_t none;
     int sig;
 
     (void)ctx;
     /* execve keeps SIG_IGN (Python ignores SIGPIPE and SIGXFSZ) and keeps the mask (all
      * blocked by the parent around the clone): give the container a clean slate, like
-     * runc. glibc refuses its two internal signals with EINVAL; that is fine. */
-    dfl.sa_handler = SIG_DFL;
+     * runc, every signal included. */
+    dfl.handler = SIG_DFL;
     for (sig = 1; sig < NSIG; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &dfl, NULL);
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
     }
     sigemptyset(&none);
     return sigprocmask(SIG_SETMASK, &none, NULL);
