@@ -261,8 +261,7 @@ def test_post_start_and_pre_stop_hooks_run_inside_the_container(world):
 
 
 def test_tcp_and_http_probes_connect_inside_the_pod_network(world):
-    server = ("trap 'exit 0' TERM; while true; do "
-              "printf 'HTTP/1.0 200 OK\\r\\n\\r\\nok' | nc -l -p 8080 >/dev/null; done")
+    server = "mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"
     probes = """
     readinessProbe:
       httpGet: {path: /healthz, port: 8080}
