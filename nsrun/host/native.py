@@ -682,10 +682,13 @@ def target_namespaces(pid: int) -> tuple[str, ...]:
 
 def _pidfd_pid(pidfd: int) -> int:
     """The pid a pidfd refers to (``Pid:`` of its fdinfo; -1 once the process is reaped)."""
-    with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
-        for line in f:
-            if line.startswith(b"Pid:"):
-                return int(line.split()[1])
+    try:
+        with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     raise ValueError(f"fd {pidfd} is not a pidfd")
 
 

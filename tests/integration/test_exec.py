@@ -43,6 +43,7 @@ CONFIG = {
         "noNewPrivileges": True,
         "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
         "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512}],
+        "oomScoreAdj": 500,
     },
     "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}},
@@ -172,7 +173,7 @@ def confinement() -> dict:
     return {"uid": conf.uid, "gid": conf.gid, "additional_gids": conf.additional_gids,
             "capabilities": conf.capabilities, "no_new_privs": conf.no_new_privileges,
             "seccomp_bpf": conf.seccomp.bpf, "seccomp_flags": conf.seccomp.flags,
-            "rlimits": conf.rlimits, "umask": conf.umask}
+            "rlimits": conf.rlimits, "umask": conf.umask, "oom_score_adj": conf.oom_score_adj}
 
 
 @pytest.fixture
@@ -285,6 +286,9 @@ def test_gets_the_containers_confinement(confined: tuple[Container, int]) -> Non
     code, out = c.exec(["cat", "/proc/self/limits"])
     assert [line + "\n" for line in out.splitlines() if line.startswith("Max open files")] \
         == want
+    with open(f"/proc/{c.pid}/oom_score_adj") as f:
+        assert f.read() == "500\n"
+    assert c.exec(["cat", "/proc/self/oom_score_adj"]) == (0, "500\n")
     # the seccomp filter applies: mkdir is refused with EPERM
     code, out = c.exec(["mkdir", "/tmp/x"])
     assert code == 1 and "Operation not permitted" in out
@@ -466,6 +470,14 @@ def test_pidfd_of_another_process_is_refused(rootfs: Path, sandbox: dict[str, in
     assert a.stop() == 0 and b.stop() == 0
 
 
+def test_step_names_match_the_c_side() -> None:
+    mod = native._native()
+    c_names = {mod.ffi.string(mod.lib.nsr_step_name(i)).decode()
+               for i in range(mod.lib.NSR_STEP_COUNT)}
+    assert set(native.SANDBOX_STEPS) <= c_names and "ctty" in native.STEPS
+    assert "socket" in c_names
+
+
 def test_bad_requests_are_value_errors() -> None:
     with pytest.raises(ValueError, match="argv"):
         native.exec_in(1, -1, ExecRequest(argv=[], env=[]))
@@ -473,6 +485,8 @@ def test_bad_requests_are_value_errors() -> None:
         native.exec_in(1, -1, ExecRequest(argv=["x"], env=[], namespaces=("user",)))
     with pytest.raises(ValueError, match="tty"):
         native.exec_in(1, -1, ExecRequest(argv=["x"], env=[], tty=True))
+    with pytest.raises(ValueError, match="not a pidfd"):
+        native.exec_in(os.getpid(), -1, ExecRequest(argv=["x"], env=[]))
 
 
 def test_exec_latency(rootfs: Path, sandbox: dict[str, int], containers: list[Container],
@@ -793,7 +807,9 @@ def test_nsrun_exec_tty(pod_world: World) -> None:
     out = nsrun_exec(pod_world, "app", "sh", "-c", "test -t 0 && test -t 1 && echo tty; cat",
                      tty=True, stdin="typed\n")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.replace("\r", "").split("\n")[:2] == ["tty", "typed"]
+    lines = out.stdout.replace("\r", "").splitlines()
+    # "typed" twice: the pty echoes it (as a terminal does), then cat prints it
+    assert sorted(lines) == ["tty", "typed", "typed"], lines
 
 
 @pytest.mark.parametrize("container, message", [
