@@ -489,6 +489,41 @@ def test_bad_requests_are_value_errors() -> None:
         native.exec_in(os.getpid(), -1, ExecRequest(argv=["x"], env=[]))
 
 
+def test_concurrent_execs_with_signals_arriving(rootfs: Path, sandbox: dict[str, int],
+                                                containers: list[Container],
+                                                tmp_path: Path) -> None:
+    """exec_in from several threads while a Python SIGALRM handler fires every 0.5 ms: two
+    generations of CLONE_VM children share the caller's memory until execve."""
+    import threading
+
+    c = Container(rootfs, sandbox)
+    containers.append(c)
+    hits: list[int] = []
+    errors: list[BaseException] = []
+    old = signal.signal(signal.SIGALRM, lambda *_: hits.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(40):
+                assert c.exec(["sh", "-c", f"echo {n}-{i}"], out=tmp_path / f"w{n}") == \
+                    (0, f"{n}-{i}\n")
+        except Exception as err:  # reported by the main thread
+            errors.append(err)
+
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert errors == [] and hits
+    assert c.stop() == 0
+
+
 def test_exec_latency(rootfs: Path, sandbox: dict[str, int], containers: list[Container],
                       capsys: pytest.CaptureFixture[str]) -> None:
     """exec_in + wait of /bin/true in a running busybox container: reported, not asserted."""
