@@ -57,6 +57,7 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs = {"run": _add_run, "apply": _add_apply, "get": _add_get, "describe": _add_describe,
              "logs": _add_logs, "restart": _add_restart, "delete": _add_delete,
+             "exec": _add_exec,
              "image": _add_image}
     verb = _verb_of(argv)
     if verb in verbs:
@@ -141,6 +142,20 @@ def _add_logs(sub) -> None:
     lg.add_argument("-f", "--follow", action="store_true",
                     help="keep printing as the container writes, until the pod ends")
     lg.set_defaults(func=cmd_logs)
+
+
+def _add_exec(sub) -> None:
+    e = sub.add_parser("exec", help="run a command in a running container (like kubectl exec)")
+    e.add_argument("-c", "--container",
+                   help="container name (default: the pod's default container)")
+    e.add_argument("-t", "--tty", action="store_true",
+                   help="run the command on a pseudo-terminal")
+    e.add_argument("-i", "--stdin", action="store_true",
+                   help="accepted for kubectl compatibility: stdin is always passed")
+    e.add_argument("pod")
+    e.add_argument("command", nargs="+", metavar="COMMAND",
+                   help="after --: the command and its arguments")
+    e.set_defaults(func=cmd_exec)
 
 
 def _add_delete(sub) -> None:
@@ -244,6 +259,14 @@ def cmd_restart(args) -> int:
     podrun.restart(StateRoot(_path(args.root)), args.pod)
     print(f"pod/{args.pod} restarted")
     return 0
+
+
+def cmd_exec(args) -> int:
+    from nsrun.runtime import execcmd
+
+    return execcmd.exec_in_pod(_path(args.root), args.pod, args.container, args.command,
+                               tty=args.tty, images=args.images, secrets=args.secrets,
+                               configmaps=args.configmaps)
 
 
 def cmd_describe(args) -> int:

@@ -30,7 +30,7 @@ from nsrun.report import logs
 from nsrun.report.events import NORMAL, WARNING, EventLog
 from nsrun.runtime import launcher
 from nsrun.runtime.health import Health
-from nsrun.state import PodPaths
+from nsrun.state import PodPaths, write_atomic
 
 MIN_GRACE = 2.0  # the kubelet never gives less than 2 s before SIGKILL
 
@@ -131,6 +131,7 @@ class Executor:
             os.close(log_fd)
         self.running[name] = Running(name, launched.pid, launched.pidfd,
                                      leaf.oom_kills() if leaf else 0, launched=launched)
+        self._write_pids()
         self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen,
                                                **Health.initial_flags(container))))
         self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
@@ -145,6 +146,11 @@ class Executor:
 
     def _record(self, name: str, obs) -> None:
         self.observed = self.observed.with_container(name, obs)
+
+    def _write_pids(self) -> None:
+        """``pids.json``: the running containers' pids, for ``nsrun exec``."""
+        write_atomic(self.paths.dir / "pids.json",
+                     msgspec.json.encode({n: p.pid for n, p in self.running.items()}))
 
     def current_attempt(self, name: str) -> Attempt | None:
         """The container's running attempt, if it runs."""
@@ -231,6 +237,7 @@ class Executor:
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         os.close(pidfd)
         del self.running[proc.name]
+        self._write_pids()
         self.health.container_stopped(proc.name)
         code, sig = _exit_status(info)
         reason = ""

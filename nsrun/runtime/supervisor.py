@@ -29,7 +29,7 @@ from nsrun.host.sandbox import Sandbox
 from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
 from nsrun.runtime.executor import Executor
-from nsrun.state import PodPaths
+from nsrun.state import PodPaths, write_atomic
 
 
 class Options(msgspec.Struct):
@@ -70,6 +70,9 @@ class Supervisor:
             (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
         self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup())
         self._record_pause()
+        write_atomic(self.paths.dir / "runtime.json", msgspec.json.encode({
+            "images": str(self.options.images.root), "secrets": self.sandbox.secrets_dir,
+            "configmaps": self.sandbox.configmaps_dir}))
         events = EventLog(self.paths)
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, Observed(time.time()))
