@@ -72,3 +72,18 @@ def cgroup_leaf() -> Iterator[Path]:
                 time.sleep(0.01)
         else:
             raise AssertionError(f"cgroup {path} still busy: {(path / 'cgroup.procs').read_text()}")
+
+
+@pytest.fixture
+def no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """After the test: no mount mentioning tmp_path, no child process, no new fd (the spawn
+    tests use it on every test: ``pytestmark = pytest.mark.usefixtures("no_leftovers")``)."""
+    fds_before = set(os.listdir("/proc/self/fd"))
+    yield
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if str(tmp_path) in line]
+    assert mounts == [], f"mounts left behind: {mounts}"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child: neither running nor a zombie
+    leaked = set(os.listdir("/proc/self/fd")) - fds_before
+    assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, "fds leaked"

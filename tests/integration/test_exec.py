@@ -25,7 +25,7 @@ from nsrun.host.native import ExecRequest, MountSpec, SpawnRequest
 
 from world import World, leftovers
 
-pytestmark = [pytest.mark.root,
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers"),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, cgroups")]
 
 PROC = MountSpec("/proc", "proc", "proc", native.MS_NOSUID | native.MS_NODEV | native.MS_NOEXEC)
@@ -54,19 +54,6 @@ INIT = ["sh", "-c", "echo only-in-the-container > /only/marker; exec cat"]
 
 # ---- fixtures -----------------------------------------------------------------------------
 
-
-@pytest.fixture(autouse=True)
-def no_leftovers(tmp_path: Path) -> Iterator[None]:
-    """After each test: no mount mentioning tmp_path, no child process, no new fd."""
-    fds_before = set(os.listdir("/proc/self/fd"))
-    yield
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if str(tmp_path) in line]
-    assert mounts == [], f"mounts left behind: {mounts}"
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child: neither running nor a zombie
-    leaked = set(os.listdir("/proc/self/fd")) - fds_before
-    assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, "fds leaked"
 
 
 @pytest.fixture

@@ -84,6 +84,8 @@ class Held:
         return wait(self.pidfd)
 
 
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
 @pytest.fixture
 def held(busybox_rootfs: Path) -> Iterator[list[Held]]:
     """Collects Held containers and releases them even when the test fails."""
@@ -95,39 +97,6 @@ def held(busybox_rootfs: Path) -> Iterator[list[Held]]:
         except OSError:
             pass
 
-
-@pytest.fixture(autouse=True)
-def no_leftovers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
-    """After each test: no mount mentioning tmp_path, no child process, no new fd."""
-    fds_before = set(os.listdir("/proc/self/fd"))
-    yield
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if str(tmp_path) in line]
-    assert mounts == [], f"mounts left behind: {mounts}"
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child: neither running nor a zombie
-    leaked = set(os.listdir("/proc/self/fd")) - fds_before
-    assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, "fds leaked"
-
-
-@pytest.fixture
-def cgroup() -> Iterator[Path]:
-    """A leaf cgroup2 directory for this test, removed afterwards."""
-    path = Path(CGROUP2) / f"nsrun-test-{os.getpid()}"
-    if not os.path.exists(os.path.join(CGROUP2, "cgroup.procs")):
-        pytest.skip(f"no cgroup2 hierarchy at {CGROUP2}")
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        for _ in range(100):  # the exited child leaves the cgroup asynchronously
-            try:
-                path.rmdir()
-                break
-            except OSError as err:
-                if err.errno != errno.EBUSY:
-                    raise
-                time.sleep(0.01)
 
 
 @pytest.fixture
@@ -525,10 +494,10 @@ def test_setns_failure(busybox_rootfs: Path) -> None:
 
 @needs_root
 @pytest.mark.parametrize("mode", [native.CLONE_AUTO, native.CLONE_FORK, native.CLONE_FALLBACK])
-def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup: Path, held: list[Held],
+def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup_leaf: Path, held: list[Held],
                            monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
     monkeypatch.setattr(native, "_CLONE_MODE", mode)
-    fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(cgroup_leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         h = Held(busybox_rootfs, cgroup_fd=fd)
     finally:
@@ -537,7 +506,7 @@ def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup: Path, held: list[Held],
     with open(f"/proc/{h.pid}/cgroup") as f:
         v2 = [line for line in f.read().splitlines() if line.startswith("0::")]
     assert v2 == [f"0::/{cgroup.name}"]
-    assert (cgroup / "cgroup.procs").read_text().split() == [str(h.pid)]
+    assert (cgroup_leaf / "cgroup.procs").read_text().split() == [str(h.pid)]
     assert h.release() == 0
 
 

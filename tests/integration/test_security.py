@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,26 +25,13 @@ from nsrun.host.native import MountSpec, SpawnRequest
 from nsrun.host.sandbox import Sandbox
 from nsrun.runtime import launcher
 
-pytestmark = [pytest.mark.root,
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers"),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, mounts")]
 
 BUSYBOX_EXTRA = ("mkdir", "chmod", "stat", "wc", "cut", "readlink", "rm", "ln")
 NBS, KILL, CHOWN = (cap_mask((f"CAP_{n}",)) for n in ("NET_BIND_SERVICE", "KILL", "CHOWN"))
 POD_DEFAULT = cap_mask(security.DEFAULT_CAPABILITIES)
 
-
-@pytest.fixture(autouse=True)
-def no_leftovers(tmp_path: Path) -> Iterator[None]:
-    """After each test: no mount mentioning tmp_path, no child process, no new fd."""
-    fds_before = set(os.listdir("/proc/self/fd"))
-    yield
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if str(tmp_path) in line]
-    assert mounts == [], f"mounts left behind: {mounts}"
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
-    leaked = set(os.listdir("/proc/self/fd")) - fds_before
-    assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, "fds leaked"
 
 
 @pytest.fixture
