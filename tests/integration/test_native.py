@@ -505,7 +505,7 @@ def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup_leaf: Path, held: list[H
     held.append(h)
     with open(f"/proc/{h.pid}/cgroup") as f:
         v2 = [line for line in f.read().splitlines() if line.startswith("0::")]
-    assert v2 == [f"0::/{cgroup.name}"]
+    assert v2 == [f"0::/{cgroup_leaf.name}"]
     assert (cgroup_leaf / "cgroup.procs").read_text().split() == [str(h.pid)]
     assert h.release() == 0
 
