@@ -35,7 +35,7 @@ DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")
 # Cgroups systemd owns: nsrun never removes them, even when empty.
 SYSTEMD_UNIT_SUFFIXES = (".slice", ".scope", ".service", ".socket", ".mount", ".swap")
 # Environment a detached ``--systemd`` service needs from the caller (services start empty).
-PASSED_ENV = ("NSRUN_ROOT", "NSRUN_IMAGES", "PATH")
+PASSED_ENV = ("NSRUN_ROOT", "NSRUN_IMAGES", "NSRUN_DEBUG", "PATH", "PYTHONPATH")
 
 
 @dataclass(frozen=True)
