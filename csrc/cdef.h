@@ -107,6 +107,7 @@ struct nsr_spawn_req {
     int stdio[3];
     int clone_mode;
     int ctty;
+    int die_with_parent;
 };
 
 struct nsr_report {

@@ -43,10 +43,21 @@ int nsr_step_signals(struct nsr_ctx *ctx)
 
 int nsr_step_setsid(struct nsr_ctx *ctx)
 {
-    (void)ctx;
     /* A new session: Ctrl-C on the supervisor's terminal must reach the supervisor only,
      * which then stops the containers with their grace period. */
-    return setsid() < 0 ? -1 : 0;
+    if (setsid() < 0)
+        return -1;
+    /* Without a pod cgroup nothing could find the container again after a supervisor
+     * crash: tie it to the supervisor (checked after the prctl, which closes the race). */
+    if (ctx->req->die_with_parent) {
+        pid_t parent = getppid();
+
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+            return -1;
+        if (getppid() != parent)
+            _exit(137);
+    }
+    return 0;
 }
 
 int nsr_step_oom_score_adj(struct nsr_ctx *ctx)

@@ -150,6 +150,7 @@ struct nsr_spawn_req {
     int stdio[3];             /* >= 0, prepared by the parent (e.g. /dev/null) */
     int clone_mode;           /* enum nsr_clone_mode */
     int ctty;                 /* 1: fd 0 (a tty) becomes the controlling terminal */
+    int die_with_parent;      /* 1: SIGKILL when the supervisor dies (no cgroup to find it) */
 };
 
 /* What the child reports on failure; also the parent's result on any failure. */

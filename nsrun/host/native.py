@@ -270,6 +270,7 @@ class SpawnRequest:
     hostname: str | None = None
     join_ns: dict[str, int] = field(default_factory=dict)
     new_pid_ns: bool = True
+    die_with_parent: bool = False
     cgroup_fd: int = -1
     stdin_fd: int = -1
     stdout_fd: int = -1
@@ -555,6 +556,7 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     c.ns_types = b.array("int", [NAMESPACE_TYPES[name] for name in joined])
     c.nns = len(joined)
     c.new_pid_ns = int(req.new_pid_ns)
+    c.die_with_parent = int(req.die_with_parent)
     c.cgroup_fd = req.cgroup_fd
     c.stdio = stdio
     c.clone_mode = _CLONE_MODE

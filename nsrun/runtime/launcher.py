@@ -146,7 +146,8 @@ def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int)
         rlimits=c.rlimits, umask=-1 if c.umask is None else c.umask,
         oom_score_adj=c.oom_score_adj, sysctls=c.sysctls, masked_paths=c.masked_paths,
         readonly_paths=c.readonly_paths, devices=c.devices,
-        rootfs_propagation=c.rootfs_propagation)
+        rootfs_propagation=c.rootfs_propagation,
+        die_with_parent=cgroup_fd < 0)  # no pod cgroup: nothing could find it after a crash
 
 
 def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int) -> Launched:

@@ -3,6 +3,7 @@ containers through the real ``nsrun`` CLI. Every test checks that nothing is lef
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -176,3 +177,17 @@ def test_delete_after_supervisor_is_killed_still_cleans_up(world):
     time.sleep(0.2)
     world.nsrun("delete", "p", check=True)
     assert not (world.root / "pods" / "p").exists()
+
+
+def test_without_a_cgroup_containers_die_with_a_killed_supervisor(world):
+    world.nsrun("run", "-d", "--cgroups", "none", world.manifest("p", pod_yaml([], "sleep 300")),
+                check=True)
+    world.wait_column("p", "Running")
+    pid = int((world.root / "pods" / "p" / "supervisor.pid").read_text())
+    container = json.loads((world.root / "pods" / "p" / "pids.json").read_text())["app"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{container}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{container}")  # nothing could have found it again
+    world.nsrun("delete", "p", check=True)
