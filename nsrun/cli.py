@@ -79,6 +79,9 @@ def _add_run(sub) -> None:
     r.add_argument("-w", "--watch", action="store_true",
                    help="print a get row each time the pod's status changes")
     r.add_argument("--rm", action="store_true", help="remove the pod's state when it ends")
+    r.add_argument("--systemd", action="store_true",
+                   help="run in a systemd transient unit with Delegate=yes (a scope; with -d "
+                        "a service), the pod cgroup inside it")
     _add_pod_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -90,6 +93,9 @@ def _add_pod_options(r) -> None:
     r.add_argument("--cgroups", choices=("auto", "v2", "none"), default="auto",
                    help="auto: use the controllers present, warn once about the rest; "
                         "v2: refuse limits that cannot be enforced; none: no pod cgroup")
+    r.add_argument("--pod-pids-limit", "--pod-max-pids", dest="pod_pids_limit", type=int,
+                   metavar="N", help="pids.max of the pod cgroup (the kubelet's "
+                   "--pod-max-pids; default: no limit)")
     r.add_argument("--backoff-initial", type=float, default=10.0, metavar="SECONDS",
                    help="first crash-loop back-off delay (default %(default)s)")
     r.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS",
@@ -222,6 +228,8 @@ def cmd_run(args) -> int:
     from nsrun.state import StateRoot
 
     pod = podrun.with_uid(load_one_pod(args.file, args.legacy_annotations))
+    if args.systemd:
+        return _under_systemd(args, pod)
     return podrun.run(pod, StateRoot(_path(args.root)), _options(args, pod),
                       detach=args.detach, keep=not args.rm)
 
@@ -230,16 +238,48 @@ def _options(args, pod):
     from nsrun.bundle.images import ImageStore
     from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
+    from nsrun.modelcli import node_memory
     from nsrun.runtime.supervisor import Options
 
-    computed = resources.compute(pod)
+    computed = resources.compute(pod, node_pids_limit=args.pod_pids_limit,
+                                 node_memory=node_memory())
     return Options(images=ImageStore(args.images),
                    backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
                    cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
                    cgroup_values=dict(computed.pod_cgroup), qos_class=computed.qos_class,
+                   container_cgroups={c.name: dict(c.cgroup) for c in computed.containers},
                    log_max_attempts=max(1, args.log_max_attempts),
                    log_max_bytes=args.log_max_bytes,
                    on_change=_print_row if args.watch else None)
+
+
+def _under_systemd(args, pod) -> int:
+    """``run --systemd``: the same command again (without --systemd) in a transient unit
+    with ``Delegate=yes``: a scope in the foreground, a ``Type=forking`` service with -d."""
+    import shutil
+    import subprocess
+
+    from nsrun.errors import PreflightError
+    from nsrun.host import preflight
+    from nsrun.state import StateRoot
+
+    if shutil.which("systemd-run") is None:
+        raise PreflightError("--systemd: systemd-run not found (is systemd running?)")
+    if args.file == "-":
+        raise UsageError("--systemd: the manifest cannot come from stdin (nsrun runs "
+                         "again inside the unit and reads it there)")
+    command = [sys.executable, "-m", "nsrun", *(a for a in sys.argv[1:] if a != "--systemd")]
+    pidfile = str(StateRoot(_path(args.root)).pod(pod.metadata.name).pidfile)
+    grace = float(pod.spec.termination_grace_period_seconds or 30)
+    argv = preflight.systemd_run_argv(command, pod.metadata.name, detach=args.detach,
+                                      pidfile=pidfile if args.detach else None,
+                                      stop_timeout=grace + 30 if args.detach else None)
+    if not args.detach:
+        os.execvp(argv[0], argv)
+    code = subprocess.run(argv).returncode
+    if code == 0:
+        print(pod.metadata.name)
+    return code
 
 
 def cmd_apply(args) -> int:

@@ -41,6 +41,7 @@ class Options(msgspec.Struct):
     cgroup_mode: str = "auto"
     cgroup_values: dict[str, str] | None = None
     qos_class: str = "BestEffort"
+    container_cgroups: dict[str, dict[str, str]] | None = None
     log_max_attempts: int = 20
     log_max_bytes: int = 10 * 1024 * 1024
     on_change: Callable[[dict[str, Any]], None] | None = None
@@ -66,8 +67,11 @@ class Supervisor:
             self.cgroup = PodCgroup.create(self.options.cgroup_parent, self.pod.metadata.uid,
                                            self.options.cgroup_values or {},
                                            self.options.cgroup_mode,
-                                           self.options.qos_class != "BestEffort")
-            (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
+                                           self.options.qos_class != "BestEffort",
+                                           qos=self.options.qos_class,
+                                           leaves=self.options.container_cgroups)
+            if self.cgroup.path is not None:
+                (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
         self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup())
         self._record_pause()
         write_atomic(self.paths.dir / "runtime.json", msgspec.json.encode({
@@ -96,7 +100,8 @@ class Supervisor:
 
     def _pause_cgroup(self) -> int:
         # "_pause" cannot clash with a container: names are DNS-1123 labels (no "_")
-        return self.cgroup.leaf("_pause").fd if self.cgroup else -1
+        leaf = self.cgroup.leaf("_pause") if self.cgroup else None
+        return leaf.fd if leaf else -1
 
     def _record_pause(self) -> None:
         assert self.sandbox is not None
