@@ -248,6 +248,8 @@ def _options(args, pod):
                    cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
                    cgroup_values=dict(computed.pod_cgroup), qos_class=computed.qos_class,
                    container_cgroups={c.name: dict(c.cgroup) for c in computed.containers},
+                   oom_score_adj={c.name: computed.oom_score_adj(c.name)
+                                  for c in computed.containers},
                    log_max_attempts=max(1, args.log_max_attempts),
                    log_max_bytes=args.log_max_bytes,
                    on_change=_print_row if args.watch else None)

@@ -56,6 +56,7 @@ class Executor:
         self.running: dict[str, Running] = {}
         self.grace = max(float(pod.spec.termination_grace_period_seconds), MIN_GRACE)
         self.log_max_attempts, self.log_max_bytes = logs.MAX_ATTEMPTS, logs.MAX_BYTES
+        self.oom_score_adj: dict[str, int] = {}  # per QoS (kubelet), name -> value
         self.containers: dict[str, tuple[Container, str]] = {}
         self.reload(pod)
         self.recreate_sandbox = None  # set by the supervisor: () -> Sandbox
@@ -106,7 +107,16 @@ class Executor:
             return self._start_failed(name, reason, str(err), now, path)
         for warning in getattr(plan, "warnings", ()):
             self.events.emit(now, WARNING, "Warning", warning, path)
-        self._spawn(name, container, kind, plan, now, path)
+        self._spawn(name, container, kind, self._with_oom_score_adj(name, plan), now, path)
+
+    def _with_oom_score_adj(self, name: str, plan):
+        """The kubelet's per-QoS oom_score_adj where the bundle sets none. Lowering it needs
+        CAP_SYS_RESOURCE: without it the value is raised to nsrun's own."""
+        if plan.confinement.oom_score_adj is not None or name not in self.oom_score_adj:
+            return plan
+        value = max(self.oom_score_adj[name], _own_oom_score_adj())
+        return msgspec.structs.replace(plan, confinement=msgspec.structs.replace(
+            plan.confinement, oom_score_adj=value))
 
     def _spawn(self, name: str, container: Container, kind: str, plan, now: float,
                path: str) -> None:
@@ -276,6 +286,11 @@ def _with_kinds(pod: Pod) -> list[tuple[Container, str]]:
 def _field_path(container: Container, kind: str) -> str:
     key = "initContainers" if kind == "init container" else "containers"
     return f"spec.{key}{{{container.name}}}"
+
+
+def _own_oom_score_adj() -> int:
+    with open("/proc/self/oom_score_adj") as f:
+        return int(f.read())
 
 
 def _with_termination_log(plan, container: Container, source: str):

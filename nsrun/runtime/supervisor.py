@@ -42,6 +42,7 @@ class Options(msgspec.Struct):
     cgroup_values: dict[str, str] | None = None
     qos_class: str = "BestEffort"
     container_cgroups: dict[str, dict[str, str]] | None = None
+    oom_score_adj: dict[str, int] | None = None
     log_max_attempts: int = 20
     log_max_bytes: int = 10 * 1024 * 1024
     on_change: Callable[[dict[str, Any]], None] | None = None
@@ -81,6 +82,7 @@ class Supervisor:
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, Observed(time.time()))
         self.executor.recreate_sandbox = self._new_namespaces
+        self.executor.oom_score_adj = self.options.oom_score_adj or {}
         self.executor.log_max_attempts = self.options.log_max_attempts
         self.executor.log_max_bytes = self.options.log_max_bytes
 

@@ -191,3 +191,18 @@ def test_without_a_cgroup_containers_die_with_a_killed_supervisor(world):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{container}")  # nothing could have found it again
     world.nsrun("delete", "p", check=True)
+
+
+def test_oom_score_adj_follows_the_kubelets_qos_rule(world):
+    text = pod_yaml([], "cat /proc/self/oom_score_adj").replace(
+        "    command: [sh, -c, 'cat /proc/self/oom_score_adj']",
+        "    command: [sh, -c, 'cat /proc/self/oom_score_adj']\n"
+        "    resources: {requests: {memory: 1Ti}}")
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)))
+    assert proc.returncode == 0, proc.stderr
+    # Burstable: 1000 - 1000 * request / node memory, clamped to [3, 999]; a request above
+    # the node's memory gives the floor, raised to nsrun's own value if that is higher
+    # (lowering it needs CAP_SYS_RESOURCE)
+    with open("/proc/self/oom_score_adj") as f:
+        own = int(f.read())
+    assert world.nsrun("logs", "p", "-c", "app", check=True).stdout == f"{max(3, own)}\n"
