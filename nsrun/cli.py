@@ -88,8 +88,9 @@ def _add_run(sub) -> None:
 
 def _add_pod_options(r) -> None:
     """Options of ``run`` that ``apply`` shares (it may create the pod)."""
-    r.add_argument("--cgroup-parent", help="parent cgroup, absolute or relative to the "
-                   "cgroup2 mount (default: <cgroup2 mount>/nsrun)")
+    r.add_argument("--cgroup-parent", help="parent cgroup: absolute, relative to the cgroup2 "
+                   "mount, or . (the cgroup nsrun runs in); default: a delegated systemd unit "
+                   "nsrun was started in, else <cgroup2 mount>/nsrun")
     r.add_argument("--cgroups", choices=("auto", "v2", "none"), default="auto",
                    help="auto: use the controllers present, warn once about the rest; "
                         "v2: refuse limits that cannot be enforced; none: no pod cgroup")
