@@ -158,7 +158,8 @@ class Executor:
         self.observed = self.observed.with_container(name, obs)
 
     def _write_pids(self) -> None:
-        """``pids.json``: the running containers' pids, for ``nsrun exec``."""
+        """``pids.json``: the containers' pids, for ``nsrun exec`` (written at each start; an
+        entry of an exited container stays until then, and exec checks its parent)."""
         write_atomic(self.paths.dir / "pids.json",
                      msgspec.json.encode({n: p.pid for n, p in self.running.items()}))
 
@@ -247,7 +248,6 @@ class Executor:
         info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         os.close(pidfd)
         del self.running[proc.name]
-        self._write_pids()
         self.health.container_stopped(proc.name)
         code, sig = _exit_status(info)
         reason = ""

@@ -150,11 +150,11 @@ class Supervisor:
             ex.kill_overdue(now)
             before = ex.observed
             wake = ex.apply(next_actions(self.pod, ex.observed, now, self.options.backoff), now)
+            if ex.observed is not before:
+                continue  # the actions changed the pod: plan again before reporting
             self.publish(now)
             if not ex.running and self._finished():
                 return
-            if ex.observed is not before:
-                wake = now  # the actions changed the pod: plan again before sleeping
             ex.health.run_due(now)
             pause = self.sandbox.pause_pidfd if self.sandbox else -1
             wanted = {p.pidfd for p in ex.running.values()} | ({pause} if pause >= 0 else set())
