@@ -158,8 +158,11 @@ class Executor:
         self.observed = self.observed.with_container(name, obs)
 
     def _write_pids(self) -> None:
-        """``pids.json``: the containers' pids, for ``nsrun exec`` (written at each start; an
-        entry of an exited container stays until then, and exec checks its parent)."""
+        """``pids.json``: the containers' pids, for ``nsrun exec`` when there is no pod cgroup
+        to find them in (written at each start; an entry of an exited container stays until
+        then, and exec checks its parent)."""
+        if self.cgroup is not None and self.cgroup.path is not None:
+            return
         write_atomic(self.paths.dir / "pids.json",
                      msgspec.json.encode({n: p.pid for n, p in self.running.items()}))
 
