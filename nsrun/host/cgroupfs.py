@@ -19,8 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from nsrun.errors import CgroupError
 
@@ -160,8 +161,7 @@ def keyed(text: str) -> dict[str, int]:
     return out
 
 
-@dataclass
-class Cgroup:
+class Cgroup(msgspec.Struct):
     """One cgroup directory, held open by a dirfd. ``label`` names what it is for in errors
     (``container "web"``)."""
 

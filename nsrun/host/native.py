@@ -32,7 +32,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
+
+import msgspec
 
 from nsrun.errors import SandboxError, SpawnError
 
@@ -150,8 +151,7 @@ _OCI_UNSUPPORTED = frozenset({
 SUB_PATH_KEY = "nsrun.subPath"
 
 
-@dataclass(frozen=True)
-class MountSpec:
+class MountSpec(msgspec.Struct, frozen=True):
     """One mount, applied inside the rootfs before pivot_root.
 
     ``flags`` are ``MS_*`` bits. Propagation (``MS_PRIVATE``, ``MS_SLAVE``, ...) belongs in
@@ -222,8 +222,7 @@ def _parse_oci_options(dest: str, options: list[str]) -> tuple[int, int, str]:
     return flags, propagation, ",".join(data)
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(msgspec.Struct, frozen=True):
     """A device node the child creates (``mknod``) at ``path`` inside the container."""
 
     path: str
@@ -235,8 +234,7 @@ class Device:
     gid: int = 0
 
 
-@dataclass(frozen=True)
-class CapSets:
+class CapSets(msgspec.Struct, frozen=True):
     """The five capability sets as bit masks (bit n = capability n)."""
 
     bounding: int = 0
@@ -246,8 +244,7 @@ class CapSets:
     ambient: int = 0
 
 
-@dataclass(frozen=True)
-class SpawnRequest:
+class SpawnRequest(msgspec.Struct, frozen=True):
     """What the C child needs to become the container process (see module doc).
 
     Security fields (all off by default: the child keeps root's capabilities): ``capabilities``
@@ -268,7 +265,7 @@ class SpawnRequest:
     mounts: tuple[MountSpec, ...] = ()
     populate_dev: bool = True
     hostname: str | None = None
-    join_ns: dict[str, int] = field(default_factory=dict)
+    join_ns: dict[str, int] = msgspec.field(default_factory=dict)
     new_pid_ns: bool = True
     die_with_parent: bool = False
     cgroup_fd: int = -1
@@ -289,8 +286,7 @@ class SpawnRequest:
     rootfs_propagation: int = 0
 
 
-@dataclass(frozen=True)
-class ExecRequest:
+class ExecRequest(msgspec.Struct, frozen=True):
     """A process to start inside a running container (:func:`exec_in`).
 
     The confinement fields mean what they mean in :class:`SpawnRequest` (the same C steps

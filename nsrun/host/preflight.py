@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from nsrun.errors import PreflightError
 from nsrun.host import cgroupfs
@@ -38,8 +39,7 @@ SYSTEMD_UNIT_SUFFIXES = (".slice", ".scope", ".service", ".socket", ".mount", ".
 PASSED_ENV = ("NSRUN_ROOT", "NSRUN_IMAGES", "NSRUN_DEBUG", "PATH", "PYTHONPATH")
 
 
-@dataclass(frozen=True)
-class CgroupHost:
+class CgroupHost(msgspec.Struct, frozen=True):
     """The cgroup layout nsrun runs on.
 
     ``mount``: the cgroup2 mount point (None on a v1-only host); ``mount_root``: which cgroup
@@ -50,7 +50,7 @@ class CgroupHost:
     mount: Path | None
     mount_root: str = "/"
     readonly: bool = False
-    v1: dict[str, Path] = field(default_factory=dict)
+    v1: dict[str, Path] = msgspec.field(default_factory=dict)
     own: str | None = None
 
     @classmethod
