@@ -126,6 +126,25 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.rename(tmp, path)
 
 
+def remove_tree(path: Path) -> None:
+    """Remove a pod's state directory as far as it can, like ``shutil.rmtree(path,
+    ignore_errors=True)`` (whose imports of bz2 and lzma would sit on the start path)."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            _try(os.unlink, os.path.join(top, name))
+        for name in dirs:
+            if not os.path.islink(os.path.join(top, name)):
+                _try(os.rmdir, os.path.join(top, name))
+    _try(os.rmdir, path)
+
+
+def _try(op, path: str) -> None:
+    try:
+        op(path)
+    except OSError:
+        pass
+
+
 def supervisor_alive(paths: PodPaths) -> bool:
     """True while some process holds the pod's lock (its supervisor)."""
     if not paths.lockfile.exists():

@@ -9,7 +9,6 @@ starts removes what was created.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, PreflightError, StateError
 from nsrun.runtime.supervisor import Options, Supervisor
-from nsrun.state import PodLock, PodPaths, StateRoot, supervisor_alive
+from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive
 
 PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
 
@@ -60,7 +59,7 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
         lock = PodLock(paths)
         lock.try_acquire()
     except BaseException:
-        shutil.rmtree(paths.dir, ignore_errors=True)
+        remove_tree(paths.dir)
         raise
     if detach:
         return _detach(pod, paths, options, lock, quiet)
@@ -78,7 +77,7 @@ def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep
         sup.teardown()
         lock.close()
     if not keep:
-        shutil.rmtree(paths.dir, ignore_errors=True)
+        remove_tree(paths.dir)
     return code
 
 
@@ -88,7 +87,7 @@ def _prepare(sup: Supervisor, paths: PodPaths) -> None:
         sup.prepare()
     except BaseException:
         sup.teardown()
-        shutil.rmtree(paths.dir, ignore_errors=True)
+        remove_tree(paths.dir)
         raise
 
 
@@ -179,7 +178,7 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
         _stop_supervisor(paths, timeout)
     else:
         _cleanup_after_crash(paths)
-    shutil.rmtree(paths.dir, ignore_errors=True)
+    remove_tree(paths.dir)
 
 
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
