@@ -35,6 +35,7 @@ from nsrun.errors import SandboxError
 from nsrun.state import PodPaths
 
 SECRETS_ENV, CONFIGMAPS_ENV = "NSRUN_SECRETS", "NSRUN_CONFIGMAPS"
+SHM_OPTIONS = "mode=1777,size=65536k"  # the kubelet's 64 MiB default (nosuid, nodev)
 DEFAULT_SECRETS_DIR, DEFAULT_CONFIGMAPS_DIR = "/etc/nsrun/secrets", "/etc/nsrun/configmaps"
 MAX_OBJECT_BYTES = 1024 * 1024  # the API server's limit for one Secret or ConfigMap
 _KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
@@ -61,6 +62,7 @@ class Sandbox(msgspec.Struct):
     configmaps_dir: str = DEFAULT_CONFIGMAPS_DIR
     pause_pid: int = 0
     pause_pidfd: int = -1
+    shm_path: str = ""
 
     @classmethod
     def create(cls, pod: Pod, paths: PodPaths, *, secrets: str | None = None,
@@ -74,11 +76,23 @@ class Sandbox(msgspec.Struct):
         try:
             for volume in pod.spec.volumes:
                 self.volume_paths[volume.name] = self._prepare(volume, paths)
+            self._pod_shm(paths)
             self.new_namespaces(cgroup_fd)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _pod_shm(self, paths: PodPaths) -> None:
+        """One /dev/shm for the whole pod, as the kubelet gives its sandbox: the containers
+        share the IPC namespace, so POSIX shared memory must be shared too."""
+        from nsrun.host import native
+
+        path = paths.dir / "shm"
+        path.mkdir(exist_ok=True)
+        native.mount_tmpfs(str(path), SHM_OPTIONS)
+        self.tmpfs_mounts.append(str(path))
+        self.shm_path = str(path)
 
     def new_namespaces(self, cgroup_fd: int = -1) -> None:
         """Fresh network, IPC and UTS namespaces held by a pause process (as the kubelet's
@@ -240,6 +254,9 @@ class Sandbox(msgspec.Struct):
             if sub_path:
                 mount[SUB_PATH_KEY] = sub_path
             mounts.append(mount)
+        if self.shm_path and not any(m["destination"] == "/dev/shm" for m in mounts):
+            mounts.insert(0, {"destination": "/dev/shm", "type": "bind", "source": self.shm_path,
+                              "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]})
         return mounts
 
     def close(self) -> None:

@@ -206,3 +206,11 @@ def test_oom_score_adj_follows_the_kubelets_qos_rule(world):
     with open("/proc/self/oom_score_adj") as f:
         own = int(f.read())
     assert world.nsrun("logs", "p", "-c", "app", check=True).stdout == f"{max(3, own)}\n"
+
+
+def test_containers_of_a_pod_share_dev_shm(world):
+    inits = ["echo from-init > /dev/shm/segment"]
+    app = "cat /dev/shm/segment && grep -c ' /dev/shm ' /proc/self/mountinfo"
+    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, app))))
+    assert proc.returncode == 0, proc.stderr
+    assert world.nsrun("logs", "p", "-c", "app", check=True).stdout == "from-init\n1\n"
