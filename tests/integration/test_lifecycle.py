@@ -100,9 +100,9 @@ def test_graceful_and_forced_termination(world, script, graceful):
     world.nsrun("delete", "p", check=True)
     elapsed = time.monotonic() - start
     if graceful:
-        assert elapsed < 1.5
+        assert elapsed < 2.0  # well inside the 2 s grace period
     else:
-        assert 2.0 <= elapsed < 5  # the 2 s grace period, then SIGKILL through the cgroup
+        assert 2.0 <= elapsed < 10  # the 2 s grace period, then SIGKILL through the cgroup
 
 
 def test_sidecar_runs_beside_later_init_containers_and_stops_last(world):
