@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 from nsrun.bundle.oci import DEFAULT_MOUNTS
@@ -59,6 +58,8 @@ class ImageStore:
         path = self.find(ref)
         if path is None:
             raise UsageError(f'image "{ref}" not found in {self.root}')
+        import shutil  # image management only: kept off the pod start path
+
         shutil.rmtree(path)
 
     def import_rootfs(self, ref: str, rootfs: str, args: list[str] | None = None) -> Path:
@@ -66,6 +67,8 @@ class ImageStore:
         if not os.path.isdir(rootfs):
             raise UsageError(f"--rootfs {rootfs}: not a directory")
         bundle = self._fresh(ref)
+        import shutil
+
         shutil.copytree(rootfs, bundle / "rootfs", symlinks=True)
         write_config(bundle, args or ["sh"])
         return bundle
@@ -73,6 +76,8 @@ class ImageStore:
     def _fresh(self, ref: str) -> Path:
         bundle = self.path(ref)
         if bundle.exists():
+            import shutil
+
             shutil.rmtree(bundle)
         bundle.mkdir(parents=True)
         return bundle
@@ -113,6 +118,8 @@ def build_busybox(store: ImageStore, ref: str = "busybox") -> Path:
     rootfs = bundle / "rootfs"
     for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "root", "var", "run", "usr"):
         (rootfs / d).mkdir(parents=True)
+    import shutil
+
     shutil.copy2(busybox, rootfs / "bin" / "busybox")
     for applet in _applets(busybox):
         link = rootfs / "bin" / applet
