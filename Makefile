@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.nsrun-installed
-DEB_PACKAGES := busybox-static python3-dev
+DEB_PACKAGES := busybox-static python3-dev python3-venv
 BENCH_PACKAGES := runc crun hyperfine
 PYTEST_ARGS ?=
 
@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 all: setup
 
-# Debian packages: installed only when a command is missing (apt-get update once first).
+# Debian packages: installed only when one is missing (apt-get update once first).
 deps:
 	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -26,7 +26,6 @@ deps:
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) deps DEB_PACKAGES=python3-venv
 
 $(STAMP): pyproject.toml setup.py csrc/*.c csrc/*.h csrc/build_ffi.py | deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
