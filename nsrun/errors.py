@@ -17,7 +17,6 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
-import errno as _errno
 import os as _os
 
 import msgspec
@@ -135,7 +134,3 @@ class SpawnError(NsrunError):
         """The same failure, named after the container it hit."""
         return SpawnError(self.step, self.errno, container, kind)
 
-
-def is_missing(err: OSError) -> bool:
-    """True when ``err`` says the object does not exist."""
-    return err.errno in (_errno.ENOENT, _errno.ESRCH)

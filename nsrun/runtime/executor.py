@@ -144,6 +144,8 @@ class Executor:
         self._write_pids()
         self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen,
                                                **Health.initial_flags(container))))
+        self.events.emit(now, NORMAL, "Pulled", f'Container image "{container.image}" '
+                         "already present on machine", path)
         self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
         self.events.emit(now, NORMAL, "Started", f"Started container {name}", path)
         self.health.container_started(name, container, now)
