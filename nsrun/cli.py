@@ -230,7 +230,9 @@ def cmd_run(args) -> int:
 
     pod = podrun.with_uid(load_one_pod(args.file, args.legacy_annotations))
     if args.systemd:
-        return _under_systemd(args, pod)
+        from nsrun.runtime.systemd import run_under_systemd
+
+        return run_under_systemd(args.root, args.file, pod, args.detach)
     return podrun.run(pod, StateRoot(_path(args.root)), _options(args, pod),
                       detach=args.detach, keep=not args.rm)
 
@@ -254,35 +256,6 @@ def _options(args, pod):
                    log_max_attempts=max(1, args.log_max_attempts),
                    log_max_bytes=args.log_max_bytes,
                    on_change=_print_row if args.watch else None)
-
-
-def _under_systemd(args, pod) -> int:
-    """``run --systemd``: the same command again (without --systemd) in a transient unit
-    with ``Delegate=yes``: a scope in the foreground, a ``Type=forking`` service with -d."""
-    import shutil
-    import subprocess
-
-    from nsrun.errors import PreflightError
-    from nsrun.host import preflight
-    from nsrun.state import StateRoot
-
-    if shutil.which("systemd-run") is None:
-        raise PreflightError("--systemd: systemd-run not found (is systemd running?)")
-    if args.file == "-":
-        raise UsageError("--systemd: the manifest cannot come from stdin (nsrun runs "
-                         "again inside the unit and reads it there)")
-    command = [sys.executable, "-m", "nsrun", *(a for a in sys.argv[1:] if a != "--systemd")]
-    pidfile = str(StateRoot(_path(args.root)).pod(pod.metadata.name).pidfile)
-    grace = float(pod.spec.termination_grace_period_seconds or 30)
-    argv = preflight.systemd_run_argv(command, pod.metadata.name, detach=args.detach,
-                                      pidfile=pidfile if args.detach else None,
-                                      stop_timeout=grace + 30 if args.detach else None)
-    if not args.detach:
-        os.execvp(argv[0], argv)
-    code = subprocess.run(argv).returncode
-    if code == 0:
-        print(pod.metadata.name)
-    return code
 
 
 def cmd_apply(args) -> int:
@@ -341,7 +314,9 @@ def cmd_get(args) -> int:
     from nsrun.state import StateRoot
 
     state = StateRoot(_path(args.root))
-    pods = _read_pods(state, args.pod)
+    from nsrun.report.follow import read_pods, watch
+
+    pods = read_pods(state, args.pod)
     if args.output == "json":
         print(json.dumps(pods[0] if args.pod else _list(pods), indent=4))
     elif args.output == "yaml":
@@ -353,40 +328,8 @@ def cmd_get(args) -> int:
     else:
         print("No resources found", file=sys.stderr)
     if args.watch:
-        _watch(state, args.pod, pods)
+        watch(state, args.pod, pods)
     return 0
-
-
-def _read_pods(state, name: str | None) -> list[dict]:
-    from nsrun.report import statusfile
-
-    names = [name] if name else state.pod_names()
-    return [p for p in (statusfile.read(state.existing(n)) for n in names) if p]
-
-
-def _watch(state, name: str | None, pods: list[dict]) -> None:
-    """Print a row each time a pod's READY, STATUS or RESTARTS changes; a named pod is
-    followed until it is deleted or its supervisor ends."""
-    import time
-
-    from nsrun.core.printer import get_row
-    from nsrun.errors import StateError
-    from nsrun.state import supervisor_alive
-
-    seen = {p["metadata"]["name"]: get_row(p, time.time())[1:4] for p in pods}
-    while True:
-        time.sleep(0.1)
-        try:
-            current = _read_pods(state, name)
-        except StateError:
-            return
-        for p in current:
-            row = get_row(p, time.time())
-            if seen.get(row[0]) != row[1:4]:
-                seen[row[0]] = row[1:4]
-                print("   ".join(row), flush=True)
-        if name and not supervisor_alive(state.pod(name)):
-            return
 
 
 def _list(pods: list[dict]) -> dict:
@@ -404,26 +347,10 @@ def cmd_logs(args) -> int:
         sys.stdout.buffer.write(f.read())
         sys.stdout.flush()
         if args.follow:
-            _follow(f, paths, container, attempt)
+            from nsrun.report.follow import follow
+
+            follow(f, paths, container, attempt)
     return 0
-
-
-def _follow(f, paths, container: str, attempt: int) -> None:
-    """Print what the attempt writes until it stops running (or the pod's supervisor ends)."""
-    import time
-
-    from nsrun.state import supervisor_alive
-
-    while True:
-        chunk = f.read()
-        if chunk:
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-            continue
-        if paths.attempts(container)[-1:] != [attempt] or not supervisor_alive(paths):
-            sys.stdout.buffer.write(f.read())
-            return
-        time.sleep(0.1)
 
 
 def _only_container(pod: dict, name: str) -> str:
