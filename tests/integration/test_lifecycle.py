@@ -287,3 +287,22 @@ def test_lost_sandbox_restarts_the_pod_from_the_first_init_container(world):
     assert new_pause != pause and os.path.exists(f"/proc/{new_pause}")
     world.wait_column("p", "Running")
     assert "SandboxChanged" in world.root.joinpath("pods", "p", "events.jsonl").read_text()
+
+
+def test_logs_follow_and_get_watch_track_the_pod_until_it_ends(world):
+    import subprocess
+    import sys
+
+    detach(world, pod(container("init", "sleep 0.5"),
+                      container("app", "for i in 1 2 3; do echo line $i; sleep 0.3; done"),
+                      "Never"))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "nsrun", "--root", str(world.root), "get", "p", "-w"],
+        stdout=subprocess.PIPE, text=True)
+    world.wait_column("p", "Running")  # the app runs: follow it from here
+    follow = world.nsrun("logs", "p", "-c", "app", "-f", timeout=30)
+    assert follow.stdout == "line 1\nline 2\nline 3\n"
+    rows = [r for r in watcher.communicate(timeout=30)[0].splitlines() if r.startswith("p ")]
+    statuses = [row.split()[2] for row in rows]
+    assert statuses[-1] == "Completed" and "Running" in statuses
+    assert statuses.index("Running") > 0  # a row per change: Init:0/1 or PodInitializing first
