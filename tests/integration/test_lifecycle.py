@@ -293,7 +293,7 @@ def test_logs_follow_and_get_watch_track_the_pod_until_it_ends(world):
     import subprocess
     import sys
 
-    detach(world, pod(container("init", "sleep 0.5"),
+    detach(world, pod(container("init", "sleep 1.5"),
                       container("app", "for i in 1 2 3; do echo line $i; sleep 0.3; done"),
                       "Never"))
     watcher = subprocess.Popen(
