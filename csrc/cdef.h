@@ -108,6 +108,9 @@ struct nsr_spawn_req {
     int clone_mode;
     int ctty;
     int die_with_parent;
+    int new_user_ns;
+    const char *uid_map;
+    const char *gid_map;
 };
 
 struct nsr_report {

@@ -28,6 +28,9 @@ enum nsr_step {
     NSR_STEP_SETNS,         /* join each given namespace (index = which one) */
     NSR_STEP_SYSCTL,        /* write namespaced sysctls of the joined namespaces (index) */
     NSR_STEP_OOM_SCORE_ADJ, /* /proc/self/oom_score_adj */
+    NSR_STEP_USERNS,        /* user namespace only: unshare it, wait for the parent's maps */
+    NSR_STEP_UNSHARE,       /* user namespace only: mount/pid/uts namespaces owned by it */
+    NSR_STEP_FORK,          /* user namespace only: the pid 1 of the new pid namespace */
     NSR_STEP_MOUNT_PRIVATE, /* MS_REC|MS_PRIVATE on / of the new mount namespace */
     NSR_STEP_BIND_ROOTFS,   /* bind the rootfs onto itself: pivot_root needs a mount point */
     NSR_STEP_SUBPATH,       /* resolve (and make) a bind's subPath inside its volume (index) */
@@ -67,6 +70,7 @@ enum nsr_step {
     NSR_STEP_OPEN_NS,       /* sandbox: open /proc/<pid>/ns/<name> */
     NSR_STEP_PDEATHSIG,     /* pause process: PR_SET_PDEATHSIG */
     NSR_STEP_SOCKET,        /* socket_in_netns: the thread, or socket() itself */
+    NSR_STEP_ID_MAP,        /* user namespace: writing /proc/<pid>/uid_map, gid_map */
     NSR_STEP_COUNT
 };
 
@@ -151,6 +155,9 @@ struct nsr_spawn_req {
     int clone_mode;           /* enum nsr_clone_mode */
     int ctty;                 /* 1: fd 0 (a tty) becomes the controlling terminal */
     int die_with_parent;      /* 1: SIGKILL when the supervisor dies (no cgroup to find it) */
+    int new_user_ns;          /* 1: a user namespace (spawn.c has the sequence) */
+    const char *uid_map;      /* its /proc/<pid>/uid_map and gid_map text ("0 100000 65536\n") */
+    const char *gid_map;
 };
 
 /* What the child reports on failure; also the parent's result on any failure. */
@@ -167,6 +174,7 @@ struct nsr_ctx {
     int step;       /* set by the driver; a step may refine it (mountpoint vs mount) */
     int index;
     int rootfd;     /* O_PATH fd of the bound rootfs (bind_rootfs .. pivot_root), else -1 */
+    int sync_fd;    /* user namespace: the child's end of the socketpair to the parent */
 };
 
 typedef int (*nsr_step_fn)(struct nsr_ctx *ctx);

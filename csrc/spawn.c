@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_SETNS] = "setns",
     [NSR_STEP_SYSCTL] = "sysctl",
     [NSR_STEP_OOM_SCORE_ADJ] = "oom_score_adj",
+    [NSR_STEP_USERNS] = "userns",
+    [NSR_STEP_UNSHARE] = "unshare",
+    [NSR_STEP_FORK] = "fork",
     [NSR_STEP_MOUNT_PRIVATE] = "mount_private",
     [NSR_STEP_BIND_ROOTFS] = "bind_rootfs",
     [NSR_STEP_SUBPATH] = "subpath",
@@ -65,6 +69,7 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_OPEN_NS] = "open_ns",
     [NSR_STEP_PDEATHSIG] = "pdeathsig",
     [NSR_STEP_SOCKET] = "socket",
+    [NSR_STEP_ID_MAP] = "id_map",
 };
 
 /* The child's steps, in the order it runs them. Each one skips itself when the request
@@ -75,7 +80,7 @@ static const struct nsr_step_entry child_steps[] = {
     {NSR_STEP_SETNS, nsr_step_setns},
     {NSR_STEP_SYSCTL, nsr_step_sysctl},              /* after setns: the pod's namespaces */
     {NSR_STEP_OOM_SCORE_ADJ, nsr_step_oom_score_adj},/* while the host's /proc is here */
-    {NSR_STEP_MOUNT_PRIVATE, nsr_step_mount_private},
+    {NSR_STEP_MOUNT_PRIVATE, nsr_step_mount_private},/* [5]: a user namespace's pid 1 starts here */
     {NSR_STEP_BIND_ROOTFS, nsr_step_bind_rootfs},
     {NSR_STEP_MOUNT, nsr_step_mounts},  /* reports "subpath", "mountpoint" or "mount" */
     {NSR_STEP_POPULATE_DEV, nsr_step_populate_dev},
@@ -103,6 +108,31 @@ static const struct nsr_step_entry child_steps[] = {
     {NSR_STEP_CAPSET, nsr_step_capset},
     {NSR_STEP_AMBIENT, nsr_step_ambient},     /* needs the permitted+inheritable of capset */
     {NSR_STEP_EXECVE, nsr_step_execve},
+};
+
+/* A container with a user namespace (new_user_ns) runs in two processes, like runc's
+ * nsexec. setns(2) into the pod's net/ipc/uts namespaces needs CAP_SYS_ADMIN in the user
+ * namespace that owns them (the host's), so the first process (cloned with no namespace
+ * at all) joins them while it is still the host's root; then it unshares the user
+ * namespace, and the parent (root outside) writes uid_map and gid_map while it waits on
+ * the sync socket. Mount and pid namespaces must belong to the new user namespace (proc
+ * can only be mounted by a pid namespace's owner), so they are unshared after it; a new
+ * pid namespace holds only children of the caller, hence the fork: the second process,
+ * cloned with CLONE_PARENT (a child of the supervisor, which gets its pid over the sync
+ * socket and opens its pidfd), is the container's pid 1 and runs the rest of the table.
+ * The first one exits. */
+static int nsr_step_userns(struct nsr_ctx *ctx);
+static int nsr_step_unshare(struct nsr_ctx *ctx);
+static int nsr_step_fork(struct nsr_ctx *ctx);
+
+static const struct nsr_step_entry userns_outer_steps[] = {
+    {NSR_STEP_SIGNALS, nsr_step_signals},            /* inherited by the fork */
+    {NSR_STEP_SETNS, nsr_step_setns},                /* as the host's root */
+    {NSR_STEP_SYSCTL, nsr_step_sysctl},
+    {NSR_STEP_OOM_SCORE_ADJ, nsr_step_oom_score_adj},/* may need the host's CAP_SYS_RESOURCE */
+    {NSR_STEP_USERNS, nsr_step_userns},
+    {NSR_STEP_UNSHARE, nsr_step_unshare},
+    {NSR_STEP_FORK, nsr_step_fork},                  /* returns in the container's pid 1 */
 };
 
 const char *nsr_step_name(int step)
@@ -148,6 +178,95 @@ static void child_wait_go(int go_read, int go_write)
     close(go_read);
 }
 
+/* ---- user namespace (see userns_outer_steps) ---- */
+
+static int sync_read(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    if ((size_t)n != len) {
+        errno = EPROTO;
+        return -1;
+    }
+    return 0;
+}
+
+static int sync_write(int fd, const void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = write(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    if ((size_t)n != len) {
+        errno = EPROTO;
+        return -1;
+    }
+    return 0;
+}
+
+static int nsr_step_userns(struct nsr_ctx *ctx)
+{
+    char c = 'U';
+
+    if (unshare(CLONE_NEWUSER) < 0)
+        return -1;
+    /* the parent writes our uid_map/gid_map, then answers; EOF: it gave up (reaps us) */
+    if (sync_write(ctx->sync_fd, &c, 1) < 0)
+        return -1;
+    if (sync_read(ctx->sync_fd, &c, 1) < 0)
+        _exit(127);
+    if (c != 'G') {
+        errno = EPROTO;
+        return -1;
+    }
+    /* Now root of the new namespace (uid 0 is mapped): credentials the maps allow. */
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
+        return -1;
+    return 0;
+}
+
+static int nsr_step_unshare(struct nsr_ctx *ctx)
+{
+    const struct nsr_spawn_req *req = ctx->req;
+    int flags = CLONE_NEWNS;
+
+    if (req->new_pid_ns)
+        flags |= CLONE_NEWPID;
+    if (req->hostname)
+        flags |= CLONE_NEWUTS;
+    return unshare(flags);
+}
+
+static pid_t raw_clone(uint64_t flags);
+
+static int nsr_step_fork(struct nsr_ctx *ctx)
+{
+    int32_t pid = (int32_t)raw_clone(CLONE_PARENT);
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        /* the container's process: the parent reads its report pipe until our execve */
+        close(ctx->sync_fd);
+        ctx->sync_fd = -1;
+        return 0;
+    }
+    /* the first process: tell the parent who its new child is, and go */
+    if (sync_write(ctx->sync_fd, &pid, sizeof pid) < 0) {
+        kill(pid, SIGKILL);
+        return -1;
+    }
+    _exit(0);
+}
+
 /* Run a step table; the last step (execve) only returns on failure. */
 void nsr_run_steps(struct nsr_ctx *ctx, const struct nsr_step_entry *steps, size_t n)
 {
@@ -164,13 +283,28 @@ void nsr_run_steps(struct nsr_ctx *ctx, const struct nsr_step_entry *steps, size
 }
 
 static void __attribute__((noreturn))
-child_main(const struct nsr_spawn_req *req, int report_fd, int go_read, int go_write)
+child_main(const struct nsr_spawn_req *req, int report_fd, int go_read, int go_write,
+           int sync_fd)
 {
-    struct nsr_ctx ctx = {req, report_fd, 0, -1, -1};
+    struct nsr_ctx ctx = {req, report_fd, 0, -1, -1, sync_fd};
+    size_t i;
 
     if (go_read >= 0)
         child_wait_go(go_read, go_write);
-    nsr_run_steps(&ctx, child_steps, sizeof child_steps / sizeof child_steps[0]);
+    if (!req->new_user_ns)
+        nsr_run_steps(&ctx, child_steps, sizeof child_steps / sizeof child_steps[0]);
+    for (i = 0; i < sizeof userns_outer_steps / sizeof userns_outer_steps[0]; i++) {
+        ctx.step = userns_outer_steps[i].step;
+        ctx.index = -1;
+        if (userns_outer_steps[i].fn(&ctx) < 0)
+            nsr_child_fail(&ctx);
+    }
+    /* the container's pid 1, in its namespaces: its own session, then the table without
+     * what the first process did (signals, setns, sysctl and oom_score_adj are inherited) */
+    ctx.step = NSR_STEP_SETSID;
+    if (nsr_step_setsid(&ctx) < 0)
+        nsr_child_fail(&ctx);
+    nsr_run_steps(&ctx, child_steps + 5, sizeof child_steps / sizeof child_steps[0] - 5);
 }
 
 /* ---- process creation ------------------------------------------------------------- */
@@ -358,6 +492,8 @@ static uint64_t spawn_clone_flags(const struct nsr_spawn_req *req)
 {
     uint64_t flags = CLONE_NEWNS;  /* always: every mount below stays in the child */
 
+    if (req->new_user_ns)
+        return 0;  /* the child unshares them itself, after the user namespace */
     if (req->new_pid_ns)
         flags |= CLONE_NEWPID;
     if (req->hostname)
@@ -383,14 +519,14 @@ static int child_entry(void *p)
 {
     struct child_args *a = p;  /* on the suspended parent's stack: shared memory */
 
-    child_main(a->req, a->report_fd, -1, -1);
+    child_main(a->req, a->report_fd, -1, -1, -1);
 }
 
 /* Clone the child by the chosen path (the go pipe exists only on the fallback path).
  * Returns the pid in the parent with *pidfd set (-1 on the fallback path); the child
  * never returns from here. */
 static pid_t clone_child(const struct nsr_spawn_req *req, int report[2], int go[2],
-                         int mode, int *pidfd, struct nsr_report *rep)
+                         int sync_fd, int mode, int *pidfd, struct nsr_report *rep)
 {
     struct child_args args = {req, report[1]};
     uint64_t flags = spawn_clone_flags(req);
@@ -403,7 +539,7 @@ static pid_t clone_child(const struct nsr_spawn_req *req, int report[2], int go[
     else
         pid = nsr_clone(flags, req->cgroup_fd, pidfd, mode == NSR_CLONE_FORK);
     if (pid == 0)
-        child_main(req, report[1], go[0], go[1]);
+        child_main(req, report[1], go[0], go[1], sync_fd);
     if (pid < 0)
         nsr_set_report(rep, NSR_STEP_CLONE, errno, -1);
     nsr_restore_signals(&old);
@@ -414,7 +550,8 @@ int nsr_clone_mode(const struct nsr_spawn_req *req)
 {
     if (req->clone_mode == NSR_CLONE_FALLBACK || !nsr_clone3_usable())
         return NSR_CLONE_FALLBACK;
-    if (req->clone_mode == NSR_CLONE_FORK || !nsr_have_clone_vm())
+    /* a user namespace needs the parent running while the child waits for its maps */
+    if (req->clone_mode == NSR_CLONE_FORK || !nsr_have_clone_vm() || req->new_user_ns)
         return NSR_CLONE_FORK;
     return NSR_CLONE_AUTO;
 }
@@ -445,10 +582,78 @@ static int release_fallback(pid_t pid, const struct nsr_spawn_req *req, int go[2
     return 0;
 }
 
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC), saved;
+    size_t len = strlen(text);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, text, len);  /* one write: the kernel takes a map only whole */
+    saved = errno;
+    close(fd);
+    if (n != (ssize_t)len) {
+        errno = n < 0 ? saved : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* User namespace, the parent's part (see userns_outer_steps): the first process says it has
+ * unshared its user namespace; write its maps, let it go on, learn the pid of its fork (our
+ * child too: CLONE_PARENT) and reap the first process. Returns the container's pid with
+ * *pidfd its pidfd; -1 with *rep when the first process failed (its report explains) or
+ * the maps could not be written. */
+static pid_t userns_parent(pid_t first, int first_pidfd, const struct nsr_spawn_req *req,
+                           int sync_fd, int *pidfd, struct nsr_report *rep)
+{
+    char path[64], c;
+    int32_t pid;
+    int fd;
+
+    if (sync_read(sync_fd, &c, 1) < 0 || c != 'U')
+        goto first_failed;
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)first);
+    if (write_file(path, req->uid_map) < 0) {
+        nsr_set_report(rep, NSR_STEP_ID_MAP, errno, 0);
+        goto kill_first;
+    }
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)first);
+    if (write_file(path, req->gid_map) < 0) {
+        nsr_set_report(rep, NSR_STEP_ID_MAP, errno, 1);
+        goto kill_first;
+    }
+    c = 'G';
+    if (sync_write(sync_fd, &c, 1) < 0 || sync_read(sync_fd, &pid, sizeof pid) < 0)
+        goto first_failed;
+    nsr_reap(first, first_pidfd);
+    fd = syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) {
+        nsr_set_report(rep, NSR_STEP_PIDFD_OPEN, errno, -1);
+        kill(pid, SIGKILL);
+        nsr_reap(pid, -1);
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    *pidfd = fd;
+    return pid;
+
+first_failed:
+    /* it exited (a failed step: the report pipe says which) or broke the protocol */
+    nsr_set_report(rep, NSR_STEP_WAIT, EPROTO, -1);
+    nsr_reap(first, first_pidfd);
+    return -1;
+kill_first:
+    kill(first, SIGKILL);
+    nsr_reap(first, first_pidfd);
+    return -1;
+}
+
 static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
                     struct nsr_report *rep)
 {
-    int report[2] = {-1, -1}, go[2] = {-1, -1}, pidfd = -1;
+    int report[2] = {-1, -1}, go[2] = {-1, -1}, sync[2] = {-1, -1}, pidfd = -1;
     int fallback = mode == NSR_CLONE_FALLBACK;
     pid_t pid;
 
@@ -459,13 +664,38 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
         nsr_close_pipe(report);
         return -1;
     }
-    pid = clone_child(req, report, go, mode, &pidfd, rep);
-    close(report[1]);  /* now only the child holds the write end (until its execve) */
-    report[1] = -1;
-    if (pid < 0 || (fallback && release_fallback(pid, req, go, &pidfd, rep) < 0)) {
+    if (req->new_user_ns && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) {
+        nsr_set_report(rep, NSR_STEP_PIPE, errno, -1);
         nsr_close_pipe(go);
         nsr_close_pipe(report);
         return -1;
+    }
+    pid = clone_child(req, report, go, sync[1], mode, &pidfd, rep);
+    close(report[1]);  /* now only the child holds the write end (until its execve) */
+    report[1] = -1;
+    if (sync[1] >= 0) {
+        close(sync[1]);
+        sync[1] = -1;
+    }
+    if (pid < 0 || (fallback && release_fallback(pid, req, go, &pidfd, rep) < 0)) {
+        nsr_close_pipe(sync);
+        nsr_close_pipe(go);
+        nsr_close_pipe(report);
+        return -1;
+    }
+    if (req->new_user_ns) {
+        pid = userns_parent(pid, pidfd, req, sync[0], &pidfd, rep);
+        nsr_close_pipe(sync);
+        if (pid < 0) {
+            struct nsr_report child_rep;
+
+            /* the child's own report, when it wrote one, says more than ours */
+            if (rep->step == NSR_STEP_WAIT && nsr_read_report(report[0], &child_rep) < 0 &&
+                child_rep.step != NSR_STEP_WAIT)
+                *rep = child_rep;
+            nsr_close_pipe(report);
+            return -1;
+        }
     }
     if (nsr_read_report(report[0], rep) < 0) {
         nsr_reap(pid, pidfd);

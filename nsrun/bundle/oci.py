@@ -139,6 +139,23 @@ def _writable_sysfs(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _user_ns_mounts(mounts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """In a user namespace: sysfs can only be mounted by the owner of the network namespace
+    (the pod's belongs to the host's user namespace), so /sys is the host's, bound read-only
+    (as runc does); an mqueue mount needs the owner of the IPC namespace: left out."""
+    out, dropped = [], []
+    for m in mounts:
+        if m.get("type") == "sysfs":
+            opts = [o for o in m.get("options", []) if o not in ("rw", "ro")]
+            m = {"destination": m["destination"], "type": "bind", "source": "/sys",
+                 "options": ["rbind", *opts, "ro"]}
+        elif m.get("type") == "mqueue":
+            dropped.append(m["destination"])
+            continue
+        out.append(m)
+    return out, dropped
+
+
 def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[str] | None,
          env: list[tuple[str, str]], working_dir: str | None,
          volume_mounts: list[dict[str, Any]], pod: security.PodContext | None = None,
@@ -153,6 +170,13 @@ def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[st
     mounts = [m for m in bundle_mounts(config, bundle) if m["destination"] not in volume_targets]
     if confinement.privileged:
         mounts = _writable_sysfs(mounts)
+    if confinement.uid_mappings:
+        mounts, dropped = _user_ns_mounts(mounts)
+        if dropped:
+            confinement = msgspec.structs.replace(confinement, warnings=(
+                *confinement.warnings, *(f"{d}: not mounted: the pod's namespace that "
+                                         f"would back it is not owned by the container's "
+                                         f"user namespace" for d in dropped)))
     return LaunchPlan(
         argv=argv,
         env=merge_env(_field(config, "process.env", list, [], bundle), env),

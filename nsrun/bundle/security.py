@@ -34,8 +34,9 @@ Precedence, from the bundle outward (the README has the same text):
   from ``privileged``), rootfsPropagation.
 
 Refused: ``apparmorProfile``/``selinuxLabel`` (this host has neither LSM; nsrun applies no
-LSM profile), ``uidMappings``/``gidMappings`` and a ``user`` namespace (user namespaces are
-not implemented yet), non-namespaced sysctls, ``SCMP_ACT_NOTIFY``/``listenerPath``.
+LSM profile), a ``user`` namespace without ``uidMappings`` and ``gidMappings`` (or mappings
+without one, or joining one by ``path``), in a user namespace: ``privileged``, ``devices`` and a
+uid/gid the mappings do not cover; non-namespaced sysctls, ``SCMP_ACT_NOTIFY``/``listenerPath``.
 ``mountLabel`` is ignored with a warning (no SELinux). Ambient capabilities that are not
 both permitted and inheritable are dropped with a warning (runc ignores them silently).
 """
@@ -185,6 +186,8 @@ class Confinement(msgspec.Struct, frozen=True):
     devices: tuple[Device, ...] = ()
     rootfs_propagation: int = 0
     privileged: bool = False
+    uid_mappings: tuple[tuple[int, int, int], ...] = ()  # non-empty: a user namespace
+    gid_mappings: tuple[tuple[int, int, int], ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -438,24 +441,78 @@ def _devices(f: _Fields) -> tuple[Device, ...]:
     return tuple(out)
 
 
-def _mappings(f: _Fields) -> None:
-    """uid/gid mappings: checked for form, then refused (no user namespaces yet)."""
-    for key in ("uidMappings", "gidMappings"):
-        listed = f.get(f"linux.{key}", list)
-        for i, m in enumerate(listed or []):
-            where = f"linux.{key}[{i}]"
-            if not isinstance(m, dict) or set(m) - {"containerID", "hostID", "size"}:
-                raise f.error(where, "malformed mapping: expected {containerID, hostID, size}")
-            for part in ("containerID", "hostID", "size"):
-                f.uint(f"{where}.{part}", m.get(part))
-            if m["size"] == 0:
-                raise f.error(f"{where}.size", "malformed mapping: size must be at least 1")
-        if listed:
-            raise f.error(f"linux.{key}", "user namespaces are not supported by nsrun yet")
+Mapping = tuple[int, int, int]  # (containerID, hostID, size), as in /proc/<pid>/uid_map
+_MAX_MAPPINGS = 340  # the kernel's limit on lines of a uid_map (Linux >= 4.15)
+
+
+def _overlap(ranges: list[tuple[int, int]]) -> bool:
+    ranges = sorted(ranges)
+    return any(a + n > b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False))
+
+
+def _mapping_list(f: _Fields, key: str) -> tuple[Mapping, ...]:
+    out = []
+    listed = f.get(f"linux.{key}", list) or []
+    for i, m in enumerate(listed):
+        where = f"linux.{key}[{i}]"
+        if not isinstance(m, dict) or set(m) - {"containerID", "hostID", "size"}:
+            raise f.error(where, "malformed mapping: expected {containerID, hostID, size}")
+        cid, hid, size = (f.uint(f"{where}.{part}", m.get(part))
+                          for part in ("containerID", "hostID", "size"))
+        if size == 0:
+            raise f.error(f"{where}.size", "malformed mapping: size must be at least 1")
+        if cid + size > 2**32 or hid + size > 2**32:
+            raise f.error(where, "malformed mapping: the range passes 2^32")
+        out.append((cid, hid, size))
+    if len(out) > _MAX_MAPPINGS:
+        raise f.error(f"linux.{key}", f"at most {_MAX_MAPPINGS} mappings")
+    if _overlap([(c, n) for c, _, n in out]) or _overlap([(h, n) for _, h, n in out]):
+        raise f.error(f"linux.{key}", "malformed mapping: the ranges overlap")
+    return tuple(out)
+
+
+def _mappings(f: _Fields) -> tuple[tuple[Mapping, ...], tuple[Mapping, ...]]:
+    """``linux.uidMappings``/``gidMappings`` and the ``user`` namespace that needs them:
+    both or neither (as runc). Returns (uid mappings, gid mappings), empty without one."""
+    uids, gids = _mapping_list(f, "uidMappings"), _mapping_list(f, "gidMappings")
+    user_ns = None
     for i, ns in enumerate(f.get("linux.namespaces", list, [])):
         if isinstance(ns, dict) and ns.get("type") == "user":
-            raise f.error(f"linux.namespaces[{i}]",
-                          "user namespaces are not supported by nsrun yet")
+            user_ns = f"linux.namespaces[{i}]"
+            if ns.get("path"):
+                raise f.error(f"{user_ns}.path", "joining an existing user namespace is not "
+                                                 "supported: give uidMappings/gidMappings")
+    if user_ns is None:
+        for key, listed in (("uidMappings", uids), ("gidMappings", gids)):
+            if listed:
+                raise f.error(f"linux.{key}", "mappings need a user namespace "
+                                              '({"type": "user"} in linux.namespaces)')
+        return (), ()
+    for key, listed in (("uidMappings", uids), ("gidMappings", gids)):
+        if not listed:
+            raise f.error(f"linux.{key}", f"a user namespace ({user_ns}) needs {key}")
+    return uids, gids
+
+
+def _mapped(ids: tuple[Mapping, ...], value: int) -> bool:
+    return any(c <= value < c + n for c, _, n in ids)
+
+
+def _check_user_ns(f: _Fields, uids: tuple[Mapping, ...], gids: tuple[Mapping, ...], uid: int,
+                   gid: int, additional: tuple[int, ...], privileged: bool,
+                   devices: tuple[Device, ...]) -> None:
+    """What a container in a user namespace cannot have (BundleError, before any clone)."""
+    if privileged:
+        raise f.error("linux.uidMappings", "a privileged container cannot run in a user "
+                                           "namespace")
+    if devices:
+        raise f.error("linux.devices", f"device nodes cannot be created in a user namespace "
+                                       f"({devices[0].path})")
+    if not _mapped(uids, uid):
+        raise f.error("linux.uidMappings", f"the container's uid {uid} is not mapped")
+    for g in (gid, *additional):
+        if not _mapped(gids, g):
+            raise f.error("linux.gidMappings", f"the container's gid {g} is not mapped")
 
 
 def _propagation(f: _Fields) -> int:
@@ -709,7 +766,7 @@ def confine(config: dict[str, Any], where: str, pod: PodContext | None = None,
     warnings: list[str] = []
     _check_kubernetes(pod)
     _lsm(f, host, warnings)
-    _mappings(f)
+    uid_mappings, gid_mappings = _mappings(f)
     uid, gid, gids, umask = _user(f)
     sc = pod.security_context
     privileged = bool(sc and sc.privileged)
@@ -749,10 +806,12 @@ def confine(config: dict[str, Any], where: str, pod: PodContext | None = None,
         caps = _consistent(_kube_capabilities(caps, sc, host), "capabilities",
                            lambda w, m: BundleError(f"securityContext.{w}: {m}"), warnings)
     _run_as_non_root(pod, uid)
+    if uid_mappings:
+        _check_user_ns(f, uid_mappings, gid_mappings, uid, gid, gids, privileged, devices)
     return Confinement(
         uid=uid, gid=gid, additional_gids=gids, umask=conf.umask, readonly_root=readonly,
         capabilities=caps, no_new_privileges=nnp, seccomp=seccomp, rlimits=conf.rlimits,
         oom_score_adj=conf.oom_score_adj, sysctls=conf.sysctls, masked_paths=masked,
         readonly_paths=readonly_paths, devices=devices,
         rootfs_propagation=conf.rootfs_propagation, privileged=privileged,
-        warnings=tuple(warnings))
+        uid_mappings=uid_mappings, gid_mappings=gid_mappings, warnings=tuple(warnings))

@@ -73,7 +73,8 @@ NAMESPACE_TYPES: dict[str, int] = {
 
 # The child's steps, in the order it runs them (csrc/nsrun.h enum nsr_step).
 STEPS: tuple[str, ...] = (
-    "signals", "setsid", "setns", "sysctl", "oom_score_adj", "mount_private", "bind_rootfs",
+    "signals", "setsid", "setns", "sysctl", "oom_score_adj", "userns", "unshare", "fork",
+    "mount_private", "bind_rootfs",
     "subpath", "mountpoint", "mount", "populate_dev", "devices", "masked_paths", "readonly_paths",
     "pivot_root", "rootfs_propagation", "readonly_root", "sethostname", "bounding",
     "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "ctty", "close_fds", "rlimits",
@@ -96,14 +97,18 @@ CAP_NAMES: dict[int, str] = {v: k for k, v in CAPABILITIES.items()}
 RLIM_INFINITY = 2**64 - 1
 
 # Failures of the parent around the child (spawn), and of the sandbox helper.
-PARENT_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "pidfd_open", "wait")
+PARENT_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "pidfd_open", "wait",
+                                 "id_map")
 SANDBOX_STEPS: tuple[str, ...] = ("pipe", "clone", "cgroup_attach", "sethostname", "lo_up",
                                   "pdeathsig", "pidfd_open", "wait", "open_ns")
 
 # Namespaces exec_in joins when the target's differs from the caller's, in the order the
 # fallback (one /proc/<pid>/ns fd at a time, before Linux 5.8) joins them: mnt last.
-EXEC_NAMESPACES: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid", "mnt")
-_EXEC_NS_TYPES: dict[str, int] = {**NAMESPACE_TYPES, "pid": 0x20000000, "mnt": 0x00020000}
+# user after net/ipc/uts (joining those needs the host's CAP_SYS_ADMIN) and before pid and mnt
+# (which a user-namespaced container's user namespace owns).
+EXEC_NAMESPACES: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "user", "pid", "mnt")
+_EXEC_NS_TYPES: dict[str, int] = {**NAMESPACE_TYPES, "user": 0x10000000, "pid": 0x20000000,
+                                  "mnt": 0x00020000}
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SANDBOX_NAMESPACES = ("net", "ipc", "uts")
@@ -284,6 +289,9 @@ class SpawnRequest(msgspec.Struct, frozen=True):
     readonly_paths: tuple[str, ...] = ()
     devices: tuple[Device, ...] = ()
     rootfs_propagation: int = 0
+    # A user namespace when non-empty: (containerID, hostID, size) lines of uid_map/gid_map.
+    uid_mappings: tuple[tuple[int, int, int], ...] = ()
+    gid_mappings: tuple[tuple[int, int, int], ...] = ()
 
 
 class ExecRequest(msgspec.Struct, frozen=True):
@@ -462,6 +470,12 @@ def _check(req: SpawnRequest) -> None:
         sysctl_path(key)
     if req.oom_score_adj is not None and not -1000 <= req.oom_score_adj <= 1000:
         raise ValueError(f"oom_score_adj must be in -1000..1000, not {req.oom_score_adj}")
+    if bool(req.uid_mappings) != bool(req.gid_mappings):
+        raise ValueError("a user namespace needs both uid_mappings and gid_mappings")
+
+
+def _id_map(mappings: tuple[tuple[int, int, int], ...]) -> str:
+    return "".join(f"{c} {h} {n}\n" for c, h, n in mappings)
 
 
 def _c_mount(b: _Builder, cm: Any, m: MountSpec) -> None:
@@ -556,6 +570,10 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     c.cgroup_fd = req.cgroup_fd
     c.stdio = stdio
     c.clone_mode = _CLONE_MODE
+    if req.uid_mappings:
+        c.new_user_ns = 1
+        c.uid_map = b.cstr(_id_map(req.uid_mappings))
+        c.gid_map = b.cstr(_id_map(req.gid_mappings))
     return c
 
 
@@ -601,6 +619,8 @@ def _failure_note(req: SpawnRequest | ExecRequest, step: str, index: int,
         return CAP_NAMES.get(index, f"capability {index}")
     if step == "stdio":
         return f"fd {index}"
+    if step == "id_map" and index in (0, 1):
+        return ("uid_map", "gid_map")[index]
     if step == "execve":
         return f"exec {req.argv[0]}"
     return None

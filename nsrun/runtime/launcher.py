@@ -147,6 +147,7 @@ def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int)
         oom_score_adj=c.oom_score_adj, sysctls=c.sysctls, masked_paths=c.masked_paths,
         readonly_paths=c.readonly_paths, devices=c.devices,
         rootfs_propagation=c.rootfs_propagation,
+        uid_mappings=c.uid_mappings, gid_mappings=c.gid_mappings,
         die_with_parent=cgroup_fd < 0)  # no pod cgroup: nothing could find it after a crash
 
 
