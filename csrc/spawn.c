@@ -180,12 +180,13 @@ static void child_wait_go(int go_read, int go_write)
 
 /* ---- user namespace (see userns_outer_steps) ---- */
 
-static int sync_read(int fd, void *buf, size_t len)
+/* One whole message on the sync socket, read or written; a short one is EPROTO. */
+static int sync_io(int fd, void *buf, size_t len, int writing)
 {
     ssize_t n;
 
     do
-        n = read(fd, buf, len);
+        n = writing ? write(fd, buf, len) : read(fd, buf, len);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return -1;
@@ -196,20 +197,14 @@ static int sync_read(int fd, void *buf, size_t len)
     return 0;
 }
 
+static int sync_read(int fd, void *buf, size_t len)
+{
+    return sync_io(fd, buf, len, 0);
+}
+
 static int sync_write(int fd, const void *buf, size_t len)
 {
-    ssize_t n;
-
-    do
-        n = write(fd, buf, len);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -1;
-    if ((size_t)n != len) {
-        errno = EPROTO;
-        return -1;
-    }
-    return 0;
+    return sync_io(fd, (void *)buf, len, 1);
 }
 
 static int nsr_step_userns(struct nsr_ctx *ctx)

@@ -249,34 +249,19 @@ class CapSets(msgspec.Struct, frozen=True):
     ambient: int = 0
 
 
-class SpawnRequest(msgspec.Struct, frozen=True):
-    """What the C child needs to become the container process (see module doc).
-
-    Security fields (all off by default: the child keeps root's capabilities): ``capabilities``
-    (None: leave them), ``no_new_privs``, ``seccomp_bpf`` (a ``struct sock_filter`` array),
-    ``rlimits`` as ``(RLIMIT_*, soft, hard)``, ``umask`` (-1: inherit), ``oom_score_adj``,
-    ``sysctls`` as ``(key, value)`` with dotted keys, ``masked_paths``/``readonly_paths``,
-    ``devices`` and ``rootfs_propagation`` (``MS_*`` bits for ``/``).
-    """
+class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What every process nsrun starts gets: the command line and its confinement (the same
+    C steps apply it to a container and to a process joining one). Security fields are off by
+    default: ``capabilities`` None leaves them (root keeps all), ``seccomp_bpf`` is a
+    ``struct sock_filter`` array, ``rlimits`` are ``(RLIMIT_*, soft, hard)``, ``umask`` -1
+    inherits. ``cgroup_fd`` -1 stays in the caller's cgroup; a stdio fd of -1 is /dev/null."""
 
     argv: list[str]
     env: list[str]
-    rootfs: str
     cwd: str = "/"
     uid: int = 0
     gid: int = 0
     additional_gids: tuple[int, ...] = ()
-    rootfs_readonly: bool = False
-    mounts: tuple[MountSpec, ...] = ()
-    populate_dev: bool = True
-    hostname: str | None = None
-    join_ns: dict[str, int] = msgspec.field(default_factory=dict)
-    new_pid_ns: bool = True
-    die_with_parent: bool = False
-    cgroup_fd: int = -1
-    stdin_fd: int = -1
-    stdout_fd: int = -1
-    stderr_fd: int = -1
     capabilities: CapSets | None = None
     no_new_privs: bool = False
     seccomp_bpf: bytes = b""
@@ -284,6 +269,33 @@ class SpawnRequest(msgspec.Struct, frozen=True):
     rlimits: tuple[tuple[int, int, int], ...] = ()
     umask: int = -1
     oom_score_adj: int | None = None
+    cgroup_fd: int = -1
+    stdin_fd: int = -1
+    stdout_fd: int = -1
+    stderr_fd: int = -1
+
+
+# What ``exec_in`` inherits from the container it joins (``ExecRequest.from_spawn``).
+CONFINEMENT_FIELDS = ("uid", "gid", "additional_gids", "capabilities", "no_new_privs",
+                      "seccomp_bpf", "seccomp_flags", "rlimits", "umask", "oom_score_adj")
+
+
+class SpawnRequest(ProcessSpec, frozen=True, kw_only=True):
+    """What the C child needs to become the container process (see module doc).
+
+    Beyond :class:`ProcessSpec`: the root filesystem and its mounts, the namespaces to join
+    or make, ``sysctls`` as ``(key, value)`` with dotted keys, ``masked_paths``/
+    ``readonly_paths``, ``devices`` and ``rootfs_propagation`` (``MS_*`` bits for ``/``).
+    """
+
+    rootfs: str
+    rootfs_readonly: bool = False
+    mounts: tuple[MountSpec, ...] = ()
+    populate_dev: bool = True
+    hostname: str | None = None
+    join_ns: dict[str, int] = msgspec.field(default_factory=dict)
+    new_pid_ns: bool = True
+    die_with_parent: bool = False
     sysctls: tuple[tuple[str, str], ...] = ()
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
@@ -294,7 +306,7 @@ class SpawnRequest(msgspec.Struct, frozen=True):
     gid_mappings: tuple[tuple[int, int, int], ...] = ()
 
 
-class ExecRequest(msgspec.Struct, frozen=True):
+class ExecRequest(ProcessSpec, frozen=True, kw_only=True):
     """A process to start inside a running container (:func:`exec_in`).
 
     The confinement fields mean what they mean in :class:`SpawnRequest` (the same C steps
@@ -312,23 +324,6 @@ class ExecRequest(msgspec.Struct, frozen=True):
     calling thread.
     """
 
-    argv: list[str]
-    env: list[str]
-    cwd: str = "/"
-    uid: int = 0
-    gid: int = 0
-    additional_gids: tuple[int, ...] = ()
-    capabilities: CapSets | None = None
-    no_new_privs: bool = False
-    seccomp_bpf: bytes = b""
-    seccomp_flags: int = 0
-    rlimits: tuple[tuple[int, int, int], ...] = ()
-    umask: int = -1
-    oom_score_adj: int | None = None
-    cgroup_fd: int = -1
-    stdin_fd: int = -1
-    stdout_fd: int = -1
-    stderr_fd: int = -1
     tty: bool = False
     namespaces: tuple[str, ...] | None = None
 
@@ -338,13 +333,10 @@ class ExecRequest(msgspec.Struct, frozen=True):
                    stdout_fd: int = -1, stderr_fd: int = -1, tty: bool = False) -> ExecRequest:
         """``argv`` with the confinement (and by default env and cwd) of the container that
         ``req`` started. The fds are the caller's: ``req``'s own were the container's."""
+        inherited = {name: getattr(req, name) for name in CONFINEMENT_FIELDS}
         return cls(argv=list(argv), env=list(req.env if env is None else env),
-                   cwd=req.cwd if cwd is None else cwd, uid=req.uid, gid=req.gid,
-                   additional_gids=req.additional_gids, capabilities=req.capabilities,
-                   no_new_privs=req.no_new_privs, seccomp_bpf=req.seccomp_bpf,
-                   seccomp_flags=req.seccomp_flags, rlimits=req.rlimits, umask=req.umask,
-                   oom_score_adj=req.oom_score_adj, cgroup_fd=cgroup_fd, stdin_fd=stdin_fd,
-                   stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty)
+                   cwd=req.cwd if cwd is None else cwd, cgroup_fd=cgroup_fd, stdin_fd=stdin_fd,
+                   stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty, **inherited)
 
 
 _NATIVE: Any = None

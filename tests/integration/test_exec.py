@@ -23,7 +23,7 @@ from nsrun.errors import SandboxError, SpawnError
 from nsrun.host import native
 from nsrun.host.native import ExecRequest, MountSpec, SpawnRequest
 
-from world import World, leftovers
+from world import World, leftovers, wait
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers"),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, cgroups")]
@@ -64,14 +64,6 @@ def rootfs(busybox_rootfs: Path) -> Path:
     return busybox_rootfs
 
 
-def wait(pidfd: int) -> int:
-    """Reap through the pidfd (and close it); the exit code, or 128+signal."""
-    try:
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-    finally:
-        os.close(pidfd)
-    assert info is not None
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
 class Container:

@@ -17,6 +17,8 @@ from nsrun.errors import SandboxError, SpawnError
 from nsrun.host import native
 from nsrun.host.native import MountSpec, SpawnRequest
 
+from world import wait
+
 IS_ROOT = os.geteuid() == 0
 
 
@@ -40,14 +42,6 @@ BASE_MOUNTS = (PROC, DEV, PTS, SYS)
 # ---- helpers ----------------------------------------------------------------------------
 
 
-def wait(pidfd: int) -> int:
-    """Reap through the pidfd; the exit code, or 128+signal."""
-    try:
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-    finally:
-        os.close(pidfd)
-    assert info is not None
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
 def run(rootfs: Path, argv: list[str], log: Path | None = None, **kw) -> tuple[int, str]:

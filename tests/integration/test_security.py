@@ -25,6 +25,8 @@ from nsrun.host.native import MountSpec, SpawnRequest
 from nsrun.host.sandbox import Sandbox
 from nsrun.runtime import launcher
 
+from world import wait
+
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers"),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, mounts")]
 
@@ -55,13 +57,6 @@ def assert_untouched(host_dir: Path) -> None:
     assert (host_dir / "victim").read_text() == "original\n"
 
 
-def wait(pidfd: int) -> int:
-    try:
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-    finally:
-        os.close(pidfd)
-    assert info is not None
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
 def plan(rootfs: Path, config: dict, script: str, *, sc: SecurityContext | None = None,

@@ -1,5 +1,6 @@
-"""A throwaway nsrun world for integration tests: its own state dir, image store and cgroup
-parent, the real ``nsrun`` CLI run as a subprocess, and a check that nothing is left behind."""
+"""Integration-test helpers: reaping by pidfd, and a throwaway nsrun world (its own state
+dir, image store and cgroup parent, the real ``nsrun`` CLI run as a subprocess, and a check
+that nothing is left behind)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ import time
 from pathlib import Path
 
 from nsrun.host.cgroupfs import find_cgroup2_mount
+
+
+def wait(pidfd: int) -> int:
+    """Reap a process through its pidfd (and close it): the exit code, or 128+signal."""
+    try:
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    finally:
+        os.close(pidfd)
+    assert info is not None
+    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
 def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
