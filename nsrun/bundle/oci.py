@@ -18,6 +18,7 @@ Override rule (documented in the README), from the bundle outward:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -66,10 +67,23 @@ class LaunchPlan(msgspec.Struct, frozen=True):
 
 
 def load_config(bundle: Path) -> dict[str, Any]:
-    """``config.json`` of ``bundle`` as a dict; ``BundleError`` naming the file otherwise."""
+    """``config.json`` of ``bundle`` as a dict (read-only: shared by every container of the
+    image); ``BundleError`` naming the file otherwise."""
     path = bundle / "config.json"
     try:
-        config = json.loads(path.read_bytes())
+        stamp = os.stat(path).st_mtime_ns
+    except OSError as err:
+        raise BundleError(f"{path}: cannot read OCI config: {err}") from None
+    return _parsed_config(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_config(path: str, stamp: int) -> dict[str, Any]:
+    """Parsed once per file version: the pod check and each container start of the same
+    image read the same file (``stamp`` makes a rewritten bundle count as new)."""
+    try:
+        with open(path, "rb") as f:
+            config = json.loads(f.read())
     except (OSError, ValueError) as err:
         raise BundleError(f"{path}: cannot read OCI config: {err}") from None
     if not isinstance(config, dict):
