@@ -27,6 +27,9 @@ class ImageMissing(Exception):
     """The image has no bundle in the store (the container waits: ErrImageNeverPull)."""
 
 
+PROBE_OUTPUT_LIMIT = 10 * 1024  # the kubelet keeps at most 10 KiB of a probe's output
+
+
 class Launched(msgspec.Struct, frozen=True):
     """A started container: its pid, pidfd and the request it was started with (exec
     probes and hooks get the same confinement)."""
@@ -163,7 +166,7 @@ def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int) -
 def exec_check(launched: Launched, argv: list[str], cgroup_fd: int,
                timeout: float | None) -> tuple[bool, str]:
     """Run ``argv`` in the running container ``launched`` with its confinement (an exec
-    probe or hook): (exited 0, the first 10 KiB of its output). ``timeout`` None: no limit."""
+    probe or hook): (exited 0, the first ``PROBE_OUTPUT_LIMIT`` bytes of its output). ``timeout`` None: no limit."""
     import signal
 
     from nsrun.host import native
@@ -197,7 +200,7 @@ def exec_check(launched: Launched, argv: list[str], cgroup_fd: int,
 
 
 def _wait_reading(pidfd: int, rfd: int, timeout: float | None,
-                  limit: int = 10 * 1024) -> tuple[bool, str]:
+                  limit: int = PROBE_OUTPUT_LIMIT) -> tuple[bool, str]:
     """Wait for the process while draining its output (kept up to ``limit`` bytes):
     (exited before the timeout, output)."""
     import select

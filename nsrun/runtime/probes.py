@@ -16,8 +16,6 @@ import msgspec
 
 from nsrun.core.spec import Container, HTTPGetAction, Probe, TCPSocketAction
 
-OUTPUT_LIMIT = 10 * 1024  # the kubelet keeps at most 10 KiB of a probe's output
-
 
 class Result(msgspec.Struct, frozen=True):
     """The outcome of one check: ``key`` says which (probe state, hook) it answers."""
