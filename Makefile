@@ -9,7 +9,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.nsrun-installed
-DEB_PACKAGES := busybox-static python3-dev python3-venv
+DEB_PACKAGES := busybox-static python3-dev python3-venv iproute2 nftables
+# real clients and reference runtimes driven by the integration tests (nsrun-oci, issue 13)
+TEST_PACKAGES := podman containerd runc crun
 BENCH_PACKAGES := runc crun hyperfine
 PYTEST_ARGS ?=
 
@@ -19,12 +21,12 @@ all: setup
 
 # Debian packages: installed only when one is missing (apt-get update once first).
 deps:
-	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
+	@missing=""; for p in $(DEB_PACKAGES) $(TEST_PACKAGES) $(EXTRA_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml setup.py csrc/*.c csrc/*.h csrc/build_ffi.py | deps
