@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from nsrun.host.cgroupfs import find_cgroup2_mount
+from nsrun.host import cgroupdriver
+from nsrun.host.cgroupfs import CgroupFs, find_cgroup2_mount
+from nsrun.host.preflight import CgroupHost
 
 
 def wait(pidfd: int) -> int:
@@ -24,13 +26,12 @@ def wait(pidfd: int) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
-def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
+def leftovers(tmp: Path, cgroup_dirs: list[Path]) -> list[str]:
     """Mounts, cgroups and processes a test may have left behind."""
     found = []
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(tmp) in line]
-    if cgroup_dir is not None and cgroup_dir.exists():
-        found.append(f"cgroup {cgroup_dir}")
+    found += [f"cgroup {d}" for d in cgroup_dirs if d.exists()]
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -42,6 +43,16 @@ def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
     return found
 
 
+def v1_parents(host: CgroupHost, parent: str) -> list[Path]:
+    """``parent`` in each cgroup v1 hierarchy nsrun uses (see ``podcgroupv1``)."""
+    if not cgroupdriver.v1_hierarchies(host):
+        return []
+    from nsrun.host.podcgroupv1 import V1Driver
+
+    driver = V1Driver(host)
+    return list(dict.fromkeys(driver.parent(parent, c) for c in driver.controllers))
+
+
 class World:
     """``nsrun`` with ``--root``/``--images`` in ``tmp`` and a private cgroup parent."""
 
@@ -50,7 +61,11 @@ class World:
         self.root, self.images = tmp / "state", tmp / "images"
         mount = find_cgroup2_mount()
         self.cgroup_parent = f"nsrun-test-{os.getpid()}-{tmp.name}"
-        self.cgroup_dir = Path(mount) / self.cgroup_parent if mount else None
+        host = CgroupHost.probe()
+        self.driver = cgroupdriver.auto_kind(host, CgroupFs())[0]  # what --cgroups auto uses
+        # the private parent in every hierarchy (none may be left behind)
+        self.cgroup_dirs = [Path(mount) / self.cgroup_parent] if mount else []
+        self.cgroup_dirs += v1_parents(host, self.cgroup_parent)
 
     def nsrun(self, *args: str, check: bool = False, timeout: float = 60,
               input: str | None = None) -> subprocess.CompletedProcess:
@@ -87,3 +102,35 @@ class World:
                 return
             time.sleep(0.05)
         raise AssertionError(f"{pod}: STATUS {seen!r}, wanted {want!r}")
+
+
+def scrub(cgroup_dirs: list[Path]) -> list[str]:
+    """After a failed test: SIGKILL what is left in the test's own parent cgroups (only
+    processes the test started can be there) and remove them, leaves first; returns what
+    was left."""
+    import errno
+    import signal
+
+    left = []
+    for top in cgroup_dirs:
+        if not top.exists():
+            continue
+        left.append(str(top))
+        for cg in sorted((p for p in [top, *top.rglob("*")] if p.is_dir()),
+                         key=lambda p: len(p.parts), reverse=True):
+            if (cg / "freezer.state").exists():
+                (cg / "freezer.state").write_text("THAWED")
+            for _ in range(200):
+                for pid in (cg / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    cg.rmdir()
+                    break
+                except OSError as err:
+                    if err.errno != errno.EBUSY:
+                        raise
+                    time.sleep(0.01)
+    return left

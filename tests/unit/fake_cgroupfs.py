@@ -1,7 +1,8 @@
 """A fake cgroup v2 filesystem in a temp dir, for the driver's unit tests.
 
 Directories and files are real (the driver lists, stats and reads them); the kernel's rules
-are emulated where the driver writes, through ``cgroupfs.KERNEL``: a new cgroup gets the
+are emulated where the driver writes, through the ``Kernel`` passed to ``CgroupFs`` (``fake.fs``
+is one over this fake): a new cgroup gets the
 interface files of the controllers its parent enabled, ``cgroup.subtree_control`` only takes
 available controllers and refuses (EBUSY) a non-root cgroup with processes,
 ``cgroup.procs`` moves a process (EBUSY into an inner cgroup, ESRCH for an unknown pid),
@@ -52,6 +53,8 @@ class FakeKernel(cgroupfs.Kernel):
         self.refuse: set[str] = set()  # controllers subtree_control refuses (EINVAL)
         self.writes: list[tuple[str, str, str]] = []  # (cgroup path, file, value)
         self.killed: list[int] = []
+        self.device_programs: dict[str, object] = {}  # cgroup path -> the policy attached
+        self.fs = cgroupfs.CgroupFs(self)
         root.mkdir(parents=True, exist_ok=True)
         self._files(root, list(controllers), is_root=True)
 
@@ -107,6 +110,16 @@ class FakeKernel(cgroupfs.Kernel):
 
     def xattrs(self, path: Path) -> list[str]:
         return list(self.xattr.get(str(path), []))
+
+    def attach_device_filter(self, dirfd: int, policy: object, replace_fd: int) -> int:
+        """Records the policy; the program fd is a fresh /dev/null fd (closed by the
+        driver when replaced)."""
+        cg = os.readlink(f"/proc/self/fd/{dirfd}")
+        code = self.fail.pop((cg, "bpf"), 0)
+        if code:
+            raise _err(code, Path(cg))
+        self.device_programs[cg] = policy
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     def write_at(self, dirfd: int, name: str, data: bytes) -> None:
         cg = Path(os.readlink(f"/proc/self/fd/{dirfd}"))
