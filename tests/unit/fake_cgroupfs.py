@@ -178,6 +178,12 @@ class FakeKernel(cgroupfs.Kernel):
                 self.killed.append(pid)
                 self._sync(where)
 
+    def _w_cgroup_freeze(self, cg: Path, target: Path, value: str) -> None:
+        if value not in ("0", "1"):
+            raise _err(errno.EINVAL, target)
+        target.write_text(value)
+        self._sync(cg)
+
     def _w_cpu_weight(self, cg: Path, target: Path, value: str) -> None:
         if not value.isdigit():
             raise _err(errno.EINVAL, target)
@@ -217,6 +223,7 @@ class FakeKernel(cgroupfs.Kernel):
         if not is_root:
             (path / "cgroup.events").write_text("populated 0\nfrozen 0\n")
             (path / "cgroup.kill").write_text("")
+            (path / "cgroup.freeze").write_text("0")
             for c in controllers:
                 for name, value in FILES.get(c, {}).items():
                     (path / name).write_text(value)
@@ -236,5 +243,6 @@ class FakeKernel(cgroupfs.Kernel):
                             for where in self.procs.values())
             events = node / "cgroup.events"
             if events.exists():
-                events.write_text(f"populated {int(populated)}\nfrozen 0\n")
+                frozen = (node / "cgroup.freeze").read_text().strip()
+                events.write_text(f"populated {int(populated)}\nfrozen {frozen}\n")
             node = node.parent

@@ -276,3 +276,41 @@ def test_remove_gives_up_naming_the_cgroup_and_its_processes(fake):
     assert e.value.errno == errno.EBUSY
     assert f"remove cgroup {fake.root}/pod/a" in str(e.value)
     assert str(NO_SUCH_PID) in str(e.value)
+
+
+# ------------------------------------------------------------------ the Group interface
+
+
+def test_freeze_thaw_pids_adopt_and_update(fake):
+    fake.make(fake.root / "pod" / "app", enable=("memory", "pids"))
+    fake.add_proc(NO_SUCH_PID, fake.root)
+    pod, app = fake.fs.open(fake.root / "pod"), fake.fs.open(fake.root / "pod" / "app")
+    assert (app.clone_fd, app.join_fds) == (app.fd, ())
+    assert app.adopt(NO_SUCH_PID) and pod.pids() == [NO_SUCH_PID]
+    pod.freeze()
+    assert pod.frozen() and fake.read_text(pod.path, "cgroup.freeze") == "1"
+    pod.thaw()
+    assert not pod.frozen()
+    app.update({"pids.max": "9", "memory.max": "16777216"})
+    assert fake.read_text(app.path, "pids.max") == "9"
+    with pytest.raises(CgroupError) as e:
+        app.update({"cpu.max": "50000 100000"})  # cpu not enabled: no such file
+    assert e.value.errno == errno.ENOENT and "cpu.max" in str(e.value)
+    pod.close()
+    app.close()
+
+
+def test_device_program_is_replaced_and_closed(fake):
+    fake.make(fake.root / "app")
+    app = fake.fs.open(fake.root / "app", 'container "app"')
+    app.set_devices("first")
+    first = app.device_prog
+    app.set_devices("second")
+    assert fake.device_programs[str(app.path)] == "second" and app.device_prog != first
+    fake.fail[(str(app.path), "bpf")] = errno.EPERM
+    with pytest.raises(CgroupError) as e:
+        app.set_devices("third")
+    assert str(e.value).startswith(f'container "app": attach device program to {app.path}')
+    assert e.value.errno == errno.EPERM
+    app.close()
+    assert app.device_prog == -1
