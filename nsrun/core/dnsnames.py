@@ -15,8 +15,8 @@ endpoint addresses. A name that exists without records of the asked type is NODA
 **The busybox rule (nsrun's deviation from CoreDNS).** busybox ≥ 1.31 ``nslookup`` sends
 a dotless name under *every* search suffix and fails if any answer is NXDOMAIN. So when
 ``<name>.<suffix>`` is asked for a suffix of the asking pod's search list, and ``<name>``
-exists under another of its suffixes, the answer is NODATA instead of NXDOMAIN (and such a
-name is never forwarded).
+resolves (has an address) under another of its suffixes in the cluster domain, the answer is
+NODATA instead of NXDOMAIN (and such a name is never forwarded).
 """
 
 from __future__ import annotations
@@ -116,8 +116,9 @@ def _exists_under_other_suffix(zone: Zone, name: str, search: tuple[str, ...]) -
 
 
 def _exists(zone: Zone, name: str) -> bool:
+    """``name`` resolves to an address in the cluster zone."""
     answer = _direct(zone, name, A)
-    return not answer.forward and answer.rcode == NOERROR
+    return not answer.forward and bool(answer.records)
 
 
 def _direct(zone: Zone, name: str, qtype: str) -> Answer:
