@@ -68,9 +68,13 @@ def _load(args) -> list[Any]:
 def targets(args) -> list[tuple[str, str | None]]:
     """(kind, name) pairs the command is about; name None: every object of that kind."""
     if args.filename:
+        from nsrun.cli import read_manifest
+        from nsrun.core.objects import object_refs
+
         if args.names:
             raise UsageError("when -f is given, no names may be given")
-        return [(o.kind.lower(), o.metadata.name) for o in _load(args)]
+        refs = object_refs(read_manifest(args.filename), args.filename)
+        return [(kind.lower(), name) for kind, name in refs]
     names = list(args.names)
     kind = "pod"
     if names and names[0] in KINDS:

@@ -45,6 +45,19 @@ def load_objects(text: str | bytes, source: str = "", *, legacy_annotations: boo
     return objects, warnings
 
 
+def object_refs(text: str | bytes, source: str = "") -> list[tuple[str, str]]:
+    """(kind, name) of every object of the manifest, without validating them (what
+    ``get|describe|delete -f`` need, as kubectl's)."""
+    out = []
+    for doc in _documents(parse_documents(text, source), source):
+        meta = doc.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if not isinstance(name, str) or not name:
+            raise SpecError([Problem("metadata.name", "Required value", "")], source=source)
+        out.append((str(doc.get("kind", "Pod")), name))
+    return out
+
+
 def _documents(docs: list[Any], source: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for doc in docs:
