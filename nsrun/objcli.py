@@ -99,15 +99,18 @@ def _services(args, name: str | None) -> list[dict[str, Any]]:
     return [obj]
 
 
-def _endpoints(args, svc_obj: dict[str, Any]):
-    import msgspec
+def _model(svc_obj: dict[str, Any]):
+    """The stored Service as a model (its status and timestamps dropped)."""
+    from nsrun.core.service import decode_service
 
+    return decode_service(svc_obj)[0]
+
+
+def _endpoints(args, svc_obj: dict[str, Any]):
     from nsrun.core import endpoints
-    from nsrun.core.service import Service
     from nsrun.runtime.netsync import live_pods
 
-    svc = msgspec.convert(svc_obj, Service)
-    return endpoints.addresses(svc, live_pods(_root(args)))
+    return endpoints.addresses(_model(svc_obj), live_pods(_root(args)))
 
 
 # ---------------------------------------------------------------- get
@@ -163,13 +166,9 @@ def _objects(args, kind: str, names: list[str | None]) -> list[tuple[dict, Any]]
 
 
 def _endpoints_object(svc: dict[str, Any], addrs) -> dict[str, Any]:
-    import msgspec
-
     from nsrun.core.endpoints import endpoints_object
-    from nsrun.core.service import Service
 
-    return endpoints_object(msgspec.convert(svc, Service), addrs,
-                            svc["metadata"].get("creationTimestamp"))
+    return endpoints_object(_model(svc), addrs, svc["metadata"].get("creationTimestamp"))
 
 
 def _tables(args, kinds: list[str], objects: dict[str, list]) -> None:
