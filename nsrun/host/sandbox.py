@@ -100,12 +100,15 @@ class Sandbox(msgspec.Struct):
 
     def new_namespaces(self, cgroup_fd: int = -1) -> None:
         """Fresh network, IPC and UTS namespaces held by a pause process (as the kubelet's
-        sandbox is): when it dies the sandbox is lost and the pod starts over. The old
-        ones, if any, are released; volumes are kept."""
+        sandbox is; with ``hostNetwork`` only IPC is fresh, network and UTS are the node's):
+        when it dies the sandbox is lost and the pod starts over. The old ones, if any, are
+        released; volumes are kept."""
         from nsrun.host import native
 
         assert self.pod is not None
         hostname = (self.pod.spec.hostname or self.pod.metadata.name)[:64]
+        if self.pod.spec.host_network:
+            hostname = None  # the node's network and UTS namespaces, as the kubelet's
         fresh = native.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd)
         self._release_namespaces()
         self.pause_pid, self.pause_pidfd = fresh.pop("pid"), fresh.pop("pidfd")

@@ -247,3 +247,31 @@ def test_apply_services_created_unchanged_configured(world):
     world.manifest("svc", WEB_SVC.replace("port: 80", "port: 81"))
     assert world.nsrun("apply", "-f", path, check=True).stdout == "service/web configured\n"
     assert "81/TCP" in world.nsrun("get", "svc").stdout
+
+
+def test_host_network_pod_sees_the_hosts_interfaces(world):
+    before = socket.gethostname()
+    pod = pod_yaml("hn", "hostname; cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; "
+                   "head -1 /etc/hosts").replace("restartPolicy: Never",
+                                                 "restartPolicy: Never\n  hostNetwork: true")
+    create(world, pod, "hn")
+    world.wait_column("hn", "Completed")
+    lines = logs(world, "hn").splitlines()
+    with open("/proc/net/dev") as f:
+        host_ifs = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    assert lines[0] == before == socket.gethostname()
+    assert lines[1:-1] == host_ifs
+    assert lines[-1] == "# Kubernetes-managed hosts file (host network)."
+    status = world.status("hn")["status"]
+    assert status["podIP"] == status["hostIP"]
+    assert not (world.root / "network" / "ipam.json").exists() or \
+        json.loads((world.root / "network" / "ipam.json").read_text()) == {}
+
+
+def test_host_network_host_port_must_match(world):
+    pod = pod_yaml("hp", "true", extra="\n    ports: [{containerPort: 80, hostPort: 81}]") \
+        .replace("restartPolicy: Never", "restartPolicy: Never\n  hostNetwork: true")
+    proc = world.nsrun("create", "-f", world.manifest("hp", pod))
+    assert proc.returncode == 2
+    assert ("spec.containers[0].ports[0].hostPort: Invalid value: 81: must match "
+            "`containerPort` when `hostNetwork` is true") in proc.stderr
