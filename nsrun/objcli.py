@@ -238,30 +238,39 @@ def cmd_describe(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from nsrun.runtime import podrun, services
-    from nsrun.state import StateRoot
-
     wanted = targets(args)
     if any(name is None for _, name in wanted):
         raise UsageError("delete needs names (or -f FILE)")
-    code = 0
-    for kind, name in wanted:
-        assert name is not None
-        try:
-            if kind == "pod":
-                podrun.delete(StateRoot(_root(args)), name, args.timeout, args.grace_period)
-            elif kind == "service":
-                from nsrun.netstate import NetState
+    return _each(wanted, lambda t: _delete_one(args, *t), lambda t: "")
 
-                services.delete(_root(args), NetState(_root(args)).stored_config(),
-                                "default", name)
-            else:
-                raise UsageError("delete takes pods and services")
+
+def _delete_one(args, kind: str, name: str) -> str:
+    from nsrun.runtime import podrun, services
+    from nsrun.state import StateRoot
+
+    if kind == "pod":
+        podrun.delete(StateRoot(_root(args)), name, args.timeout, args.grace_period)
+    elif kind == "service":
+        from nsrun.netstate import NetState
+
+        services.delete(_root(args), NetState(_root(args)).stored_config(), "default", name)
+    else:
+        raise UsageError("delete takes pods and services")
+    return f'{kind} "{name}" deleted'
+
+
+def _each(items: list[Any], act, label) -> int:
+    """``act`` on every item, printing the line it returns; a failure is printed (with
+    ``label(item)``) and the next item goes on, as kubectl does. The first failure's code."""
+    code = 0
+    for item in items:
+        try:
+            line = act(item)
         except NsrunError as err:
-            print(f"nsrun: {err}", file=sys.stderr)
+            print(f"nsrun: {label(item)}{err}", file=sys.stderr)
             code = code or err.exit_code
-            continue
-        print(f'{kind} "{name}" deleted')
+        else:
+            print(line, flush=True)
     return code
 
 
@@ -294,16 +303,8 @@ def _create_or_apply(args, apply: bool) -> int:
         raise UsageError("\n".join(invalid))
     cfg = net_config(args)
     _precheck(args, cfg, objects, apply)
-    code = 0
-    for obj in objects:
-        try:
-            word = _act(args, cfg, obj, apply)
-        except NsrunError as err:
-            print(f"nsrun: {ref(obj)}: {err}", file=sys.stderr)
-            code = code or err.exit_code
-            continue
-        print(f"{ref(obj)} {word}")
-    return code
+    return _each(objects, lambda o: f"{ref(o)} {_act(args, cfg, o, apply)}",
+                 lambda o: f"{ref(o)}: ")
 
 
 def _precheck(args, cfg, objects: list[Any], apply: bool) -> None:

@@ -14,22 +14,16 @@ import threading
 import time
 
 import pytest
-from world import World, leftovers
+
+from world import World
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, veths)")]
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
-        w.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
-    for svc in json.loads(w.nsrun("get", "svc", "-o", "json").stdout or '{"items": []}')["items"]:
-        w.nsrun("delete", "svc", svc["metadata"]["name"])
-    assert leftovers(tmp_path, w.cgroup_dir) == []
+def world(net_world):
+    return net_world
 
 
 def sleeper(name: str, labels: str = "{}") -> str:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from world import World, leftovers
+
+from world import World
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, veths)")]
@@ -26,16 +27,9 @@ VARIANTS = {  # name: (pod manifest, services manifest, extra create options)
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    w.nsrun("image", "busybox", "busybox:1.28", check=True)
-    yield w
-    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
-        w.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
-    for svc in ("myservice", "mydb"):
-        w.nsrun("delete", "svc", svc)
-    assert leftovers(tmp_path, w.cgroup_dir) == []
+def world(net_world):
+    net_world.nsrun("image", "busybox", "busybox:1.28", check=True)
+    return net_world
 
 
 def wait_for(world: World, pod: str, want: str, timeout: float = 20) -> list[str]:

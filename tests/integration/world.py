@@ -81,6 +81,16 @@ class World:
             raise AssertionError(f"{cmd} exited {proc.returncode}: {proc.stderr}")
         return proc
 
+    def clean(self) -> list[str]:
+        """Delete every pod (at once) and Service of the world; what is left on the host."""
+        pods = self.root / "pods"
+        for pod in sorted(pods.iterdir()) if pods.exists() else []:
+            self.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
+        services = self.root / "services"
+        for path in sorted(services.glob("*/*.json")) if services.exists() else []:
+            self.nsrun("delete", "svc", path.stem)
+        return leftovers(self.tmp, self.cgroup_dir)
+
     def global_args(self) -> list[str]:
         return ["--root", str(self.root), "--images", str(self.images),
                 "--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr,
