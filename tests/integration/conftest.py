@@ -87,3 +87,15 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
         os.waitpid(-1, os.WNOHANG)  # no child: neither running nor a zombie
     leaked = set(os.listdir("/proc/self/fd")) - fds_before
     assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, "fds leaked"
+
+
+@pytest.fixture
+def net_world(tmp_path: Path) -> Iterator:
+    """A World (its own state, images, cgroup parent and network) with the busybox image;
+    afterwards every pod and Service is deleted and nothing may be left on the host."""
+    from world import World
+
+    w = World(tmp_path)
+    w.nsrun("image", "busybox", check=True)
+    yield w
+    assert w.clean() == []
