@@ -21,20 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from world import World, leftovers, scrub
+from world import World
 
-# ($$$$ is the shell's $$: Kubernetes turns $$ into $ in a command)
-PROBE = r"""
-[ "$NSRUN_DEVICE_PROBE" = in-container ] && [ $$$$ = 1 ] || exit 99
-mkdir -p /tmp/d && mount -t tmpfs -o dev,mode=755 probe /tmp/d || exit 98
-grep ' /tmp/d ' /proc/self/mountinfo
-for spec in "null c 1 3" "fuse c 10 229" "loop0 b 7 0" "tun c 10 200" "disk b HOST_DISK"; do
-  set -- $spec
-  mknod /tmp/d/$1 $2 $3 $4 && echo "mknod $1 ok" || echo "mknod $1 failed"
-  head -c 0 /tmp/d/$1 2>&1 && echo "open $1 ok"
-done
-exit 0
-"""
+PROBE = (Path(__file__).parents[1] / "probes" / "device_probe.sh").read_text()
+
+
+@pytest.fixture
+def world(net_world):
+    return net_world
 
 
 def host_disk() -> str:
@@ -59,18 +53,6 @@ pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups, mknod)")]
 
 
-@pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
-        w.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
-    left = leftovers(tmp_path, w.cgroup_dirs)
-    scrub(w.cgroup_dirs)
-    assert left == []
-
-
 def with_device_rules(world: World, name: str, rules: list[dict]) -> str:
     """A copy of the busybox image whose bundle has ``linux.resources.devices``."""
     src, dst = world.images / "busybox" / "latest", world.images / name / "latest"
@@ -82,7 +64,6 @@ def with_device_rules(world: World, name: str, rules: list[dict]) -> str:
 
 
 def probe(world: World, driver: str, image: str = "busybox", extra: str = "") -> dict:
-    script = PROBE.replace("HOST_DISK", host_disk())
     text = f"""apiVersion: v1
 kind: Pod
 metadata: {{name: dev}}
@@ -91,8 +72,9 @@ spec:
   containers:
   - name: probe
     image: {image}
-    command: [sh, -c, {json.dumps(script)}]
-    env: [{{name: NSRUN_DEVICE_PROBE, value: in-container}}]
+    command: [sh, -c, {json.dumps(PROBE)}]
+    env: [{{name: NSRUN_DEVICE_PROBE, value: in-container}},
+          {{name: PROBE_DISK, value: "{host_disk()}"}}]
     securityContext: {{capabilities: {{add: [SYS_ADMIN, MKNOD]}}}}
 """
     proc = world.nsrun(*world.run_args("--cgroups", driver, "-d", *extra.split()),
