@@ -141,6 +141,14 @@ def test_bad_network_options(args, message):
     assert message in str(err.value)
 
 
+def test_addresses_are_handed_out_round_robin():
+    pods = ["a", "b", "c", "d"]
+    assert netconfig.free_address(pods, set()) == "a"
+    assert netconfig.free_address(pods, {"b"}, after="a") == "c"
+    assert netconfig.free_address(pods, {"a"}, after="d") == "b"
+    assert netconfig.free_address(pods, set(pods), after="b") is None
+
+
 def test_cluster_ip_checks_use_the_allocator_messages():
     problem = netconfig.cluster_ip_problem(CFG, "10.1.0.1", set())
     assert str(problem) == ('spec.clusterIPs: Invalid value: []string{"10.1.0.1"}: failed to '
