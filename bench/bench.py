@@ -32,6 +32,7 @@ COUNTS = (1, 2, 10)
 NET_ENV = {"NSRUN_POD_CIDR": "169.254.110.0/24", "NSRUN_SERVICE_CIDR": "169.254.210.0/24",
            "NSRUN_RESOLV_CONF": ""}
 os.environ.update(NET_ENV)
+STATE_DIR = "/run"  # where nsrun's default state root is (a tmpfs on most hosts), not /tmp
 
 
 def pod_manifest(n: int, host_network: bool = False) -> str:
@@ -194,7 +195,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench: {tool} not found (make bench installs it)", file=sys.stderr)
             return 3
-    with tempfile.TemporaryDirectory(prefix="nsrun-bench.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nsrun-bench.", dir=STATE_DIR) as tmp:
         report(measure(args.runs, Path(tmp)), args.runs)
     if not args.no_network:
         import netbench

@@ -117,16 +117,50 @@ for name, attach in (("rtnl", rtnl), ("pyroute2", pyroute)):
         for fd in sb.values():
             os.close(fd)
     out[name] = statistics.median(times) * 1000
-print(out["rtnl"], out["pyroute2"])
+import tempfile
+from pathlib import Path
+from nsrun.core.spec import load_pods
+from nsrun.host.sandbox import Sandbox
+from nsrun.runtime.networking import Networking
+from nsrun.state import StateRoot
+root = Path(tempfile.mkdtemp(prefix="nsrun-netbench-", dir="/run"))
+def networking(name):
+    pod = load_pods(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: {name}}}\n"
+                    "spec:\n  containers: [{name: a, image: i}]\n")[0]
+    paths = StateRoot(root).pod(name)
+    paths.dir.mkdir(parents=True)
+    sb = native.create_sandbox("b")
+    return Networking(root, cfg, pod, paths, ""), Sandbox(ns_fds=sb, volume_paths={}, pod=pod)
+keep, keep_sandbox = networking("keep")  # another pod keeps the bridge up meanwhile
+keep.start(keep_sandbox)
+ups, downs = [], []
+for i in range(int(sys.argv[2])):
+    net, sandbox = networking(f"p{i}")
+    sb = sandbox.ns_fds
+    start = time.perf_counter()
+    net.start(sandbox)
+    ups.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    net.close()
+    downs.append(time.perf_counter() - start)
+    for fd in sb.values():
+        os.close(fd)
+keep.close()
+print(out["rtnl"], out["pyroute2"], statistics.median(ups) * 1000,
+      statistics.median(downs) * 1000)
 """
 
 
-def attach_costs(runs: int) -> tuple[float, float]:
-    """Median ms to attach a pod: nsrun's rtnetlink requests, pyroute2 (imported before)."""
+def attach_costs(runs: int) -> list[float]:
+    """Median ms to attach a pod with nsrun's rtnetlink requests and with pyroute2 (imported
+    before), and of a supervisor's whole network set-up (address, veth, files, DNS socket)
+    and tear-down beside a running pod (the bridge exists), in a private namespace."""
     src = str(Path(__file__).resolve().parents[1])
-    out = subprocess.run(["unshare", "-n", sys.executable, "-c", ATTACH, src, str(runs)],
-                         check=True, capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1])
+    proc = subprocess.run(["unshare", "-n", sys.executable, "-c", ATTACH, src, str(runs)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: attach costs: {proc.stderr.strip()}")
+    return [float(x) for x in proc.stdout.split()]
 
 
 def dns_latency(world: World, queries: int = 1000) -> float:
@@ -195,17 +229,19 @@ def fifty_pods(world: World, count: int = 50) -> tuple[float, int]:
 
 
 def main(runs: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="nsrun-netbench.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nsrun-netbench.", dir="/run") as tmp:
         world = World(Path(tmp))
         world("image", "busybox")
         lone, steady = first_pod(world, max(5, runs // 2))
         print(f"\nthe world's first pod (bridge + table made, then removed): {lone * 1000:.1f} ms;"
               f" the same pod beside a running one: {steady * 1000:.1f} ms (medians)")
         imp = pyroute2_import()
-        ours, theirs = attach_costs(20)
+        ours, theirs, up, down = attach_costs(20)
         print(f"pyroute2: import {imp:.1f} ms; attaching a pod (veth into its namespace, up, "
               f"2 addresses, route): nsrun's rtnetlink {ours:.2f} ms, pyroute2 {theirs:.2f} ms "
               "after its import (medians)")
+        print(f"a supervisor's network work for one pod (address, veth, /etc/hosts, "
+              f"resolv.conf, DNS socket): set-up {up:.2f} ms, tear-down {down:.2f} ms")
         print(f"cluster DNS: median answer {dns_latency(world):.3f} ms over 1,000 queries for a "
               "Service name from inside a pod")
         elapsed, distinct = fifty_pods(world)

@@ -58,9 +58,15 @@ class NetConfig(msgspec.Struct, frozen=True):
     def prefixlen(self) -> int:
         return self.pod_net.prefixlen
 
+    def pod_range(self) -> tuple[str, str]:
+        """The first and last address a pod may get (the gateway is not one)."""
+        net = self.pod_net
+        return str(net.network_address + 2), str(net.broadcast_address - 1)
+
     def pod_addresses(self) -> list[str]:
-        """Every address a pod may get, lowest first (not the gateway)."""
-        return [str(a) for a in self.pod_net.hosts()][1:]
+        """Every address a pod may get, lowest first."""
+        first, last = (int(ipaddress.IPv4Address(a)) for a in self.pod_range())
+        return [_dotted(a) for a in range(first, last + 1)]
 
     def service_addresses(self) -> list[str]:
         """Every address a Service may get, lowest first (not the cluster DNS)."""
@@ -69,6 +75,11 @@ class NetConfig(msgspec.Struct, frozen=True):
     def veth_name(self, pod_uid: str) -> str:
         """The host end of a pod's veth: ``nsrun`` + 10 hex of (world, pod uid)."""
         return "nsrun" + _digest(f"{self.world}/{pod_uid}") + _digest(pod_uid)[:2]
+
+
+def _dotted(address: int) -> str:
+    """``str(IPv4Address(address))`` without building an object per address."""
+    return ".".join(str(address >> shift & 255) for shift in (24, 16, 8, 0))
 
 
 def _digest(text: str) -> str:
@@ -144,8 +155,11 @@ def free_address(candidates: list[str], used: set[str], after: str = "") -> str 
     """The first candidate not in ``used``, looking from the one after ``after`` on (and
     round to the start): round-robin when ``after`` is the last address handed out."""
     start = candidates.index(after) + 1 if after in candidates else 0
-    order = candidates[start:] + candidates[:start]
-    return next((a for a in order if a not in used), None)
+    for i in range(len(candidates)):
+        address = candidates[(start + i) % len(candidates)]
+        if address not in used:
+            return address
+    return None
 
 
 def reverse_pointer(ip: str) -> str:

@@ -110,8 +110,9 @@ class PodNet:
             pods = _reclaim(self.root, pods)
             ip = free_address(candidates, set(pods), ipam.last)
         if ip is None:
+            first, last = self.cfg.pod_range()
             raise NoAddress(f"failed to allocate an IP for pod \"{name}\": no IP addresses "
-                            f"available in range set: {candidates[0]}-{candidates[-1]}")
+                            f"available in range set: {first}-{last}")
         stale = ipam.released.pop(ip, "")
         if stale and network.link_exists(stale):
             network.detach(stale)
