@@ -127,6 +127,7 @@ class PodNet:
             release(self.root, self.cfg, self.paths, self.record, detach)
             self.record = None
 
+
 def release(root: Path, cfg: NetConfig, paths: PodPaths, record: PodNetwork,
             detach: bool = True) -> None:
     """Undo a pod's network from its record (also after its supervisor was killed). The
