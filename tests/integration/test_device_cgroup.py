@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from world import World
 
-PROBE = (Path(__file__).parents[1] / "probes" / "device_probe.sh").read_text()
+sys.path.insert(0, str(Path(__file__).parents[1] / "probes"))
+import device_pod  # noqa: E402 - the probe shared with the VM ring
 
 
 @pytest.fixture
@@ -64,19 +66,7 @@ def with_device_rules(world: World, name: str, rules: list[dict]) -> str:
 
 
 def probe(world: World, driver: str, image: str = "busybox", extra: str = "") -> dict:
-    text = f"""apiVersion: v1
-kind: Pod
-metadata: {{name: dev}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: probe
-    image: {image}
-    command: [sh, -c, {json.dumps(PROBE)}]
-    env: [{{name: NSRUN_DEVICE_PROBE, value: in-container}},
-          {{name: PROBE_DISK, value: "{host_disk()}"}}]
-    securityContext: {{capabilities: {{add: [SYS_ADMIN, MKNOD]}}}}
-"""
+    text = device_pod.manifest(image, host_disk())
     proc = world.nsrun(*world.run_args("--cgroups", driver, "-d", *extra.split()),
                        world.manifest("dev", text))
     assert proc.returncode == 0, proc.stderr

@@ -9,23 +9,13 @@ The probe runs only in the container (a marker variable, and pid 1 of its pid na
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
-PROBE = (Path(__file__).parents[1] / "probes" / "device_probe.sh").read_text()
+sys.path.insert(0, str(Path(__file__).parents[1] / "probes"))
+import device_pod  # noqa: E402 - the probe shared with the host ring
 
-POD = f"""apiVersion: v1
-kind: Pod
-metadata: {{name: dev}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: probe
-    image: busybox
-    command: [sh, -c, {json.dumps(PROBE)}]
-    env: [{{name: NSRUN_DEVICE_PROBE, value: in-container}}, {{name: PROBE_DISK, value: "8 0"}}]
-    securityContext: {{capabilities: {{add: [SYS_ADMIN, MKNOD]}}}}
-"""
+POD = device_pod.manifest("busybox", "8 0")
 
 
 def test_the_device_program_denies_all_but_the_allowed_devices(pods):
