@@ -58,3 +58,13 @@ def loads(data: bytes | str):
 def dumps(value) -> str:
     """Compact JSON text of ``value`` (dicts, lists, tuples, str, int, float, bool, None)."""
     return "".join(_encode(value, 0))
+
+
+def load_object(path: str) -> dict:
+    """The JSON object in the file ``path``: ``OSError`` when it cannot be read,
+    ``ValueError`` when it is not JSON or not an object."""
+    with open(path, "rb") as f:
+        value = loads(f.read())
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value

@@ -19,13 +19,13 @@ Override rule (documented in the README), from the bundle outward:
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from nsrun import jsonlite
 from nsrun.bundle import security
 from nsrun.errors import BundleError
 
@@ -82,13 +82,9 @@ def _parsed_config(path: str, stamp: int) -> dict[str, Any]:
     """Parsed once per file version: the pod check and each container start of the same
     image read the same file (``stamp`` makes a rewritten bundle count as new)."""
     try:
-        with open(path, "rb") as f:
-            config = json.loads(f.read())
+        return jsonlite.load_object(path)
     except (OSError, ValueError) as err:
         raise BundleError(f"{path}: cannot read OCI config: {err}") from None
-    if not isinstance(config, dict):
-        raise BundleError(f"{path}: not a JSON object")
-    return config
 
 
 def _field(config: dict, path: str, kind: type, default: Any, where: Path) -> Any:

@@ -45,13 +45,9 @@ def _load_process(path: str) -> dict:
     from nsrun import jsonlite
 
     try:
-        with open(path, "rb") as f:
-            process = jsonlite.loads(f.read())
+        return jsonlite.load_object(path)
     except (OSError, ValueError) as err:
         raise OciError(f"process {path}: {err}") from None
-    if not isinstance(process, dict):
-        raise OciError(f"process {path}: not a JSON object")
-    return process
 
 
 def _process(config: dict, opts: dict, argv: list[str]) -> dict:
@@ -184,7 +180,8 @@ def _start(record: dict, pidfd: int, req) -> tuple[int, int]:
 def _wait(child_pidfd: int, console_sock: int) -> int:
     """Forward signals to the process, relay its terminal (``console_sock``: ours to read
     the master from), wait for it; its exit status."""
-    from nsrun.oci.lifecycle import forwarding
+    from nsrun.oci.lifecycle import FORWARDED
+    from nsrun.runtime.forward import Forward
 
     master = -1
     try:
@@ -192,7 +189,7 @@ def _wait(child_pidfd: int, console_sock: int) -> int:
             from nsrun.host import console
 
             master, _ = console.receive(console_sock)
-        with forwarding(child_pidfd):
+        with Forward(child_pidfd, FORWARDED):
             if master >= 0:
                 from nsrun.host import console
 

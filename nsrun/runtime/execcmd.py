@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from nsrun.errors import NsrunError, SpawnError, StateError
+from nsrun.runtime.forward import Forward
 
 PIDS_FILE = "pids.json"
 RUNTIME_FILE = "runtime.json"
 CGROUP_FILE = "cgroup"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                     signal.SIGUSR1, signal.SIGUSR2)
 EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 126, 127  # as a shell (and docker exec) reports them
 
 
@@ -358,37 +357,11 @@ def _exit_code(pidfd: int) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
-class _Forward:
-    """While installed: the signals ``nsrun exec`` receives go to the command."""
-
-    def __init__(self, pidfd: int, extra: dict[int, Any] | None = None) -> None:
-        self.pidfd = pidfd
-        self.old: dict[int, Any] = {}
-        self.extra = extra or {}
-
-    def _send(self, sig: int, _frame: Any) -> None:
-        try:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        except ProcessLookupError:
-            pass
-
-    def __enter__(self) -> _Forward:
-        for sig in FORWARDED_SIGNALS:
-            self.old[sig] = signal.signal(sig, self._send)
-        for sig, handler in self.extra.items():
-            self.old[sig] = signal.signal(sig, handler)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-
-
 def _exec_plain(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int,
                 stdio: tuple[int, int, int], pod_name: str, name: str) -> int:
     _, child = _start(pid, pidfd, base, argv, cgroup_fd, stdio, pod_name, name)
     try:
-        with _Forward(child):
+        with Forward(child):
             return _exit_code(child)
     finally:
         os.close(child)
@@ -423,7 +396,7 @@ def _exec_tty(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int, pod_n
                 tty.setraw(0)
             resize = {signal.SIGWINCH: lambda *_: console.copy_winsize(term, master)} \
                 if term >= 0 else {}
-            with _Forward(child, resize):
+            with Forward(child, extra=resize):
                 console.relay(master, child)
                 return _exit_code(child)
         finally:

@@ -87,3 +87,20 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
         os.waitpid(-1, os.WNOHANG)  # no child: neither running nor a zombie
     leaked = set(os.listdir("/proc/self/fd")) - fds_before
     assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}, "fds leaked"
+
+
+@pytest.fixture
+def oci(tmp_path: Path) -> Iterator:
+    """An ``OciWorld`` (``ociworld.py``): this process is a child subreaper for the test (as
+    conmon and containerd's shim are), and afterwards nothing of the test may be left."""
+    from ociworld import OciWorld, reap, set_subreaper
+
+    world = OciWorld(tmp_path)
+    set_subreaper(True)
+    try:
+        yield world
+    finally:
+        left = world.cleanup()
+        set_subreaper(False)
+        reap()
+    assert left == [], f"left behind: {left}"
