@@ -228,9 +228,10 @@ pause_child(const char *hostname, int status_fd, int exec_fd, pid_t parent, int 
 
     if (self_cgroup >= 0 && nsr_attach_self(self_cgroup) < 0)
         helper_fail(status_fd, NSR_STEP_CGROUP_ATTACH);
-    if (sethostname(hostname, strlen(hostname)) < 0)
+    /* no hostname: the node's network and uts namespaces (hostNetwork), left alone */
+    if (hostname && sethostname(hostname, strlen(hostname)) < 0)
         helper_fail(status_fd, NSR_STEP_SETHOSTNAME);
-    if (lo_up() < 0)
+    if (hostname && lo_up() < 0)
         helper_fail(status_fd, NSR_STEP_LO_UP);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         helper_fail(status_fd, NSR_STEP_PDEATHSIG);
@@ -258,9 +259,9 @@ sandbox_child(const char *hostname, int status_fd, int release_r, int release_w)
     char c;
 
     close(release_w);
-    if (sethostname(hostname, strlen(hostname)) < 0)
+    if (hostname && sethostname(hostname, strlen(hostname)) < 0)
         rep = (struct nsr_report){NSR_STEP_SETHOSTNAME, errno, -1};
-    else if (lo_up() < 0)
+    else if (hostname && lo_up() < 0)
         rep = (struct nsr_report){NSR_STEP_LO_UP, errno, -1};
     if (write(status_fd, &rep, sizeof rep) != sizeof rep)
         _exit(127);
@@ -322,6 +323,8 @@ static int read_status(int fd, struct nsr_report *rep)
 }
 
 #define SANDBOX_FLAGS (CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+/* hostname NULL (hostNetwork): a new ipc namespace only, the node's net and uts are kept */
+#define SANDBOX_FLAGS_FOR(hostname) ((hostname) ? SANDBOX_FLAGS : CLONE_NEWIPC)
 
 /* keep=0: the helper exits once the parent holds the namespaces (unchanged behaviour). */
 static int sandbox_transient(const char *hostname, int fds[3], struct nsr_report *rep)
@@ -337,7 +340,7 @@ static int sandbox_transient(const char *hostname, int fds[3], struct nsr_report
     }
     /* fork-like, not CLONE_VFORK: the parent must run while the helper waits */
     nsr_block_signals(&old);
-    pid = nsr_clone(SANDBOX_FLAGS, -1, &pidfd, nsr_clone3_usable());
+    pid = nsr_clone(SANDBOX_FLAGS_FOR(hostname), -1, &pidfd, nsr_clone3_usable());
     if (pid == 0)
         sandbox_child(hostname, status[1], release[0], release[1]);
     if (pid < 0)
@@ -363,7 +366,8 @@ static pid_t clone_pause(const char *hostname, int cgroup_fd, int use_clone3, in
     sigset_t old;
 
     nsr_block_signals(&old);
-    pid = nsr_clone(SANDBOX_FLAGS, use_clone3 ? cgroup_fd : -1, pidfd, use_clone3);
+    pid = nsr_clone(SANDBOX_FLAGS_FOR(hostname), use_clone3 ? cgroup_fd : -1, pidfd,
+                    use_clone3);
     if (pid == 0) {
         close(status[0]);
         pause_child(hostname, status[1], exec_fd, parent, use_clone3 ? -1 : cgroup_fd);
@@ -412,7 +416,8 @@ static pid_t sandbox_pause(const char *hostname, int cgroup_fd, int use_clone3, 
     return pid;
 }
 
-/* New net (lo up), ipc and uts (hostname) namespaces in fds[net, ipc, uts]. keep=0: 0, the
+/* New net (lo up), ipc and uts (hostname) namespaces in fds[net, ipc, uts]; hostname NULL:
+ * a new ipc namespace only, fds[net] and fds[uts] are the node's (hostNetwork). keep=0: 0, the
  * namespaces held by the fds alone. keep=1: the pid of the pause process holding them too
  * (started into cgroup_fd when >= 0), *pidfd_out its pidfd. -1 with *rep on failure. */
 int nsr_sandbox_create(const char *hostname, int keep, int cgroup_fd, int fds[3],

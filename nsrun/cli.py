@@ -18,7 +18,8 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 125
 
 
-GLOBAL_VALUE_OPTIONS = ("--root", "--images", "--secrets", "--configmaps")
+GLOBAL_VALUE_OPTIONS = ("--root", "--images", "--secrets", "--configmaps", "--pod-cidr",
+                        "--service-cidr", "--cluster-domain", "--cluster-dns", "--resolv-conf")
 MODEL_VERBS = ("validate", "resources", "convert")
 
 
@@ -54,10 +55,13 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
                    default=os.environ.get("NSRUN_CONFIGMAPS", "/etc/nsrun/configmaps"),
                    help="ConfigMaps: <DIR>/<name>/<key>, one file per key "
                         "(env NSRUN_CONFIGMAPS; default %(default)s)")
+    _add_network_options(p)
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    verbs = {"run": _add_run, "apply": _add_apply, "get": _add_get, "describe": _add_describe,
-             "logs": _add_logs, "restart": _add_restart, "delete": _add_delete,
-             "exec": _add_exec,
+    from nsrun import objcli
+
+    verbs = {"run": _add_run, "create": _add_create, "apply": _add_apply,
+             "get": objcli.add_get, "describe": objcli.add_describe, "logs": _add_logs,
+             "restart": _add_restart, "delete": objcli.add_delete, "exec": _add_exec,
              "image": _add_image}
     verb = _verb_of(argv)
     if verb in verbs:
@@ -69,6 +73,40 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
             add(sub)
         _add_model_verbs(sub)
     return p
+
+
+def _add_network_options(p) -> None:
+    from nsrun.core import netconfig as n
+
+    env = os.environ.get
+    p.add_argument("--pod-cidr", default=env("NSRUN_POD_CIDR", n.DEFAULT_POD_CIDR),
+                   help="pod addresses (env NSRUN_POD_CIDR; default %(default)s)")
+    p.add_argument("--service-cidr", default=env("NSRUN_SERVICE_CIDR", n.DEFAULT_SERVICE_CIDR),
+                   help="ClusterIP addresses (env NSRUN_SERVICE_CIDR; default %(default)s)")
+    p.add_argument("--cluster-domain", default=env("NSRUN_CLUSTER_DOMAIN",
+                                                   n.DEFAULT_CLUSTER_DOMAIN),
+                   help="cluster DNS domain (env NSRUN_CLUSTER_DOMAIN; default %(default)s)")
+    p.add_argument("--cluster-dns", default=env("NSRUN_CLUSTER_DNS", ""),
+                   help="the cluster DNS address in every pod (env NSRUN_CLUSTER_DNS; "
+                        "default: the service CIDR's tenth address)")
+    p.add_argument("--resolv-conf", default=env("NSRUN_RESOLV_CONF", "/etc/resolv.conf"),
+                   help="the node's resolver file: dnsPolicy Default, and where the cluster "
+                        "DNS sends other names (env NSRUN_RESOLV_CONF; default %(default)s; "
+                        '"" for none)')
+
+
+def net_config(args):
+    """The world's network settings (fixed in the state root on first use)."""
+    from nsrun.core.netconfig import make_config
+    from nsrun.runtime.netsync import settle
+
+    root = os.path.abspath(args.root)
+    try:
+        wanted = make_config(os.path.normpath(root), args.pod_cidr, args.service_cidr,
+                             args.cluster_domain, args.cluster_dns)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return settle(_path(root), wanted)
 
 
 def _add_run(sub) -> None:
@@ -110,27 +148,30 @@ def _add_pod_options(r) -> None:
                         "default %(default)s)")
 
 
+def _add_create(sub) -> None:
+    c = sub.add_parser("create", help="create the Pods and Services of a manifest (kubectl "
+                       "create -f): pods start in the background")
+    c.add_argument("-f", "--filename", required=True,
+                   help="manifest: Pods and Services, several documents (- for stdin)")
+    _add_pod_options(c)
+    c.set_defaults(func=_objcli("cmd_create"), watch=False)
+
+
 def _add_apply(sub) -> None:
-    a = sub.add_parser("apply", help="create a pod, or update a running one: a changed init "
+    a = sub.add_parser("apply", help="create pods and services, or update them: a changed init "
                        "container image restarts the pod, a changed app image that container")
-    a.add_argument("file", help="Pod manifest (YAML or JSON; - for stdin)")
+    a.add_argument("file", nargs="?", help="manifest (YAML or JSON; - for stdin)")
+    a.add_argument("-f", "--filename", help="the same, kubectl's way")
     _add_pod_options(a)
     a.set_defaults(func=cmd_apply, watch=False)
 
 
-def _add_get(sub) -> None:
-    g = sub.add_parser("get", help="show pods like kubectl get pods")
-    g.add_argument("pod", nargs="?")
-    g.add_argument("-o", "--output", choices=("json", "yaml"))
-    g.add_argument("-w", "--watch", action="store_true",
-                   help="after the table, print a row each time a pod's status changes")
-    g.set_defaults(func=cmd_get)
+def _objcli(name: str):
+    def call(args):
+        from nsrun import objcli
 
-
-def _add_describe(sub) -> None:
-    d = sub.add_parser("describe", help="show a pod like kubectl describe pod")
-    d.add_argument("pod")
-    d.set_defaults(func=cmd_describe)
+        return getattr(objcli, name)(args)
+    return call
 
 
 def _add_restart(sub) -> None:
@@ -163,15 +204,6 @@ def _add_exec(sub) -> None:
     e.add_argument("command", nargs="+", metavar="COMMAND",
                    help="after --: the command and its arguments")
     e.set_defaults(func=cmd_exec)
-
-
-def _add_delete(sub) -> None:
-    d = sub.add_parser("delete", help="stop a pod gracefully and remove every trace of it")
-    d.add_argument("pod")
-    d.add_argument("--timeout", type=float, help="seconds to wait for the supervisor")
-    d.add_argument("--grace-period", type=float, metavar="SECONDS",
-                   help="override terminationGracePeriodSeconds (0 = kill at once)")
-    d.set_defaults(func=cmd_delete)
 
 
 def _add_image(sub) -> None:
@@ -233,11 +265,11 @@ def cmd_run(args) -> int:
         from nsrun.runtime.systemd import run_under_systemd
 
         return run_under_systemd(args.root, args.file, pod, args.detach)
-    return podrun.run(pod, StateRoot(_path(args.root)), _options(args, pod),
+    return podrun.run(pod, StateRoot(_path(args.root)), pod_options(args, pod),
                       detach=args.detach, keep=not args.rm)
 
 
-def _options(args, pod):
+def pod_options(args, pod):
     from nsrun.bundle.images import ImageStore
     from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
@@ -255,17 +287,17 @@ def _options(args, pod):
                                   for c in computed.containers},
                    log_max_attempts=max(1, args.log_max_attempts),
                    log_max_bytes=args.log_max_bytes,
-                   on_change=_print_row if args.watch else None)
+                   on_change=_print_row if args.watch else None,
+                   net=net_config(args), resolv_conf=args.resolv_conf)
 
 
 def cmd_apply(args) -> int:
-    from nsrun.runtime import podrun
-    from nsrun.state import StateRoot
+    from nsrun.objcli import cmd_apply as apply_objects
 
-    pod = load_one_pod(args.file, args.legacy_annotations)
-    what = podrun.apply(StateRoot(_path(args.root)), pod, _options(args, pod))
-    print(f"pod/{pod.metadata.name} {what}")
-    return 0
+    if bool(args.file) == bool(args.filename):
+        raise UsageError("apply takes one manifest: FILE or -f FILE")
+    args.filename = args.filename or args.file
+    return apply_objects(args)
 
 
 def cmd_restart(args) -> int:
@@ -285,55 +317,12 @@ def cmd_exec(args) -> int:
                                configmaps=args.configmaps)
 
 
-def cmd_describe(args) -> int:
-    import time
-
-    from nsrun.report import events, statusfile
-    from nsrun.report.describe import describe
-    from nsrun.state import StateRoot
-
-    paths = StateRoot(_path(args.root)).existing(args.pod)
-    pod = statusfile.read(paths) or {}
-    print(describe(pod, events.read(paths), time.time()))
-    return 0
-
-
 def _print_row(pod: dict[str, Any]) -> None:
     import time
 
     from nsrun.core.printer import get_row
 
     print("   ".join(get_row(pod, time.time())), flush=True)
-
-
-def cmd_get(args) -> int:
-    import json
-    import time
-
-    from nsrun.core.printer import get_row, table
-    from nsrun.state import StateRoot
-
-    state = StateRoot(_path(args.root))
-    from nsrun.report.follow import read_pods, watch
-
-    pods = read_pods(state, args.pod)
-    if args.output == "json":
-        print(json.dumps(pods[0] if args.pod else _list(pods), indent=4))
-    elif args.output == "yaml":
-        import yaml
-
-        print(yaml.safe_dump(pods[0] if args.pod else _list(pods), sort_keys=False), end="")
-    elif pods:
-        print(table([get_row(p, time.time()) for p in pods]), flush=True)
-    else:
-        print("No resources found", file=sys.stderr)
-    if args.watch:
-        watch(state, args.pod, pods)
-    return 0
-
-
-def _list(pods: list[dict]) -> dict:
-    return {"apiVersion": "v1", "kind": "List", "items": pods}
 
 
 def cmd_logs(args) -> int:
@@ -359,15 +348,6 @@ def _only_container(pod: dict, name: str) -> str:
         raise UsageError(f'a container name must be specified for pod {name}, choose one of: '
                          f"[{' '.join(containers)}]")
     return containers[0]
-
-
-def cmd_delete(args) -> int:
-    from nsrun.runtime import podrun
-    from nsrun.state import StateRoot
-
-    podrun.delete(StateRoot(_path(args.root)), args.pod, args.timeout, args.grace_period)
-    print(f'pod "{args.pod}" deleted')
-    return 0
 
 
 def cmd_image_import(args) -> int:

@@ -61,17 +61,19 @@ class SpecError(NsrunError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem], *, pod: str = "", source: str = "") -> None:
+    def __init__(self, problems: list[Problem], *, pod: str = "", source: str = "",
+                 kind: str = "Pod") -> None:
         self.problems = list(problems)
-        self.pod = pod
+        self.pod = pod  # the object's name (a Pod's, or a Service's when kind says so)
         self.source = source
+        self.kind = kind
         super().__init__(self._render())
 
     def _render(self) -> str:
         where = f"{self.source}: " if self.source else ""
         if not self.pod and len(self.problems) == 1:
             return where + str(self.problems[0])
-        head = f'The Pod "{self.pod}" is invalid:' if self.pod else "invalid manifest:"
+        head = f'The {self.kind} "{self.pod}" is invalid:' if self.pod else "invalid manifest:"
         if len(self.problems) == 1:
             return f"{where}{head} {self.problems[0]}"
         return where + head + "".join(f"\n* {p}" for p in self.problems)

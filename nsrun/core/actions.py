@@ -31,10 +31,14 @@ class RestartPod(msgspec.Struct, frozen=True):
     from the first init container (the source document's pod-restart cases; A10)."""
 
 
+class SetupNetwork(msgspec.Struct, frozen=True):
+    """The pod has no network yet (no free address): try again now."""
+
+
 class WakeAt(msgspec.Struct, frozen=True):
     """Nothing to do before ``at`` (epoch seconds) unless a container changes."""
 
     at: float
 
 
-Action = StartContainer | KillContainer | KillPod | RestartPod | WakeAt
+Action = StartContainer | KillContainer | KillPod | RestartPod | SetupNetwork | WakeAt

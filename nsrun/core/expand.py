@@ -15,6 +15,7 @@ Owns:
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 
 from nsrun.core.quantity import Quantity, QuantityError, parse_json_quantity
@@ -113,20 +114,25 @@ def expand_sub_path_expr(expr: str, env: Mapping[str, str]) -> str:
 
 def container_env(pod: Pod, container: Container, *, pod_ip: str = "", host_ip: str = "",
                   node_name: str = "", node_allocatable: Mapping[str, object] | None = None,
-                  key_refs: Mapping[tuple[str, str, str], str] | None = None
+                  key_refs: Mapping[tuple[str, str, str], str] | None = None,
+                  service_links: list[tuple[str, str]] | None = None
                   ) -> list[tuple[str, str]]:
     """The container's environment in declaration order (a repeated name keeps its first
-    place and its last value), each value expanded over the entries before it.
+    place and its last value), each value expanded over the entries before it and the
+    Service variables; then the Service variables the container does not define.
 
     ``node_name`` wins over ``spec.nodeName``; ``node_allocatable`` (resource -> quantity)
     answers ``resourceFieldRef`` limits nobody set; ``key_refs`` maps
-    (``"secret"``/``"configMap"``, name, key) to values the runtime read."""
+    (``"secret"``/``"configMap"``, name, key) to values the runtime read;
+    ``service_links`` are ``core.servicelinks.service_env``'s variables."""
     ctx = _Context(pod, container, pod_ip, host_ip, node_name, node_allocatable or {},
                    key_refs or {})
+    links = service_links or []
     env: dict[str, str] = {}
+    scope = ChainMap(env, dict(links))
     for index, var in enumerate(container.env or ()):
-        env[var.name] = ctx.value(var, env, index)
-    return list(env.items())
+        env[var.name] = ctx.value(var, scope, index)
+    return list(env.items()) + [(k, v) for k, v in links if k not in env]
 
 
 class _Context:

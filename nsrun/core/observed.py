@@ -113,6 +113,9 @@ class Observed(msgspec.Struct, frozen=True):
     killed_message: str = ""
     sandbox_gen: int = 0
     restarting: bool = False
+    network_pending: str = ""  # why the pod has no network yet (it waits; "" when it has)
+    network_failures: int = 0
+    network_failed_at: float | None = None
 
     def get(self, name: str) -> ContainerObs:
         """The container's attempts in the current sandbox generation."""

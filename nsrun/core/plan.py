@@ -8,7 +8,15 @@ supervisor calls the planner again on every change or wake-up.
 from __future__ import annotations
 
 from nsrun.core import rules
-from nsrun.core.actions import Action, KillContainer, KillPod, RestartPod, StartContainer, WakeAt
+from nsrun.core.actions import (
+    Action,
+    KillContainer,
+    KillPod,
+    RestartPod,
+    SetupNetwork,
+    StartContainer,
+    WakeAt,
+)
 from nsrun.core.backoff import KUBELET, BackoffPolicy, start_retry_at
 from nsrun.core.observed import ContainerObs, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
@@ -17,8 +25,8 @@ from nsrun.core.spec import Container, Pod, is_sidecar
 def next_actions(pod: Pod, observed: Observed, now: float,
                  policy: BackoffPolicy = KUBELET) -> list[Action]:
     """What the executor should do now; ``WakeAt`` says when to ask again."""
-    for rule in (_deleting, _deadline, _restarting, _terminal, _liveness, _initialize,
-                 _keep_running):
+    for rule in (_deleting, _deadline, _restarting, _terminal, _network, _liveness,
+                 _initialize, _keep_running):
         actions = rule(pod, observed, now, policy)
         if actions is not None:
             return actions + _deadline_wake(pod, observed, now)
@@ -59,6 +67,15 @@ def _restarting(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy)
     if not observed.restarting:
         return None
     return [KillPod()] if _any_running(observed) else [RestartPod()]
+
+
+def _network(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
+    """No container starts before the pod has its network; the setup is retried with
+    back-off (the kubelet's ``FailedCreatePodSandBox`` retries)."""
+    if not observed.network_pending:
+        return None
+    due = start_retry_at(observed.network_failures, observed.network_failed_at or now, policy)
+    return [SetupNetwork()] if due <= now else [WakeAt(due)]
 
 
 def _liveness(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):

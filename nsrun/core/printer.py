@@ -28,7 +28,7 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24}d"
 
 
-def _parse_time(text: str | None) -> float | None:
+def parse_time(text: str | None) -> float | None:
     if not text:
         return None
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
@@ -107,7 +107,7 @@ def get_row(pod: dict[str, Any], now: float) -> tuple[str, str, str, str, str]:
     if pod.get("metadata", {}).get("deletionTimestamp") and status.get("phase") not in (
             "Succeeded", "Failed"):
         reason = "Terminating"
-    start = _parse_time(status.get("startTime")) or now
+    start = parse_time(status.get("startTime")) or now
     return (pod.get("metadata", {}).get("name", ""), f"{ready}/{total}", reason,
             str(restarts), human_duration(now - start))
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 
+from nsrun.core.podnet import HostAlias, PodDNSConfig
 from nsrun.errors import Problem, SpecError
 
 
@@ -233,6 +234,11 @@ class PodSpec(_S):
     security_context: PodSecurityContext | None = None
     service_account_name: str | None = None
     node_name: str | None = None
+    dns_policy: str | None = None
+    dns_config: PodDNSConfig | None = None
+    host_aliases: list[HostAlias] | None = None
+    enable_service_links: bool | None = None
+    automount_service_account_token: bool | None = None
 
 
 class ObjectMeta(_S):
@@ -659,14 +665,10 @@ _POLICIES: dict[type, dict[str, _Policy]] = {
                                    "topologySpreadConstraints", "schedulingGates", "nodeName")},
         "imagePullSecrets": _Policy("warn", "ignored: nsrun never pulls images"),
         "serviceAccount": _NO_TOKEN,
-        "automountServiceAccountToken": _Policy("warn", _NO_TOKEN.message, (False,)),
-        "enableServiceLinks": _DROP,
-        "dnsPolicy": _Policy("reject", neutral=("", "ClusterFirst", "Default",
-                                                "ClusterFirstWithHostNet")),
         "os": _Policy("reject", neutral=({}, {"name": "linux"})),
         "hostUsers": _Policy("reject", neutral=(True,)),
-        **{k: _REJECT for k in ("ephemeralContainers", "hostPID", "hostIPC", "hostAliases",
-                                "dnsConfig", "readinessGates", "setHostnameAsFQDN",
+        **{k: _REJECT for k in ("ephemeralContainers", "hostPID", "hostIPC",
+                                "readinessGates", "setHostnameAsFQDN",
                                 "resourceClaims", "runtimeClassName", "hostnameOverride")},
     },
     Container: {
@@ -695,12 +697,18 @@ _POLICIES: dict[type, dict[str, _Policy]] = {
 }
 
 
-def walk(raw: Any, cls: type, path: str, found: Findings) -> Any:
+Policy, POLICIES = _Policy, _POLICIES  # for the other object kinds (``core.service``)
+
+
+def walk(raw: Any, cls: type, path: str, found: Findings,
+         table: dict[type, dict[str, _Policy]] | None = None) -> Any:
     """A copy of ``raw`` with ignored fields removed; unknown and unsupported fields are
-    recorded in ``found`` (every one, with its path)."""
+    recorded in ``found`` (every one, with its path). ``table``: the policies per class
+    (default: the Pod's)."""
     if not isinstance(raw, dict):
         return raw
-    fields, policies, clean = _field_types(cls), _POLICIES.get(cls, {}), {}
+    table = _POLICIES if table is None else table
+    fields, policies, clean = _field_types(cls), table.get(cls, {}), {}
     for key, value in raw.items():
         where = f"{path}.{key}" if path else str(key)
         policy = policies.get(key) if isinstance(key, str) else None
@@ -711,7 +719,7 @@ def walk(raw: Any, cls: type, path: str, found: Findings) -> Any:
         elif not isinstance(key, str) or key not in fields:
             found.problems.append(unknown_field(where))
             continue
-        clean[key] = _walk_value(value, fields[key], where, found)
+        clean[key] = _walk_value(value, fields[key], where, found, table)
     return clean
 
 
@@ -725,12 +733,13 @@ def _apply_policy(policy: _Policy, where: str, value: Any, found: Findings) -> N
         found.warnings.append(SpecWarning(where, policy.message))
 
 
-def _walk_value(value: Any, tp: Any, where: str, found: Findings) -> Any:
+def _walk_value(value: Any, tp: Any, where: str, found: Findings,
+                table: dict[type, dict[str, _Policy]]) -> Any:
     kind, cls = _shape(tp)
     if kind == "struct":
-        return walk(value, cls, where, found)
+        return walk(value, cls, where, found, table)
     if kind == "list" and isinstance(value, list):
-        return [walk(v, cls, f"{where}[{i}]", found) for i, v in enumerate(value)]
+        return [walk(v, cls, f"{where}[{i}]", found, table) for i, v in enumerate(value)]
     return value
 
 

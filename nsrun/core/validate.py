@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from nsrun.core import resources
+from nsrun.core import podnet, resources
 from nsrun.core.quantity import Quantity, QuantityError, parse_json_quantity
 from nsrun.core.spec import (
     NOT_SUPPORTED,
@@ -268,11 +268,19 @@ def _metadata(meta: ObjectMeta) -> list[Problem]:
     if not meta.namespace:
         out.append(required("metadata.namespace"))
     out += _label_check(meta.namespace, "metadata.namespace")
-    for key, value in meta.labels.items():
-        out += [invalid("metadata.labels", key, m) for m in qualified_name(key)]
-        out += [invalid("metadata.labels", value, m) for m in label_value(value)]
+    out += validate_labels(meta.labels, "metadata.labels")
     for key in meta.annotations:
         out += [invalid("metadata.annotations", key, m) for m in qualified_name(key.lower())]
+    return out
+
+
+def validate_labels(labels: dict[str, str], path: str) -> list[Problem]:
+    """A label map (``metadata.labels``, a Service's ``spec.selector``): qualified-name
+    keys, label values."""
+    out: list[Problem] = []
+    for key, value in labels.items():
+        out += [invalid(path, key, m) for m in qualified_name(key)]
+        out += [invalid(path, value, m) for m in label_value(value)]
     return out
 
 
@@ -904,6 +912,7 @@ def _pod_fields(pod: Pod) -> list[Problem]:
     out += _nonnegative(spec.termination_grace_period_seconds,
                         "spec.terminationGracePeriodSeconds", MAX_INT64)
     out += _resource_list(spec.overhead, "spec.overhead")[1]
+    out += podnet.validate_pod_network(spec, dns1123_subdomain)
     return out + _pod_resources(pod)
 
 

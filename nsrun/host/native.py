@@ -931,9 +931,11 @@ def socket_in_netns(net_fd: int, family: int, type: int, proto: int = 0) -> int:
     return fd
 
 
-def create_sandbox(hostname: str, *, keep: bool = False, cgroup_fd: int = -1) -> dict[str, int]:
+def create_sandbox(hostname: str | None, *, keep: bool = False,
+                   cgroup_fd: int = -1) -> dict[str, int]:
     """New net (``lo`` up), ipc and uts (``hostname`` set) namespaces, held by CLOEXEC fds
-    ``{"net", "ipc", "uts"}``; close the fds to let the namespaces go.
+    ``{"net", "ipc", "uts"}``; close the fds to let the namespaces go. ``hostname`` None
+    (``hostNetwork``): only the ipc namespace is new, ``net`` and ``uts`` are the node's.
 
     ``keep``: a pause process holds them too, for as long as the pod lives: it ignores and
     blocks every signal but SIGKILL/SIGSTOP, sleeps forever (a 160-byte static program on
@@ -947,13 +949,13 @@ def create_sandbox(hostname: str, *, keep: bool = False, cgroup_fd: int = -1) ->
     fds = mod.ffi.new("int[3]")
     pidfd = mod.ffi.new("int *")
     rep = mod.ffi.new("struct nsr_report *")
-    pid = mod.lib.nsr_sandbox_create(os.fsencode(hostname), int(keep), cgroup_fd, fds, pidfd,
-                                     rep)
+    name = mod.ffi.NULL if hostname is None else os.fsencode(hostname)
+    pid = mod.lib.nsr_sandbox_create(name, int(keep), cgroup_fd, fds, pidfd, rep)
     if pid < 0:
         step = _step_name(rep.step)
         if step == "open_ns" and 0 <= rep.index < 3:
             step = f"open_ns {SANDBOX_NAMESPACES[rep.index]}"
-        raise SandboxError("create sandbox", hostname, rep.err, step)
+        raise SandboxError("create sandbox", hostname or "(host network)", rep.err, step)
     out = dict(zip(SANDBOX_NAMESPACES, (fds[0], fds[1], fds[2]), strict=True))
     if keep:
         out["pid"], out["pidfd"] = pid, pidfd[0]

@@ -63,6 +63,10 @@ class Sandbox(msgspec.Struct):
     pause_pid: int = 0
     pause_pidfd: int = -1
     shm_path: str = ""
+    pod_ip: str = ""
+    host_ip: str = ""
+    managed_mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    service_links: Any = None  # () -> Service env variables, read at each container start
 
     @classmethod
     def create(cls, pod: Pod, paths: PodPaths, *, secrets: str | None = None,
@@ -96,12 +100,15 @@ class Sandbox(msgspec.Struct):
 
     def new_namespaces(self, cgroup_fd: int = -1) -> None:
         """Fresh network, IPC and UTS namespaces held by a pause process (as the kubelet's
-        sandbox is): when it dies the sandbox is lost and the pod starts over. The old
-        ones, if any, are released; volumes are kept."""
+        sandbox is; with ``hostNetwork`` only IPC is fresh, network and UTS are the node's):
+        when it dies the sandbox is lost and the pod starts over. The old ones, if any, are
+        released; volumes are kept."""
         from nsrun.host import native
 
         assert self.pod is not None
         hostname = (self.pod.spec.hostname or self.pod.metadata.name)[:64]
+        if self.pod.spec.host_network:
+            hostname = None  # the node's network and UTS namespaces, as the kubelet's
         fresh = native.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd)
         self._release_namespaces()
         self.pause_pid, self.pause_pidfd = fresh.pop("pid"), fresh.pop("pidfd")
@@ -235,9 +242,11 @@ class Sandbox(msgspec.Struct):
 
     def mounts_for(self, container: Container, env: dict[str, str] | None = None
                    ) -> list[dict[str, Any]]:
-        """OCI bind mounts of the container's ``volumeMounts``, in manifest order. A
-        ``subPath`` (or ``subPathExpr`` expanded with ``env``) is resolved inside its volume
-        by the spawn path, never following a symlink out of it."""
+        """OCI bind mounts of the container's ``volumeMounts``, in manifest order, then the
+        files the kubelet writes (``managed_mounts``: /etc/hosts, /etc/resolv.conf, the
+        service account) where the container mounts nothing itself. A ``subPath`` (or
+        ``subPathExpr`` expanded with ``env``) is resolved inside its volume by the spawn
+        path, never following a symlink out of it."""
         from nsrun.host.native import SUB_PATH_KEY
 
         mounts = []
@@ -257,7 +266,8 @@ class Sandbox(msgspec.Struct):
         if self.shm_path and not any(m["destination"] == "/dev/shm" for m in mounts):
             mounts.insert(0, {"destination": "/dev/shm", "type": "bind", "source": self.shm_path,
                               "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]})
-        return mounts
+        own = {m["destination"] for m in mounts}
+        return mounts + [m for m in self.managed_mounts if m["destination"] not in own]
 
     def close(self) -> None:
         """Release the namespaces and unmount memory-backed volumes."""

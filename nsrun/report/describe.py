@@ -166,14 +166,19 @@ def _aggregate(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def describe(pod: dict[str, Any], events: list[dict[str, Any]], now: float) -> str:
     """The whole ``describe pod`` text."""
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
+    node = spec.get("nodeName", "")
+    node += f"/{status['hostIP']}" if node and status.get("hostIP") else ""
     head = _pairs([("Name", meta.get("name", "")), ("Namespace", meta.get("namespace", "")),
-                   ("UID", meta.get("uid", "")), ("Start Time", _when(status.get("startTime"))),
+                   ("UID", meta.get("uid", "")), ("Node", node or "<none>"),
+                   ("Start Time", _when(status.get("startTime"))),
                    ("Labels", _labels(meta.get("labels") or {})),
                    ("Annotations", _labels(meta.get("annotations") or {})),
                    ("Status", status.get("phase", "")),
                    *([("Reason", status["reason"]), ("Message", status.get("message", ""))]
-                     if status.get("reason") else [])], "", 18)
-    lines = head
+                     if status.get("reason") else []),
+                   ("IP", status.get("podIP", ""))], "", 18)
+    ips = [i["ip"] for i in status.get("podIPs") or ()]
+    lines = head + (["IPs:"] + [f"  IP:  {ip}" for ip in ips] if ips else ["IPs:              <none>"])
     lines += _containers("Init Containers", spec.get("initContainers", []),
                          status.get("initContainerStatuses", []))
     lines += _containers("Containers", spec.get("containers", []),

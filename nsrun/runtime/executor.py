@@ -18,6 +18,7 @@ from nsrun.core.actions import (
     KillContainer,
     KillPod,
     RestartPod,
+    SetupNetwork,
     StartContainer,
     WakeAt,
 )
@@ -60,6 +61,7 @@ class Executor:
         self.containers: dict[str, tuple[Container, str]] = {}
         self.reload(pod)
         self.recreate_sandbox = None  # set by the supervisor: () -> Sandbox
+        self.setup_network = None  # set by the supervisor: () -> None, or NoAddress
         self.health = Health(self)
 
     def reload(self, pod: Pod) -> None:
@@ -87,6 +89,8 @@ class Executor:
                 self.kill_pod(action, now)
             elif isinstance(action, RestartPod):
                 self.restart_pod(now)
+            elif isinstance(action, SetupNetwork):
+                self.retry_network(now)
             elif isinstance(action, WakeAt):
                 wake = action.at if wake is None else min(wake, action.at)
         return wake
@@ -232,6 +236,27 @@ class Executor:
             self.sandbox = self.recreate_sandbox()
         self.observed = msgspec.structs.replace(self.observed, restarting=False,
                                 sandbox_gen=self.observed.sandbox_gen + 1)
+
+    def network_failed(self, now: float, message: str) -> None:
+        """The pod could not get its network: it waits, and says why (the kubelet's
+        ``FailedCreatePodSandBox``)."""
+        obs = self.observed
+        self.observed = msgspec.structs.replace(
+            obs, network_pending=message, network_failures=obs.network_failures + 1,
+            network_failed_at=now)
+        self.events.emit(now, WARNING, "FailedCreatePodSandBox",
+                         f"Failed to create pod sandbox: {message}")
+
+    def retry_network(self, now: float) -> None:
+        from nsrun.runtime.podnetwork import NoAddress
+
+        try:
+            if self.setup_network is not None:
+                self.setup_network()
+        except NoAddress as err:
+            return self.network_failed(now, str(err))
+        self.observed = msgspec.structs.replace(self.observed, network_pending="",
+                                                network_failures=0, network_failed_at=None)
 
     def kill_overdue(self, now: float) -> None:
         """SIGKILL every container whose grace period has run out."""

@@ -65,7 +65,10 @@ def build_plan(pod: Pod, container: Container, bundle: Path, sandbox: Sandbox) -
     the bundle or the pod asks for something that cannot be applied exactly
     (``security.ContainerConfigError``, with the kubelet's message, for runAsNonRoot)."""
     try:
-        env = expand.container_env(pod, container, key_refs=sandbox.key_refs(container))
+        links = sandbox.service_links() if sandbox.service_links else None
+        env = expand.container_env(pod, container, pod_ip=sandbox.pod_ip,
+                                   host_ip=sandbox.host_ip, key_refs=sandbox.key_refs(container),
+                                   service_links=links)
         env_map = dict(env)
         volume_mounts = sandbox.mounts_for(container, env_map)
     except SpecError as err:  # a missing secret key, an unset subPathExpr variable

@@ -178,6 +178,9 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
         _stop_supervisor(paths, timeout)
     else:
         _cleanup_after_crash(paths)
+        from nsrun.runtime.podnetwork import cleanup_after_crash
+
+        cleanup_after_crash(state.root, paths)
     remove_tree(paths.dir)
 
 

@@ -20,6 +20,7 @@ import msgspec
 from nsrun.bundle.images import ImageStore
 from nsrun.core import rules
 from nsrun.core.backoff import BackoffPolicy
+from nsrun.core.netconfig import NetConfig
 from nsrun.core.observed import CRASH_LOOP_BACK_OFF, Observed
 from nsrun.core.plan import next_actions
 from nsrun.core.spec import Pod
@@ -29,6 +30,7 @@ from nsrun.host.sandbox import Sandbox
 from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
 from nsrun.runtime.executor import Executor
+from nsrun.runtime.networking import Networking
 from nsrun.state import PodPaths, write_atomic
 
 
@@ -46,6 +48,8 @@ class Options(msgspec.Struct):
     log_max_attempts: int = 20
     log_max_bytes: int = 10 * 1024 * 1024
     on_change: Callable[[dict[str, Any]], None] | None = None
+    net: NetConfig | None = None  # None: the pod keeps only ``lo`` (no network of its own)
+    resolv_conf: str | None = "/etc/resolv.conf"
 
 
 class Supervisor:
@@ -59,6 +63,7 @@ class Supervisor:
         self.sandbox: Sandbox | None = None
         self.cgroup: PodCgroup | None = None
         self.executor: Executor | None = None
+        self.networking: Networking | None = None
 
     def prepare(self) -> None:
         """Check every bundle, then the pod cgroup (values written before any container
@@ -85,6 +90,29 @@ class Supervisor:
         self.executor.oom_score_adj = self.options.oom_score_adj or {}
         self.executor.log_max_attempts = self.options.log_max_attempts
         self.executor.log_max_bytes = self.options.log_max_bytes
+        if self.options.net is not None:
+            self._start_network()
+
+    def _start_network(self) -> None:
+        """The pod's network; a full pod CIDR makes the pod wait (retried by the planner)."""
+        from nsrun.runtime.podnetwork import NoAddress
+
+        ex, net = self.executor, self.options.net
+        assert ex is not None and self.sandbox is not None and net is not None
+        self.networking = Networking(self.paths.dir.parent.parent, net, self.pod, self.paths,
+                                     self.options.resolv_conf)
+        ex.setup_network = self._network_up
+        try:
+            self._network_up()
+        except NoAddress as err:
+            ex.network_failed(time.time(), str(err))
+
+    def _network_up(self) -> None:
+        assert self.networking is not None and self.sandbox is not None
+        self.networking.start(self.sandbox)
+        assert self.executor is not None
+        for reason, message in self.networking.events:
+            self.executor.events.emit(time.time(), WARNING, reason, message)
 
     def _check_bundles(self) -> None:
         """A bundle nsrun cannot apply stops the pod before anything is created (exit 2);
@@ -115,6 +143,8 @@ class Supervisor:
         assert self.sandbox is not None
         self.sandbox.new_namespaces(self._pause_cgroup())
         self._record_pause()
+        if self.networking is not None:
+            self.networking.restart(self.sandbox)
         return self.sandbox
 
     def _sandbox_lost(self, now: float) -> None:
@@ -157,8 +187,9 @@ class Supervisor:
                 return
             ex.health.run_due(now)
             pause = self.sandbox.pause_pidfd if self.sandbox else -1
+            dns = set(self.networking.fds()) if self.networking else set()
             wanted = {p.pidfd for p in ex.running.values()} | ({pause} if pause >= 0 else set())
-            watched = _sync_poller(poller, watched, wanted)
+            watched = _sync_poller(poller, watched, wanted | dns)
             timeout = _timeout_ms(now, wake, ex.next_deadline(), ex.health.next_wake())
             for fd, _ in poller.poll(timeout):
                 if fd == wake_fd:
@@ -167,6 +198,8 @@ class Supervisor:
                     ex.health.on_results(time.time())
                 elif fd == pause:
                     self._sandbox_lost(time.time())
+                elif fd in dns:
+                    self.networking.handle(fd)
                 elif fd in watched:
                     ex.reap(fd, time.time())
 
@@ -233,11 +266,15 @@ class Supervisor:
         assert ex is not None
         status = derive_status(self.pod, ex.observed, now, self.options.backoff)
         status["qosClass"] = self.options.qos_class
+        if self.networking is not None:
+            status.update(self.networking.status())
         pod = statusfile.pod_object(self.manifest, status)
         if status != self.last_status:
             self._backoff_events(status, now)
             statusfile.write(self.paths, pod)
             self.last_status = status
+            if self.networking is not None:
+                self.networking.published(pod)
             if self.options.on_change:
                 self.options.on_change(pod)
         return pod
@@ -262,6 +299,8 @@ class Supervisor:
                 self.publish(time.time())
                 self.executor.events.close()
         finally:
+            if self.networking is not None:
+                self.networking.close()
             if self.cgroup is not None:
                 self.cgroup.destroy()
             if self.sandbox is not None:
@@ -272,6 +311,7 @@ def _manifest(pod: Pod) -> dict[str, Any]:
     manifest = msgspec.to_builtins(pod)
     meta = manifest.setdefault("metadata", {})
     meta.setdefault("namespace", pod.metadata.namespace)
+    manifest.setdefault("spec", {}).setdefault("nodeName", os.uname().nodename)
     meta["creationTimestamp"] = rfc3339(time.time())
     return manifest
 

@@ -90,6 +90,18 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture
+def net_world(tmp_path: Path) -> Iterator:
+    """A World (its own state, images, cgroup parent and network) with the busybox image;
+    afterwards every pod and Service is deleted and nothing may be left on the host."""
+    from world import World
+
+    w = World(tmp_path)
+    w.nsrun("image", "busybox", check=True)
+    yield w
+    assert w.clean() == []
+
+
+@pytest.fixture
 def oci(tmp_path: Path) -> Iterator:
     """An ``OciWorld`` (``ociworld.py``): this process is a child subreaper for the test (as
     conmon and containerd's shim are), and afterwards nothing of the test may be left."""

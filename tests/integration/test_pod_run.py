@@ -92,7 +92,7 @@ def test_container_has_own_mount_namespace_and_the_pods_network_namespace(world)
     assert read("app.mnt") != read("app2.mnt")
     assert host_mnt not in (read("init.mnt"), read("app.mnt"), read("app2.mnt"))
     assert read("init.net") == read("app.net") == read("app2.net") != host_net
-    assert read("init.ifs") == "1"  # only lo in the pod's network namespace
+    assert read("init.ifs") == "2"  # lo and eth0 in the pod's network namespace
     assert read("init.host") == read("app.host") == "p"
     assert read("app.pid") == read("app2.pid") == "1"  # pid 1 of its own pid namespace
 
@@ -136,8 +136,7 @@ def test_crash_loop_shows_init_crashloopbackoff(world):
 
 def test_sigterm_to_run_stops_the_pod_and_leaves_no_process(world):
     path = world.manifest("p", pod_yaml(["true"], "trap 'exit 0' TERM; sleep 300 & wait"))
-    cmd = [sys.executable, "-m", "nsrun", "--root", str(world.root), "--images",
-           str(world.images), *world.run_args("--rm", path)]
+    cmd = [sys.executable, "-m", "nsrun", *world.global_args(), *world.run_args("--rm", path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         world.wait_column("p", "Running")

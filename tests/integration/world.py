@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from nsrun.core.netconfig import make_config
 from nsrun.host.cgroupfs import find_cgroup2_mount
+
+from netslot import claim
 
 
 def wait(pidfd: int) -> int:
@@ -25,8 +28,9 @@ def wait(pidfd: int) -> int:
 
 
 def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
-    """Mounts, cgroups and processes a test may have left behind."""
-    found = []
+    """Mounts, cgroups, processes, the world's bridge and nftables table a test may have
+    left behind (the world's state root is ``tmp/state``)."""
+    found = network_leftovers(tmp / "state")
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(tmp) in line]
     if cgroup_dir is not None and cgroup_dir.exists():
@@ -42,24 +46,55 @@ def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
     return found
 
 
+def network_leftovers(root: Path) -> list[str]:
+    """The bridge and table of the world at ``root``, if they are still there."""
+    cfg = make_config(os.path.normpath(os.path.abspath(root)))
+    found = []
+    if os.path.exists(f"/sys/class/net/{cfg.bridge}"):
+        found.append(f"bridge {cfg.bridge}")
+    table = subprocess.run(["nft", "list", "table", "ip", cfg.table], capture_output=True)
+    if table.returncode == 0:
+        found.append(f"nftables table ip {cfg.table}")
+    return found
+
+
 class World:
-    """``nsrun`` with ``--root``/``--images`` in ``tmp`` and a private cgroup parent."""
+    """``nsrun`` with ``--root``/``--images`` in ``tmp``, a private cgroup parent, a network
+    of its own (pod and service CIDRs no other live world uses) and an empty resolver file
+    (the cluster DNS relays nothing: no test query ever leaves this host)."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.root, self.images = tmp / "state", tmp / "images"
+        self.pod_cidr, self.service_cidr = claim()
+        self.resolv_conf = tmp / "resolv.conf"
+        self.resolv_conf.write_text("")
         mount = find_cgroup2_mount()
         self.cgroup_parent = f"nsrun-test-{os.getpid()}-{tmp.name}"
         self.cgroup_dir = Path(mount) / self.cgroup_parent if mount else None
 
     def nsrun(self, *args: str, check: bool = False, timeout: float = 60,
               input: str | None = None) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "nsrun", "--root", str(self.root),
-               "--images", str(self.images), *args]
+        cmd = [sys.executable, "-m", "nsrun", *self.global_args(), *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         if check and proc.returncode != 0:
             raise AssertionError(f"{cmd} exited {proc.returncode}: {proc.stderr}")
         return proc
+
+    def clean(self) -> list[str]:
+        """Delete every pod (at once) and Service of the world; what is left on the host."""
+        pods = self.root / "pods"
+        for pod in sorted(pods.iterdir()) if pods.exists() else []:
+            self.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
+        services = self.root / "services"
+        for path in sorted(services.glob("*/*.json")) if services.exists() else []:
+            self.nsrun("delete", "svc", path.stem)
+        return leftovers(self.tmp, self.cgroup_dir)
+
+    def global_args(self) -> list[str]:
+        return ["--root", str(self.root), "--images", str(self.images),
+                "--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr,
+                "--resolv-conf", str(self.resolv_conf)]
 
     def run_args(self, *extra: str) -> list[str]:
         return ["run", "--cgroup-parent", self.cgroup_parent, "--backoff-initial", "0.2",

@@ -186,8 +186,6 @@ def test_node_name_is_kept_for_the_downward_api():
     ("spec.hostPID", {"hostPID": True}),
     ("spec.hostIPC", {"hostIPC": True}),
     ("spec.runtimeClassName", {"runtimeClassName": "gvisor"}),
-    ("spec.dnsPolicy", {"dnsPolicy": "None"}),
-    ("spec.dnsConfig", {"dnsConfig": {"nameservers": ["1.1.1.1"]}}),
     ("spec.ephemeralContainers", {"ephemeralContainers": [APP]}),
     ("spec.hostUsers", {"hostUsers": False}),
     ("spec.os", {"os": {"name": "windows"}}),

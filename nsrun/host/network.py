@@ -1,0 +1,144 @@
+"""The pod network on the host: the world's bridge, each pod's veth, the node's address.
+
+* ``ensure_bridge`` (the slow path, once per world; pyroute2, imported here only): the bridge
+  with the gateway address, up, and two sysctls of its own: ``forwarding=1`` (enough for
+  packets that enter from the bridge; the host's global ``ip_forward`` is left alone) and
+  ``send_redirects=0`` (pods reach each other's Services through the gateway, which must not
+  tell them to bypass it). A pod CIDR that a more specific host route already covers (another
+  bridge, another world) is refused before anything is made.
+* ``attach``/``detach`` (every pod; ``nsrun.host.rtnl``, no pyroute2): the veth pair with its
+  pod end created directly inside the pod's network namespace as ``eth0``, the pod's
+  address, the cluster DNS address on the pod's ``lo``, the default route via the gateway.
+* ``remove_bridge``: when the world's last pod is gone.
+* ``node_ip``: the node's address (that of the interface of the default route), the pods'
+  ``status.hostIP``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+
+from nsrun.core.netconfig import NetConfig
+from nsrun.errors import SandboxError
+from nsrun.host.rtnl import Rtnl
+
+POD_IFNAME = "eth0"
+LO_INDEX = 1
+SIOCGIFADDR = 0x8915
+
+
+def bridge_index(name: str) -> int | None:
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
+
+
+def ensure_bridge(cfg: NetConfig) -> int:
+    """The bridge's ifindex, creating and configuring it first if needed (call with the
+    world's lock held)."""
+    index = bridge_index(cfg.bridge)
+    if index is not None:
+        return index
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        _check_routes(ipr, cfg)
+        try:
+            ipr.link("add", ifname=cfg.bridge, kind="bridge")
+            index = ipr.link_lookup(ifname=cfg.bridge)[0]
+            ipr.addr("add", index=index, address=cfg.gateway, prefixlen=cfg.prefixlen)
+            _bridge_sysctls(cfg.bridge)
+            ipr.link("set", index=index, state="up")
+        except Exception as err:
+            remove_bridge(cfg)
+            code = getattr(err, "code", 0) or getattr(err, "errno", 0) or 0
+            raise SandboxError("create bridge", cfg.bridge, code, str(err)) from None
+    return index
+
+
+def _check_routes(ipr, cfg: NetConfig) -> None:
+    """Refuse a pod CIDR that a route as specific as it (or more) overlaps: another world's
+    bridge, a host network."""
+    mine = cfg.pod_net
+    for route in ipr.get_routes(family=socket.AF_INET, table=254):
+        dst = route.get_attr("RTA_DST")
+        length = route["dst_len"]
+        if dst is None or length < mine.prefixlen:
+            continue
+        net = ipaddress.IPv4Network(f"{dst}/{length}", strict=False)
+        if net.overlaps(mine):
+            dev = _ifname(ipr, route.get_attr("RTA_OIF"))
+            raise SandboxError(f"pod CIDR {cfg.pod_cidr} overlaps the host route {net} dev "
+                               f"{dev}: choose another --pod-cidr")
+
+
+def _ifname(ipr, index: int | None) -> str:
+    if index is None:
+        return "?"
+    links = ipr.get_links(index)
+    return links[0].get_attr("IFLA_IFNAME") if links else str(index)
+
+
+def _bridge_sysctls(bridge: str) -> None:
+    for key, value in (("forwarding", "1"), ("send_redirects", "0")):
+        with open(f"/proc/sys/net/ipv4/conf/{bridge}/{key}", "w") as f:
+            f.write(value)
+
+
+def remove_bridge(cfg: NetConfig) -> None:
+    with Rtnl.open() as rtnl:
+        rtnl.delete_link(cfg.bridge)
+
+
+def attach(cfg: NetConfig, net_fd: int, veth: str, ip: str) -> None:
+    """Give the pod whose network namespace is ``net_fd`` its ``eth0`` (on the bridge) and
+    ``ip``; on failure nothing of it is left."""
+    master = bridge_index(cfg.bridge)
+    if master is None:
+        raise SandboxError("attach pod network: no bridge", cfg.bridge, errno.ENODEV)
+    try:
+        with Rtnl.open() as host:
+            host.add_veth(veth, POD_IFNAME, net_fd, master)
+        with Rtnl.open_in(net_fd) as pod:
+            eth0 = pod.link_index(POD_IFNAME)
+            pod.set_up(eth0)
+            pod.add_address(eth0, ip, cfg.prefixlen)
+            pod.add_address(LO_INDEX, cfg.cluster_dns, 32)
+            pod.add_default_route(cfg.gateway, eth0)
+    except OSError as err:
+        detach(veth)
+        raise SandboxError("attach pod network", veth, err.errno or 0) from None
+
+
+def detach(veth: str) -> bool:
+    """Remove the pod's veth pair (its host end); False when it was already gone."""
+    with Rtnl.open() as host:
+        return host.delete_link(veth)
+
+
+def node_ip(route_table: str = "/proc/net/route") -> str:
+    """The IPv4 address of the interface of the default route ("" when there is none)."""
+    try:
+        with open(route_table) as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return ""
+    dev = next((r[0] for r in rows if len(r) > 2 and r[1] == "00000000"), None)
+    if dev is None:
+        return ""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            out = fcntl.ioctl(s.fileno(), SIOCGIFADDR, struct.pack("256s", dev.encode()[:15]))
+        except OSError:
+            return ""
+    return socket.inet_ntoa(out[20:24])
+
+
+def link_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
