@@ -114,6 +114,8 @@ struct nsr_spawn_req {
     int new_user_ns;
     const char *uid_map;
     const char *gid_map;
+    const int *cgroup_join_fds;
+    int ncgroup_join;
     int stops;
     int stop_fd;
     int console;

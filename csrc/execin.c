@@ -8,7 +8,8 @@
  *   caller (Python thread, GIL released)
  *     └─ clone3(CLONE_FILES [CLONE_VM|CLONE_VFORK], CLONE_INTO_CGROUP) ── the intermediate
  *          oom_score_adj      still the host's /proc; the final process inherits it
- *          cgroup_attach      fallback path only: moves itself into the cgroup ("0")
+ *          cgroup_attach      fallback path: moves itself into the cgroup ("0"); cgroup v1:
+ *                             into each of cgroup_join_fds
  *          setns              setns(pidfd, flags) (Linux >= 5.8), or each ns fd in turn
  *          clone3(CLONE_PARENT|CLONE_PIDFD [CLONE_VM|CLONE_VFORK]) ── the final process
  *               runs exec_steps (the container's own step functions, minus the mounts),
@@ -111,6 +112,10 @@ static void __attribute__((noreturn)) intermediate_main(const struct exec_args *
     ctx.step = NSR_STEP_CGROUP_ATTACH;
     if (a->self_attach && nsr_attach_self(a->req->cgroup_fd) < 0)
         nsr_child_fail(&ctx);
+    for (ctx.index = 0; ctx.index < a->req->ncgroup_join; ctx.index++)  /* cgroup v1 */
+        if (nsr_attach_self(a->req->cgroup_join_fds[ctx.index]) < 0)
+            nsr_child_fail(&ctx);
+    ctx.index = -1;
     ctx.step = NSR_STEP_SETNS;
     if (join_target(&ctx, a) < 0)
         nsr_child_fail(&ctx);

@@ -66,7 +66,8 @@ enum nsr_step {
     /* parent side */
     NSR_STEP_PIPE = NSR_CHILD_STEPS,
     NSR_STEP_CLONE,
-    NSR_STEP_CGROUP_ATTACH, /* fallback path: write the pid to cgroup.procs */
+    NSR_STEP_CGROUP_ATTACH, /* fallback path or cgroup v1: write the pid to cgroup.procs
+                             * (index: -1 cgroup_fd, i the i-th cgroup_join_fds) */
     NSR_STEP_PIDFD_OPEN,    /* fallback path */
     NSR_STEP_WAIT,          /* reading the report pipe / reaping a failed child */
     NSR_STEP_LO_UP,         /* sandbox helper: bring lo up */
@@ -161,6 +162,11 @@ struct nsr_spawn_req {
     int new_user_ns;          /* 1: a user namespace (spawn.c has the sequence) */
     const char *uid_map;      /* its /proc/<pid>/uid_map and gid_map text ("0 100000 65536\n") */
     const char *gid_map;
+    /* cgroup v1: directory fds of the cgroups (one per hierarchy) the process joins before
+     * execve. spawn: the child waits on the go pipe while the parent writes its pid into
+     * each cgroup.procs (as runc does); exec_in: the intermediate moves itself into each. */
+    const int *cgroup_join_fds;
+    int ncgroup_join;
     /* OCI runtime (oci.c): stop points, a console, fds passed through. Zero: none. */
     int stops;                /* NSR_STOP_* bits; the child reads its go byte from stop_fd */
     int stop_fd;

@@ -426,23 +426,43 @@ void nsr_set_report(struct nsr_report *rep, int step, int err, int index)
     rep->index = index;
 }
 
-/* Fallback path: the child is waiting on the go pipe. Put it into the cgroup by pid,
- * open its pidfd, then release it. On failure the caller kills and reaps it. */
-static int attach_fallback(pid_t pid, int cgroup_fd, int *pidfd, struct nsr_report *rep)
+static int write_procs(int cgroup_fd, pid_t pid)
 {
     char buf[24];
-    int fd, len;
+    int fd, len, saved;
+    ssize_t n;
 
-    if (cgroup_fd >= 0) {
-        len = snprintf(buf, sizeof buf, "%d\n", (int)pid);
-        fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, buf, len) != len) {
-            nsr_set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, -1);
-            if (fd >= 0)
-                close(fd);
+    len = snprintf(buf, sizeof buf, "%d\n", (int)pid);
+    fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = write(fd, buf, len);
+    saved = errno;
+    close(fd);
+    if (n != len) {
+        errno = n < 0 ? saved : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* Fallback path (and cgroup v1): the child is waiting on the go pipe. Put it into the
+ * cgroup and every v1 cgroup by pid, open its pidfd, then release it. On failure the
+ * caller kills and reaps it. */
+static int attach_fallback(pid_t pid, const struct nsr_spawn_req *req, int *pidfd,
+                           struct nsr_report *rep)
+{
+    int i;
+
+    if (req->cgroup_fd >= 0 && write_procs(req->cgroup_fd, pid) < 0) {
+        nsr_set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, -1);
+        return -1;
+    }
+    for (i = 0; i < req->ncgroup_join; i++) {
+        if (write_procs(req->cgroup_join_fds[i], pid) < 0) {
+            nsr_set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, i);
             return -1;
         }
-        close(fd);
     }
     *pidfd = syscall(SYS_pidfd_open, pid, 0);
     if (*pidfd < 0) {
@@ -566,7 +586,7 @@ static int release_fallback(pid_t pid, const struct nsr_spawn_req *req, int go[2
 {
     close(go[0]);
     go[0] = -1;
-    if (attach_fallback(pid, req->cgroup_fd, pidfd, rep) < 0) {
+    if (attach_fallback(pid, req, pidfd, rep) < 0) {
         kill(pid, SIGKILL);
         nsr_reap(pid, *pidfd);
         *pidfd = -1;
@@ -728,7 +748,8 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
 static int spawn_any(const struct nsr_spawn_req *req, int *pidfd_out, int *report_out,
                      struct nsr_report *rep)
 {
-    int mode = nsr_clone_mode(req);
+    /* cgroup v1: the child waits at the go pipe while we write its pid (as runc does) */
+    int mode = req->ncgroup_join > 0 ? NSR_CLONE_FALLBACK : nsr_clone_mode(req);
     int pid = spawn_by(req, mode, pidfd_out, report_out, rep);
 
     /* Kernels 5.3-5.6 have clone3 but not CLONE_INTO_CGROUP (EINVAL for the flag, E2BIG

@@ -126,12 +126,15 @@ def _add_run(sub) -> None:
 
 def _add_pod_options(r) -> None:
     """Options of ``run`` that ``apply`` shares (it may create the pod)."""
-    r.add_argument("--cgroup-parent", help="parent cgroup: absolute, relative to the cgroup2 "
-                   "mount, or . (the cgroup nsrun runs in); default: a delegated systemd unit "
-                   "nsrun was started in, else <cgroup2 mount>/nsrun")
-    r.add_argument("--cgroups", choices=("auto", "v2", "none"), default="auto",
-                   help="auto: use the controllers present, warn once about the rest; "
-                        "v2: refuse limits that cannot be enforced; none: no pod cgroup")
+    r.add_argument("--cgroup-parent", help="parent cgroup. v2: absolute, relative to the "
+                   "cgroup2 mount, or . (the cgroup nsrun runs in); default: a delegated "
+                   "systemd unit nsrun was started in, else <cgroup2 mount>/nsrun. v1: "
+                   "relative to (default nsrun) or . the cgroup nsrun runs in, in each "
+                   "hierarchy, or absolute from each hierarchy's root")
+    r.add_argument("--cgroups", choices=("auto", "v2", "v1", "none"), default="auto",
+                   help="auto: cgroup v2 where it has the controllers, v1 on a hybrid or v1 "
+                        "host, else none; warn once about what cannot be enforced. v2, v1: "
+                        "that driver, refusing limits it cannot enforce; none: no pod cgroup")
     r.add_argument("--pod-pids-limit", "--pod-max-pids", dest="pod_pids_limit", type=int,
                    metavar="N", help="pids.max of the pod cgroup (the kubelet's "
                    "--pod-max-pids; default: no limit)")
@@ -281,8 +284,7 @@ def pod_options(args, pod):
     return Options(images=ImageStore(args.images),
                    backoff=BackoffPolicy(args.backoff_initial, args.backoff_max),
                    cgroup_parent=args.cgroup_parent, cgroup_mode=args.cgroups,
-                   cgroup_values=dict(computed.pod_cgroup), qos_class=computed.qos_class,
-                   container_cgroups={c.name: dict(c.cgroup) for c in computed.containers},
+                   cgroup_files=computed.cgroup_files(), qos_class=computed.qos_class,
                    oom_score_adj={c.name: computed.oom_score_adj(c.name)
                                   for c in computed.containers},
                    log_max_attempts=max(1, args.log_max_attempts),

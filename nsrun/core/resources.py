@@ -1,4 +1,5 @@
-"""Pod resource math, QoS class and cgroup v2 values, as the kubelet computes them (pure).
+"""Pod resource math, QoS class and cgroup v2 and v1 values, as the kubelet computes them
+(pure).
 
 Owns, per resource (``cpu``, ``memory``, ``ephemeral-storage``…):
 
@@ -13,17 +14,33 @@ Owns, per resource (``cpu``, ``memory``, ``ephemeral-storage``…):
 * the QoS class (``ComputePodQOS``), the pod cgroup (``ResourceConfigForPod``): ``cpu.weight``
   from shares with the kubelet's linear formula, ``cpu.max``, ``memory.max``, ``pids.max`` from
   the node setting; per-container leaf values (the OCI runtime's shares-to-weight formula) and
-  ``oom_score_adj`` (``pkg/kubelet/qos/policy.go``).
+  ``oom_score_adj`` (``pkg/kubelet/qos/policy.go``);
+* the same values as cgroup v1 files (``cpu.shares``, ``cpu.cfs_period_us``/
+  ``cpu.cfs_quota_us``, ``memory.limit_in_bytes``, ``pids.max``; containers also get
+  ``memory.memsw.limit_in_bytes`` equal to their limit: no swap, as the kubelet asks on v1).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
+from nsrun.core.cgroupvalues import (  # noqa: F401 - part of this module's interface
+    CPU_MAX,
+    CPU_WEIGHT,
+    MEMORY_MAX,
+    MIN_SHARES,
+    PIDS_MAX,
+    CgroupFiles,
+    Limits,
+    cpu_max,
+    cpu_weight_linear,
+    cpu_weight_runtime,
+    milli_cpu_to_quota,
+    milli_cpu_to_shares,
+)
 from nsrun.core.quantity import Quantity, QuantityError, parse_json_quantity
 from nsrun.core.spec import Container, Pod, is_sidecar
 from nsrun.errors import Problem, SpecError
@@ -37,17 +54,6 @@ QOS_RESOURCES = (CPU, MEMORY)
 GUARANTEED = "Guaranteed"
 BURSTABLE = "Burstable"
 BEST_EFFORT = "BestEffort"
-
-CPU_WEIGHT = "cpu.weight"
-CPU_MAX = "cpu.max"
-MEMORY_MAX = "memory.max"
-PIDS_MAX = "pids.max"
-
-CPU_PERIOD_US = 100_000
-MIN_QUOTA_US = 1_000
-MIN_SHARES = 2
-MAX_SHARES = 262_144
-SHARES_PER_CPU = 1024
 
 GUARANTEED_OOM_SCORE_ADJ = -997
 BEST_EFFORT_OOM_SCORE_ADJ = 1000
@@ -242,48 +248,6 @@ def _qos_from_sums(requests: ResourceList, limits: ResourceList, guaranteed: boo
     return BURSTABLE
 
 
-# ---------------------------------------------------------------- cgroup numbers
-
-
-def milli_cpu_to_shares(milli_cpu: int) -> int:
-    """Kubernetes' ``MilliCPUToShares``: 0 -> 2, clamped to [2, 262144]."""
-    if milli_cpu == 0:
-        return MIN_SHARES
-    return min(max(milli_cpu * SHARES_PER_CPU // 1000, MIN_SHARES), MAX_SHARES)
-
-
-def milli_cpu_to_quota(milli_cpu: int, period: int = CPU_PERIOD_US) -> int:
-    """Kubernetes' ``MilliCPUToQuota``: 0 stays 0 (no quota), else at least 1000 µs."""
-    if milli_cpu == 0:
-        return 0
-    return max(milli_cpu * period // 1000, MIN_QUOTA_US)
-
-
-def cpu_weight_linear(shares: int) -> int:
-    """The kubelet's shares -> ``cpu.weight`` for its own (pod) cgroups."""
-    if shares >= MAX_SHARES:
-        return 10_000
-    return 1 + (shares - 2) * 9999 // 262_142
-
-
-def cpu_weight_runtime(shares: int) -> int:
-    """The OCI runtimes' shares -> ``cpu.weight`` (opencontainers/cgroups, runc >= 1.3.2,
-    crun >= 1.23), used for container cgroups: 1024 -> 100."""
-    if shares == 0:
-        return 0
-    if shares <= 2:
-        return 1
-    if shares >= MAX_SHARES:
-        return 10_000
-    log = math.log2(shares)
-    return math.ceil(10 ** ((log * log + 125 * log) / 612.0 - 7.0 / 34.0))
-
-
-def cpu_max(quota: int, period: int = CPU_PERIOD_US) -> str:
-    """The ``cpu.max`` line: ``"<quota> <period>"``, or ``"max <period>"`` for no quota."""
-    return f"{quota if quota > 0 else 'max'} {period}"
-
-
 # ---------------------------------------------------------------- the result
 
 
@@ -296,6 +260,7 @@ class ContainerResources(msgspec.Struct, frozen=True):
     limits: ResourceList
     cgroup: dict[str, str]
     oom_score_adj: int | None
+    cgroup_v1: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class PodResources(msgspec.Struct, frozen=True):
@@ -314,6 +279,14 @@ class PodResources(msgspec.Struct, frozen=True):
     qos_class: str
     pod_cgroup: dict[str, str]
     node_memory: int | None = None
+    pod_cgroup_v1: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def cgroup_files(self) -> dict[str, CgroupFiles]:
+        """Driver name (``v2``, ``v1``) -> the files it writes for this pod."""
+        return {"v2": CgroupFiles(dict(self.pod_cgroup),
+                                  {c.name: dict(c.cgroup) for c in self.containers}),
+                "v1": CgroupFiles(dict(self.pod_cgroup_v1),
+                                  {c.name: dict(c.cgroup_v1) for c in self.containers})}
 
     def container(self, name: str) -> ContainerResources:
         for c in self.containers:
@@ -344,6 +317,7 @@ class PodResources(msgspec.Struct, frozen=True):
             "podLevelLimits": _strings(self.pod_level_limits),
             "overhead": _strings(self.overhead),
             "cgroup": dict(self.pod_cgroup),
+            "cgroupV1": dict(self.pod_cgroup_v1),
             "containers": [_container_json(c) for c in self.containers],
         }
 
@@ -354,7 +328,8 @@ def _strings(resources: ResourceList) -> dict[str, str]:
 
 def _container_json(c: ContainerResources) -> dict[str, Any]:
     out = {"name": c.name, "type": c.kind, "requests": _strings(c.requests),
-           "limits": _strings(c.limits), "cgroup": dict(c.cgroup)}
+           "limits": _strings(c.limits), "cgroup": dict(c.cgroup),
+           "cgroupV1": dict(c.cgroup_v1)}
     if c.oom_score_adj is not None:
         out["oomScoreAdj"] = c.oom_score_adj
     return out
@@ -368,6 +343,7 @@ def compute(pod: Pod, *, node_pids_limit: int | None = None, node_memory: int | 
     kubelet's ``--cpu-cfs-quota=false`` (``cpu.max`` = ``max``)."""
     reqs, lims = aggregate(pod, container_requests), aggregate(pod, container_limits)
     qos = qos_class(pod)
+    limits = pod_limits_of(pod, qos, lims, node_pids_limit, cpu_cfs_quota)
     return PodResources(
         containers=tuple(_containers(pod, qos, node_memory, cpu_cfs_quota)),
         effective_init_requests=reqs.init_peak, effective_init_limits=lims.init_peak,
@@ -375,35 +351,30 @@ def compute(pod: Pod, *, node_pids_limit: int | None = None, node_memory: int | 
         pod_level_requests=pod_level(pod, "requests"), pod_level_limits=pod_level(pod, "limits"),
         overhead=overhead(pod), effective_requests=pod_requests(pod),
         effective_limits=pod_limits(pod), qos_class=qos,
-        pod_cgroup=pod_cgroup(pod, qos, lims, node_pids_limit, cpu_cfs_quota),
+        pod_cgroup=limits.v2(cpu_weight_linear), pod_cgroup_v1=limits.v1(),
         node_memory=node_memory)
 
 
 def pod_cgroup(pod: Pod, qos: str, lims: Aggregate, node_pids_limit: int | None,
                cpu_cfs_quota: bool = True) -> dict[str, str]:
     """Kubernetes' ``ResourceConfigForPod`` as cgroup v2 files."""
+    return pod_limits_of(pod, qos, lims, node_pids_limit, cpu_cfs_quota).v2(cpu_weight_linear)
+
+
+def pod_limits_of(pod: Pod, qos: str, lims: Aggregate, node_pids_limit: int | None,
+                  cpu_cfs_quota: bool = True) -> Limits:
+    """Kubernetes' ``ResourceConfigForPod``."""
+    pids = node_pids_limit if node_pids_limit is not None and node_pids_limit > 0 else None
     if qos == BEST_EFFORT:
-        out = {CPU_WEIGHT: str(cpu_weight_linear(MIN_SHARES))}
-    else:
-        out = _sized_pod_cgroup(pod, qos, lims, cpu_cfs_quota)
-    if node_pids_limit is not None and node_pids_limit > 0:
-        out[PIDS_MAX] = str(node_pids_limit)
-    return out
-
-
-def _sized_pod_cgroup(pod: Pod, qos: str, lims: Aggregate, cpu_cfs_quota: bool
-                      ) -> dict[str, str]:
+        return Limits(MIN_SHARES, pids=pids)
     reqs, limits = pod_requests(pod), pod_limits(pod)
     shares = milli_cpu_to_shares(_milli(reqs.get(CPU)))
     quota = milli_cpu_to_quota(_milli(limits.get(CPU))) if cpu_cfs_quota else -1
     memory = limits[MEMORY].value() if MEMORY in limits else 0
     cpu_declared, mem_declared = _limits_declared(pod, lims)
-    out = {CPU_WEIGHT: str(cpu_weight_linear(shares))}
-    if qos == GUARANTEED or cpu_declared:
-        out[CPU_MAX] = cpu_max(quota)
-    if (qos == GUARANTEED or mem_declared) and memory > 0:
-        out[MEMORY_MAX] = str(memory)
-    return out
+    return Limits(shares, quota=quota if qos == GUARANTEED or cpu_declared else None,
+                  memory=memory if (qos == GUARANTEED or mem_declared) and memory > 0
+                  else None, pids=pids)
 
 
 def _milli(q: Quantity | None) -> int:
@@ -434,10 +405,16 @@ def _containers(pod: Pod, qos: str, node_memory: int | None, cpu_cfs_quota: bool
         yield ContainerResources(
             name=c.name, kind=kind, requests=container_requests(c), limits=container_limits(c),
             cgroup=leaf_cgroup(pod, c, cpu_cfs_quota),
-            oom_score_adj=oom_score_adj(pod, c, qos, node_memory, sidecar=kind == "sidecar"))
+            oom_score_adj=oom_score_adj(pod, c, qos, node_memory, sidecar=kind == "sidecar"),
+            cgroup_v1=leaf_limits(pod, c, cpu_cfs_quota).v1(no_swap=True))
 
 
 def leaf_cgroup(pod: Pod, c: Container, cpu_cfs_quota: bool = True) -> dict[str, str]:
+    """The values the OCI runtime writes in the container's cgroup, as cgroup v2 files."""
+    return leaf_limits(pod, c, cpu_cfs_quota).v2(cpu_weight_runtime)
+
+
+def leaf_limits(pod: Pod, c: Container, cpu_cfs_quota: bool = True) -> Limits:
     """The values the OCI runtime writes in the container's cgroup (kubelet's
     ``calculateLinuxResources``; containers without a limit get the pod-level one)."""
     requests, limits = container_requests(c), container_limits(c)
@@ -446,10 +423,8 @@ def leaf_cgroup(pod: Pod, c: Container, cpu_cfs_quota: bool = True) -> dict[str,
     memory_limit = limits.get(MEMORY) or pod_lims.get(MEMORY)
     shares = milli_cpu_to_shares(_milli(requests.get(CPU)))
     quota = milli_cpu_to_quota(_milli(cpu_limit)) if cpu_cfs_quota else -1
-    out = {CPU_WEIGHT: str(cpu_weight_runtime(shares)), CPU_MAX: cpu_max(quota)}
-    if memory_limit is not None and memory_limit.value() > 0:
-        out[MEMORY_MAX] = str(memory_limit.value())
-    return out
+    memory = memory_limit.value() if memory_limit is not None else 0
+    return Limits(shares, quota=quota, memory=memory if memory > 0 else None)
 
 
 def oom_score_adj(pod: Pod, c: Container, qos: str, node_memory: int | None, *,

@@ -1,4 +1,4 @@
-"""The cgroup v2 driver: the only opener of cgroup files.
+"""The cgroup v2 gatekeeper: the only opener of cgroup2 files.
 
 Writes are dirfd-relative (like crun): every cgroup directory is held open by a dirfd and its
 files are opened relative to it, so a cgroup renamed or replaced under nsrun is never written
@@ -7,11 +7,12 @@ by path. Every failure is a ``CgroupError`` carrying the file, the value written
     write /sys/fs/cgroup/nsrun/burstable/pod-…/web/cpu.max: Invalid argument (value '500 100000')
 
 What this module knows is the kernel's cgroup v2 interface (file names, controller files,
-``subtree_control`` and the no-internal-processes rule, ``cgroup.kill``, rmdir while a cgroup
-drains); the pod layout lives in ``podcgroup``, the host survey and modes in ``preflight``.
+``subtree_control`` and the no-internal-processes rule, ``cgroup.kill``, ``cgroup.freeze``,
+rmdir while a cgroup drains, the BPF device program); the pod layout lives in ``podcgroup``,
+the host survey and modes in ``preflight``.
 
-All system calls go through ``KERNEL`` (a ``Kernel``); the unit tests put a fake cgroupfs
-there that emulates the kernel's rules in a temp dir.
+Every system call goes through a ``Kernel`` given to ``CgroupFs`` (the real one by default);
+the unit tests pass a fake that emulates the kernel's rules in a temp dir.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import errno
 import os
 import time
 from pathlib import Path
-
-import msgspec
+from typing import Any
 
 from nsrun.errors import CgroupError
 
 CGROUP_CONTROLLERS = "cgroup.controllers"
 CGROUP_SUBTREE_CONTROL = "cgroup.subtree_control"
 CGROUP_EVENTS = "cgroup.events"
+CGROUP_FREEZE = "cgroup.freeze"
 CGROUP_KILL = "cgroup.kill"
 CGROUP_PROCS = "cgroup.procs"
 CPU_WEIGHT = "cpu.weight"
@@ -41,8 +42,9 @@ PIDS_MAX = "pids.max"
 # The controllers a pod cgroup wants (the kubelet's v2 set plus io), in enabling order.
 WANTED = ("cpu", "memory", "pids", "io", "cpuset", "hugetlb")
 
-# Bounded retry of rmdir while a killed cgroup drains (EBUSY).
+# Bounded retry of rmdir while a killed cgroup drains (EBUSY), and of waiting for a freeze.
 REMOVE_TIMEOUT = 5.0
+FREEZE_TIMEOUT = 5.0
 
 
 def controller_of(name: str) -> str:
@@ -77,6 +79,18 @@ def unescape(field: str) -> str:
             out.append(field[i])
             i += 1
     return "".join(out)
+
+
+def keyed(text: str) -> dict[str, int]:
+    """A flat-keyed file (``memory.events``, ``cgroup.events``, ``cpu.stat``)."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            pass
+    return out
 
 
 class Kernel:
@@ -114,86 +128,166 @@ class Kernel:
         except OSError:
             return []
 
+    def attach_device_filter(self, dirfd: int, policy: Any, replace_fd: int) -> int:
+        """Load ``policy`` as a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the
+        cgroup ``dirfd`` (replacing the program ``replace_fd`` when >= 0); its fd."""
+        from nsrun.host import native
 
-KERNEL = Kernel()
-
-
-def read_file(path: Path) -> str:
-    try:
-        return KERNEL.read(path)
-    except OSError as err:
-        raise CgroupError("read", str(path), err.errno or 0) from None
+        return native.attach_device_filter(dirfd, policy, replace_fd)
 
 
-def write_at(dirfd: int, dirpath: Path, name: str, value: str, what: str = "write") -> None:
-    """Write ``value`` to the cgroup file ``name`` relative to ``dirfd``."""
-    try:
-        KERNEL.write_at(dirfd, name, value.encode())
-    except OSError as err:
-        raise CgroupError(what, str(dirpath / name), err.errno or 0,
-                          f"value {value!r}") from None
+class CgroupFs:
+    """The cgroup v2 files, through ``kernel``."""
 
+    def __init__(self, kernel: Kernel | None = None) -> None:
+        self.kernel = kernel if kernel is not None else Kernel()
 
-def controllers(path: Path) -> set[str]:
-    """Controllers available in the cgroup at ``path`` (what its parent enabled)."""
-    return set(read_file(path / CGROUP_CONTROLLERS).split())
-
-
-def subtree_control(path: Path) -> set[str]:
-    """Controllers enabled for the children of ``path``."""
-    return set(read_file(path / CGROUP_SUBTREE_CONTROL).split())
-
-
-def procs(path: Path) -> list[int]:
-    """The processes in the cgroup at ``path`` (not below it)."""
-    return [int(p) for p in read_file(path / CGROUP_PROCS).split()]
-
-
-def keyed(text: str) -> dict[str, int]:
-    """A flat-keyed file (``memory.events``, ``cgroup.events``, ``cpu.stat``)."""
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
+    def read_file(self, path: Path) -> str:
         try:
-            out[key] = int(value)
-        except ValueError:
-            pass
-    return out
+            return self.kernel.read(path)
+        except OSError as err:
+            raise CgroupError("read", str(path), err.errno or 0) from None
 
-
-class Cgroup(msgspec.Struct):
-    """One cgroup directory, held open by a dirfd. ``label`` names what it is for in errors
-    (``container "web"``)."""
-
-    path: Path
-    fd: int
-    label: str = ""
-
-    @classmethod
-    def open(cls, path: Path, label: str = "") -> Cgroup:
+    def write_at(self, dirfd: int, dirpath: Path, name: str, value: str,
+                 what: str = "write") -> None:
+        """Write ``value`` to the cgroup file ``name`` relative to ``dirfd``."""
         try:
-            fd = KERNEL.open_dir(path)
+            self.kernel.write_at(dirfd, name, value.encode())
+        except OSError as err:
+            raise CgroupError(what, str(dirpath / name), err.errno or 0,
+                              f"value {value!r}") from None
+
+    def controllers(self, path: Path) -> set[str]:
+        """Controllers available in the cgroup at ``path`` (what its parent enabled)."""
+        return set(self.read_file(path / CGROUP_CONTROLLERS).split())
+
+    def subtree_control(self, path: Path) -> set[str]:
+        """Controllers enabled for the children of ``path``."""
+        return set(self.read_file(path / CGROUP_SUBTREE_CONTROL).split())
+
+    def procs(self, path: Path) -> list[int]:
+        """The processes in the cgroup at ``path`` (not below it)."""
+        return [int(p) for p in self.read_file(path / CGROUP_PROCS).split()]
+
+    def open(self, path: Path, label: str = "") -> Cgroup:
+        try:
+            fd = self.kernel.open_dir(path)
         except OSError as err:
             raise CgroupError(_what(label, "open cgroup"), str(path), err.errno or 0) from None
-        return cls(path, fd, label)
+        return Cgroup(self, path, fd, label)
 
-    @classmethod
-    def create(cls, path: Path, label: str = "") -> Cgroup:
-        """mkdir (an existing cgroup is reused) and open it."""
+    def mkdir(self, path: Path, label: str = "") -> bool:
+        """Create a cgroup; False when it already existed."""
         try:
-            KERNEL.mkdir(path)
+            return self.kernel.mkdir(path)
         except OSError as err:
             raise CgroupError(_what(label, "create cgroup"), str(path), err.errno or 0) from None
-        return cls.open(path, label)
+
+    def create(self, path: Path, label: str = "") -> Cgroup:
+        """mkdir (an existing cgroup is reused) and open it."""
+        self.mkdir(path, label)
+        return self.open(path, label)
+
+    def rmdir_quiet(self, path: Path) -> bool:
+        try:
+            self.kernel.rmdir(path)
+        except OSError:
+            return False
+        return True
+
+    def remove(self, path: Path, timeout: float = REMOVE_TIMEOUT) -> None:
+        """rmdir a cgroup tree (leaves first), retrying while it still drains (EBUSY) until
+        ``timeout``; the error names the cgroup that stayed busy."""
+        if not path.is_dir():
+            return
+        for child in children(path):
+            self.remove(child, timeout)
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                self.kernel.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as err:
+                if err.errno != errno.EBUSY or time.monotonic() > deadline:
+                    detail = self._busy_detail(path) if err.errno == errno.EBUSY else ""
+                    raise CgroupError("remove cgroup", str(path), err.errno or 0,
+                                      detail) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def _busy_detail(self, path: Path) -> str:
+        try:
+            left = self.procs(path)
+        except CgroupError:
+            return ""
+        return f"still has processes {' '.join(map(str, left[:8]))}" if left else ""
+
+    def enable(self, cg: Cgroup, wanted: set[str]) -> set[str]:
+        """Enable ``wanted`` (those ``cg`` has) in ``cg``'s ``subtree_control``; returns what
+        its children get. One write for all; if the kernel refuses it (other than EBUSY), one
+        write per controller so a single odd controller does not cost the others. EBUSY is the
+        no-internal-processes rule: ``cg`` holds processes, which the caller must explain."""
+        have = self.controllers(cg.path)
+        enabled = self.subtree_control(cg.path)
+        missing = [c for c in WANTED if c in wanted and c in have and c not in enabled]
+        missing += sorted((wanted & have) - enabled - set(WANTED))
+        if not missing:
+            return enabled & wanted
+        try:
+            cg.write(CGROUP_SUBTREE_CONTROL, " ".join(f"+{c}" for c in missing))
+        except CgroupError as err:
+            if err.errno == errno.EBUSY or len(missing) == 1:
+                raise
+            for c in missing:
+                try:
+                    cg.write(CGROUP_SUBTREE_CONTROL, f"+{c}")
+                except CgroupError as one:
+                    if one.errno == errno.EBUSY:
+                        raise
+        return self.subtree_control(cg.path) & wanted
+
+    def move(self, pid: int, target: Cgroup) -> bool:
+        """Move process ``pid`` into ``target``; False when it has already exited."""
+        try:
+            target.write(CGROUP_PROCS, str(pid))
+        except CgroupError as err:
+            if err.errno == errno.ESRCH:
+                return False
+            raise
+        return True
+
+    def delegated(self, path: Path, names: tuple[str, ...]) -> bool:
+        """Whether ``path`` carries one of the extended attributes ``names``."""
+        have = self.kernel.xattrs(path)
+        return any(x in have for x in names)
+
+
+class Cgroup:
+    """One cgroup directory, held open by a dirfd. ``label`` names what it is for in errors
+    (``container "web"``). It is a ``cgroupdriver.Group``: ``clone_fd`` is the dirfd
+    (``CLONE_INTO_CGROUP``), there is nothing to join by pid."""
+
+    join_fds: tuple[int, ...] = ()
+
+    def __init__(self, fs: CgroupFs, path: Path, fd: int, label: str = "") -> None:
+        self.fs, self.path, self.fd, self.label = fs, path, fd, label
+        self.device_prog = -1  # the fd of the BPF device program attached here
+
+    @property
+    def clone_fd(self) -> int:
+        return self.fd
 
     def write(self, name: str, value: str) -> None:
         if self.fd < 0:
             raise CgroupError(_what(self.label, "write"), str(self.path / name), errno.EBADF,
                               f"value {value!r}")
-        write_at(self.fd, self.path, name, value, _what(self.label, "write"))
+        self.fs.write_at(self.fd, self.path, name, value, _what(self.label, "write"))
 
     def read(self, name: str) -> str:
-        return read_file(self.path / name)
+        return self.fs.read_file(self.path / name)
 
     def write_values(self, values: dict[str, str], available: set[str]) -> list[str]:
         """Write each ``file -> value`` whose controller is ``available``; returns the files
@@ -208,6 +302,11 @@ class Cgroup(msgspec.Struct):
                 self._check_memory_max(value)
             self.write(name, value)
         return skipped
+
+    def update(self, values: dict[str, str]) -> None:
+        """Write ``values`` (``nsrun``'s update of a running cgroup); every controller
+        they name must be enabled here."""
+        self.write_values(values, {controller_of(n) for n in values})
 
     def _check_memory_max(self, value: str) -> None:
         if not value.isdigit():
@@ -233,6 +332,51 @@ class Cgroup(msgspec.Struct):
         except CgroupError:
             return 0
 
+    def pids(self) -> list[int]:
+        """Every process in this cgroup and below."""
+        out = []
+        for path in [self.path, *descendants(self.path)]:
+            try:
+                out += self.fs.procs(path)
+            except CgroupError:
+                pass
+        return out
+
+    def adopt(self, pid: int) -> bool:
+        """Move a process nsrun started (and that has not forked) in here."""
+        return self.fs.move(pid, self)
+
+    def freeze(self) -> None:
+        """``cgroup.freeze``, then wait until the kernel says ``frozen 1``."""
+        self.write(CGROUP_FREEZE, "1")
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while keyed(self.read(CGROUP_EVENTS)).get("frozen", 0) != 1:
+            if time.monotonic() > deadline:
+                raise CgroupError(_what(self.label, "freeze"), str(self.path / CGROUP_EVENTS),
+                                  errno.ETIMEDOUT, "still not frozen")
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        self.write(CGROUP_FREEZE, "0")
+
+    def frozen(self) -> bool:
+        return keyed(self.read(CGROUP_EVENTS)).get("frozen", 0) == 1
+
+    def set_devices(self, policy: Any) -> None:
+        """The container's device allow-list as a BPF program on this cgroup (replacing the
+        one set before)."""
+        if self.fd < 0:
+            raise CgroupError(_what(self.label, "attach device program"), str(self.path),
+                              errno.EBADF)
+        try:
+            prog = self.fs.kernel.attach_device_filter(self.fd, policy, self.device_prog)
+        except OSError as err:
+            raise CgroupError(_what(self.label, "attach device program to"), str(self.path),
+                              err.errno or 0, "BPF_PROG_TYPE_CGROUP_DEVICE") from None
+        if self.device_prog >= 0:
+            os.close(self.device_prog)
+        self.device_prog = prog
+
     def kill(self) -> None:
         """SIGKILL every process in this cgroup and below (``cgroup.kill``, Linux ≥ 5.14)."""
         if self.fd < 0:
@@ -244,13 +388,12 @@ class Cgroup(msgspec.Struct):
                 raise
             self._kill_procs(self.path)
 
-    @staticmethod
-    def _kill_procs(path: Path) -> None:
+    def _kill_procs(self, path: Path) -> None:
         """Fallback for kernels without cgroup.kill: signal each listed pid, leaves first."""
-        for child in _children(path):
-            Cgroup._kill_procs(child)
+        for child in children(path):
+            self._kill_procs(child)
         try:
-            pids = procs(path)
+            pids = self.fs.procs(path)
         except CgroupError:
             return
         for pid in pids:
@@ -263,82 +406,25 @@ class Cgroup(msgspec.Struct):
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.device_prog >= 0:
+            os.close(self.device_prog)
+            self.device_prog = -1
 
 
 def _what(label: str, what: str) -> str:
     return f"{label}: {what}" if label else what
 
 
-def _children(path: Path) -> list[Path]:
+def children(path: Path) -> list[Path]:
+    """The child cgroups of ``path``, in reverse name order; [] when unreadable."""
     try:
         return sorted((p for p in path.iterdir() if p.is_dir()), reverse=True)
     except OSError:
         return []
 
 
-def remove(path: Path, timeout: float = REMOVE_TIMEOUT) -> None:
-    """rmdir a cgroup tree (leaves first), retrying while it still drains (EBUSY) until
-    ``timeout``; the error names the cgroup that stayed busy."""
-    if not path.is_dir():
-        return
-    for child in _children(path):
-        remove(child, timeout)
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        try:
-            KERNEL.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as err:
-            if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise CgroupError("remove cgroup", str(path), err.errno or 0,
-                                  _busy_detail(path) if err.errno == errno.EBUSY else "") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-
-def _busy_detail(path: Path) -> str:
-    try:
-        left = procs(path)
-    except CgroupError:
-        return ""
-    return f"still has processes {' '.join(map(str, left[:8]))}" if left else ""
-
-
-def enable(cg: Cgroup, wanted: set[str]) -> set[str]:
-    """Enable ``wanted`` (those ``cg`` has) in ``cg``'s ``subtree_control``; returns what
-    its children get. One write for all; if the kernel refuses it (other than EBUSY), one
-    write per controller so a single odd controller does not cost the others. EBUSY is the
-    no-internal-processes rule: ``cg`` holds processes, which the caller must explain."""
-    have = controllers(cg.path)
-    enabled = subtree_control(cg.path)
-    missing = [c for c in WANTED if c in wanted and c in have and c not in enabled]
-    missing += sorted((wanted & have) - enabled - set(WANTED))
-    if not missing:
-        return enabled & wanted
-    try:
-        cg.write(CGROUP_SUBTREE_CONTROL, " ".join(f"+{c}" for c in missing))
-    except CgroupError as err:
-        if err.errno == errno.EBUSY or len(missing) == 1:
-            raise
-        for c in missing:
-            try:
-                cg.write(CGROUP_SUBTREE_CONTROL, f"+{c}")
-            except CgroupError as one:
-                if one.errno == errno.EBUSY:
-                    raise
-    return subtree_control(cg.path) & wanted
-
-
-def move(pid: int, target: Cgroup) -> bool:
-    """Move process ``pid`` into ``target``; False when it has already exited."""
-    try:
-        target.write(CGROUP_PROCS, str(pid))
-    except CgroupError as err:
-        if err.errno == errno.ESRCH:
-            return False
-        raise
-    return True
-
+def descendants(path: Path) -> list[Path]:
+    out = []
+    for child in children(path):
+        out += [child, *descendants(child)]
+    return out

@@ -254,7 +254,9 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     C steps apply it to a container and to a process joining one). Security fields are off by
     default: ``capabilities`` None leaves them (root keeps all), ``seccomp_bpf`` is a
     ``struct sock_filter`` array, ``rlimits`` are ``(RLIMIT_*, soft, hard)``, ``umask`` -1
-    inherits. ``cgroup_fd`` -1 stays in the caller's cgroup; a stdio fd of -1 is /dev/null.
+    inherits. ``cgroup_fd`` -1 stays in the caller's cgroup (a cgroup2 directory: started into
+    by ``CLONE_INTO_CGROUP``); ``cgroup_join_fds``: cgroup v1 directories the process joins
+    before ``execve`` (one per hierarchy); a stdio fd of -1 is /dev/null.
     ``console_fd``: a connected unix socket; the process opens a pty in the container's own
     devpts (``/dev/ptmx``, as its user), sends the master there (payload ``/dev/pts/N``, one fd
     in ``SCM_RIGHTS``, as runc's ``--console-socket``) and gets the slave as fds 0-2 and
@@ -274,6 +276,7 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     umask: int = -1
     oom_score_adj: int | None = None
     cgroup_fd: int = -1
+    cgroup_join_fds: tuple[int, ...] = ()
     stdin_fd: int = -1
     stdout_fd: int = -1
     stderr_fd: int = -1
@@ -341,14 +344,16 @@ class ExecRequest(ProcessSpec, frozen=True, kw_only=True):
 
     @classmethod
     def from_spawn(cls, req: SpawnRequest, argv: list[str], *, env: list[str] | None = None,
-                   cwd: str | None = None, cgroup_fd: int = -1, stdin_fd: int = -1,
+                   cwd: str | None = None, cgroup_fd: int = -1,
+                   cgroup_join_fds: tuple[int, ...] = (), stdin_fd: int = -1,
                    stdout_fd: int = -1, stderr_fd: int = -1, tty: bool = False,
                    console_fd: int = -1) -> ExecRequest:
         """``argv`` with the confinement (and by default env and cwd) of the container that
         ``req`` started. The fds are the caller's: ``req``'s own were the container's."""
         inherited = {name: getattr(req, name) for name in CONFINEMENT_FIELDS}
         return cls(argv=list(argv), env=list(req.env if env is None else env),
-                   cwd=req.cwd if cwd is None else cwd, cgroup_fd=cgroup_fd, stdin_fd=stdin_fd,
+                   cwd=req.cwd if cwd is None else cwd, cgroup_fd=cgroup_fd,
+                   cgroup_join_fds=tuple(cgroup_join_fds), stdin_fd=stdin_fd,
                    stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty, console_fd=console_fd,
                    **inherited)
 
@@ -577,6 +582,8 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
     c.new_pid_ns = int(req.new_pid_ns)
     c.die_with_parent = int(req.die_with_parent)
     c.cgroup_fd = req.cgroup_fd
+    c.cgroup_join_fds = b.array("int", list(req.cgroup_join_fds))
+    c.ncgroup_join = len(req.cgroup_join_fds)
     c.stdio = stdio
     c.clone_mode = _CLONE_MODE
     if req.uid_mappings:
@@ -832,6 +839,8 @@ def _build_exec(b: _Builder, req: ExecRequest, stdio: list[int],
     c.ns_types = b.array("int", [_EXEC_NS_TYPES[name] for name, _ in ns])
     c.nns = len(ns)
     c.cgroup_fd = req.cgroup_fd
+    c.cgroup_join_fds = b.array("int", list(req.cgroup_join_fds))
+    c.ncgroup_join = len(req.cgroup_join_fds)
     c.stdio = stdio
     c.clone_mode = _CLONE_MODE
     c.ctty = int(req.tty or req.console_fd >= 0)

@@ -1,4 +1,5 @@
-"""The pod's cgroup tree on the cgroup2 hierarchy: layout, sizing, delegation, teardown.
+"""The cgroup v2 driver: the pod's cgroup tree on the cgroup2 hierarchy (layout, sizing,
+delegation, teardown), through ``cgroupfs``.
 
 Layout::
 
@@ -16,13 +17,15 @@ Layout::
 
 Unlike the kubelet (Guaranteed pods directly under ``kubepods``), every class has its level,
 so the path alone tells a pod's class. Callers that pass no ``qos`` get ``<parent>/pod-<uid>``.
+The ``cgroupdriver`` module has the interface (``V2Driver`` is one of its drivers); each
+container's leaf is a ``cgroupfs.Cgroup`` (started into by ``CLONE_INTO_CGROUP``).
 
 Parent: ``--cgroup-parent`` absolute, relative to the cgroup2 mount, or ``.`` (the cgroup
 nsrun runs in). Without it: the cgroup nsrun runs in when that is a delegated systemd unit
 made for it (``systemd-run --scope -p Delegate=yes nsrun run …``, or a ``Delegate=yes``
 service running only nsrun; see ``preflight.delegated_home``), else ``<mount>/nsrun``.
 
-Order in ``create`` (everything before the first init container starts):
+Order in ``create_pod`` (everything before the first init container starts):
 1. preflight (``preflight.check``): which controllers the pod's limits need, which the
    deepest existing cgroup on the path offers; ``--cgroups=v2`` refuses here, before
    anything is created; ``auto`` warns once, in one line;
@@ -50,8 +53,9 @@ from pathlib import Path
 
 from nsrun.errors import CgroupError, PreflightError
 from nsrun.host import cgroupfs, preflight
-from nsrun.host.cgroupfs import Cgroup
+from nsrun.host.cgroupfs import Cgroup, CgroupFs
 from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
+from nsrun.host.preflight import below as _below
 
 QOS_DIRS = {"Guaranteed": "guaranteed", "Burstable": "burstable", "BestEffort": "besteffort"}
 POD_PREFIX = "pod-"
@@ -59,10 +63,8 @@ DEFAULT_PARENT = "nsrun"
 SELF_PARENT = "."
 
 
-
-def resolve_parent(parent: str | None, host: CgroupHost | None = None) -> tuple[Path, Path]:
+def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs) -> tuple[Path, Path]:
     """(cgroup2 mount, parent cgroup) for ``--cgroup-parent`` (see the module docstring)."""
-    host = host or CgroupHost.probe()
     if host.mount is None:
         raise PreflightError("no cgroup2 hierarchy is mounted (use --cgroups=none to run "
                              "without a pod cgroup)")
@@ -74,7 +76,7 @@ def resolve_parent(parent: str | None, host: CgroupHost | None = None) -> tuple[
                                  f"under the cgroup2 mount {root}")
         return root, preflight.base_of(own)
     if not parent:
-        home = preflight.delegated_home(host)
+        home = preflight.delegated_home(host, fs)
         return root, home if home is not None else root / DEFAULT_PARENT
     path = Path(parent)
     full = path if path.is_absolute() else root / path
@@ -83,15 +85,91 @@ def resolve_parent(parent: str | None, host: CgroupHost | None = None) -> tuple[
     return root, full
 
 
-class PodCgroup:
-    """Create, size, use and tear down one pod's cgroup tree. A PodCgroup whose ``path``
-    is None stands for "no pod cgroup" (``--cgroups=auto`` on a host without a usable
-    cgroup2 hierarchy): ``leaf`` returns None and teardown does nothing."""
+def qos_level(parent: Path, qos: str | None) -> Path:
+    """Where a pod of class ``qos`` goes below ``parent``."""
+    return parent / QOS_DIRS[qos] if qos in QOS_DIRS else parent
 
-    def __init__(self, root: Path | None, path: Path | None,
-                 host: CgroupHost | None = None) -> None:
-        self.root, self.path = root, path
-        self.host = host
+
+class V2Driver:
+    """Pod cgroups on the cgroup2 hierarchy. ``mode``: ``v2`` refuses limits it cannot
+    enforce, ``auto`` warns about them."""
+
+    name = preflight.V2
+
+    def __init__(self, host: CgroupHost, fs: CgroupFs | None = None,
+                 mode: str = preflight.AUTO, proc: str = "/proc") -> None:
+        self.host, self.fs, self.mode = host, fs if fs is not None else CgroupFs(), mode
+        self.proc = proc
+
+    def create_pod(self, parent: str | None, uid: str, values: Mapping[str, str],
+                   leaves: Mapping[str, Mapping[str, str]] | None = None, *,
+                   qos: str | None = None, declared: bool = True,
+                   warn: Callable[[str], None] | None = None) -> V2Pod:
+        """Make the pod's cgroup tree and write its values, before any container starts.
+
+        ``values``: the pod cgroup's files (``resources.compute(...).pod_cgroup``);
+        ``leaves``: container name -> its leaf's files, all created now so a value the kernel
+        rejects stops the pod before it starts; ``declared``: the pod asked for resources (a
+        BestEffort pod's default cpu.weight is not worth a warning or a refusal); ``qos``:
+        the pod's QoS class (the QoS level); ``warn``: where the one-line warning goes."""
+        host, fs = self.host, self.fs
+        leaves = dict(leaves or {})
+        need = preflight.needed(values, leaves, declared)
+        say = warn if warn is not None else _warn
+        if host.mount is None or host.readonly:
+            preflight.without_cgroup(host, preflight.V2, need)  # raises
+        root, parent_path = resolve_parent(parent, host, fs)
+        pod_path = qos_level(parent_path, qos) / f"{POD_PREFIX}{uid}"
+        for attempt in range(3):
+            pod = V2Pod(root, pod_path, host, fs)
+            anchor = preflight.anchor_of(pod_path, root)
+            if self.mode == preflight.V2:  # refuse before anything is created
+                available = fs.controllers(anchor) & set(cgroupfs.WANTED)
+                preflight.check(host, self.mode, need, available, anchor, fs)
+            try:
+                pod._build(anchor, values, leaves)
+                message = preflight.check(host, self.mode, need, pod.available, anchor, fs)
+            except CgroupError as err:
+                pod._undo()
+                # a concurrent pod's teardown removed an empty level under us: once more
+                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
+                    continue
+                raise
+            except BaseException:
+                pod._undo()
+                raise
+            break
+        if message:
+            say(message)
+        pod.unenforced = [f for c in sorted(set(need) - pod.available) for f in need[c]]
+        return pod
+
+    def destroy_recorded(self, paths: list[Path]) -> None:
+        for path in paths:
+            destroy_path(path, self.host, self.fs)
+
+    def group_of(self, pid: int, paths: list[Path]) -> Cgroup | None:
+        """The cgroup ``pid`` is in, opened, when it is below the pod's directory ``paths[0]``
+        (``nsrun exec``)."""
+        rel = preflight.proc_cgroups(f"{self.proc}/{pid}/cgroup").get("")
+        if self.host.mount is None or rel is None or not paths:
+            return None
+        path = _below(self.host.mount, self.host.mount_root, rel)
+        if path is None or not (paths[0] == path or paths[0] in path.parents):
+            return None
+        try:
+            return self.fs.open(path)
+        except CgroupError:
+            return None
+
+
+class V2Pod:
+    """Create, size, use and tear down one pod's cgroup tree."""
+
+    enabled = True
+
+    def __init__(self, root: Path, path: Path, host: CgroupHost, fs: CgroupFs) -> None:
+        self.root, self.path, self.host, self.fs = root, path, host, fs
         self.pod: Cgroup | None = None
         self.leaves: dict[str, Cgroup] = {}
         self.available: set[str] = set()
@@ -100,77 +178,34 @@ class PodCgroup:
         self.moved: list[int] = []  # processes moved into the supervisor leaf
 
     @property
-    def enabled(self) -> bool:
-        return self.path is not None
+    def record(self) -> list[str]:
+        """What the state dir's ``cgroup`` file holds: the pod's cgroup directory."""
+        return [str(self.path)]
 
-    @classmethod
-    def create(cls, parent: str | None, uid: str, values: Mapping[str, str], mode: str,
-               declared: bool = True, warn: Callable[[str], None] | None = None, *,
-               qos: str | None = None, leaves: Mapping[str, Mapping[str, str]] | None = None,
-               host: CgroupHost | None = None) -> PodCgroup:
-        """Make the pod's cgroup tree and write its values, before any container starts.
-
-        ``values``: the pod cgroup's files (``resources.compute(...).pod_cgroup``);
-        ``leaves``: container name -> its leaf's files (``container_cgroup(name)``), all
-        created now so a value the kernel rejects stops the pod before it starts;
-        ``declared``: the pod asked for resources (a BestEffort pod's default cpu.weight is
-        not worth a warning or a refusal); ``qos``: the pod's QoS class (the QoS level);
-        ``warn``: where the one-line warning goes (stderr)."""
-        host = host or CgroupHost.probe()
-        leaves = dict(leaves or {})
-        need = preflight.needed(values, leaves, declared)
-        say = warn if warn is not None else _warn
-        if host.mount is None or host.readonly:
-            message = preflight.without_cgroup(host, mode, need)
-            if message:
-                say(message)
-            return cls(None, None, host)
-        root, parent_path = resolve_parent(parent, host)
-        level = parent_path / QOS_DIRS[qos] if qos in QOS_DIRS else parent_path
-        pod_path = level / f"{POD_PREFIX}{uid}"
-        for attempt in range(3):
-            self = cls(root, pod_path, host)
-            anchor = preflight.anchor_of(pod_path, root)
-            if mode == preflight.V2:  # refuse before anything is created
-                available = cgroupfs.controllers(anchor) & set(cgroupfs.WANTED)
-                preflight.check(host, mode, need, available, anchor)
-            try:
-                self._build(anchor, values, leaves)
-                message = preflight.check(host, mode, need, self.available, anchor)
-            except CgroupError as err:
-                self._undo()
-                # a concurrent pod's teardown removed an empty level under us: once more
-                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
-                    continue
-                raise
-            except BaseException:
-                self._undo()
-                raise
-            break
-        if message:
-            say(message)
-        self.unenforced = [f for c in sorted(set(need) - self.available) for f in need[c]]
-        return self
+    @property
+    def group(self) -> Cgroup:
+        """The pod's own cgroup (freeze, update, pids of the whole pod)."""
+        assert self.pod is not None
+        return self.pod
 
     # -- building ---------------------------------------------------------------------------
 
     def _build(self, anchor: Path, values: Mapping[str, str],
                leaves: Mapping[str, Mapping[str, str]]) -> None:
-        assert self.path is not None and self.root is not None and self.host is not None
         own = self.host.own_cgroup()
         if own is not None and own != self.root and anchor == own:
             self._leave(own)
-        available = cgroupfs.controllers(anchor) & set(cgroupfs.WANTED)
+        available = self.fs.controllers(anchor) & set(cgroupfs.WANTED)
         chain = [anchor, *_between(anchor, self.path)]
         for path in chain:
-            if path != anchor:
-                self._mkdir(path)
-            cg = Cgroup.open(path)
+            if path != anchor and self.fs.mkdir(path):
+                self.created.append(path)
+            cg = self.fs.open(path)
             try:
                 available = self._enable(cg, available)
             finally:
                 cg.close()
-        self.pod = Cgroup.create(self.path)
+        self.pod = self.fs.create(self.path)
         self.available = self._enable(self.pod, available)
         self.pod.write_values(dict(values), self.available)
         for name, vals in leaves.items():
@@ -178,35 +213,26 @@ class PodCgroup:
 
     def _leave(self, own: Path) -> None:
         """Move every process of ``own`` (nsrun's own cgroup) into its supervisor leaf."""
-        leaf = Cgroup.create(own / SUPERVISOR_LEAF, "supervisor leaf")
+        leaf = self.fs.create(own / SUPERVISOR_LEAF, "supervisor leaf")
         try:
             for _ in range(5):  # a process may fork while the others move
-                pids = cgroupfs.procs(own)
+                pids = self.fs.procs(own)
                 if not pids:
                     return
-                self.moved += [p for p in pids if cgroupfs.move(p, leaf)]
+                self.moved += [p for p in pids if self.fs.move(p, leaf)]
         finally:
             leaf.close()
 
-    def _mkdir(self, path: Path) -> None:
-        try:
-            made = cgroupfs.KERNEL.mkdir(path)
-        except OSError as err:
-            raise CgroupError("create cgroup", str(path), err.errno or 0) from None
-        if made:
-            self.created.append(path)
-
     def _enable(self, cg: Cgroup, available: set[str]) -> set[str]:
         try:
-            return cgroupfs.enable(cg, available)
+            return self.fs.enable(cg, available)
         except CgroupError as err:
             if err.errno != errno.EBUSY:
                 raise
-            raise PreflightError(_internal_processes(cg.path)) from None
+            raise PreflightError(_internal_processes(cg.path, self.fs)) from None
 
     def _make_leaf(self, name: str, values: Mapping[str, str]) -> Cgroup:
-        assert self.path is not None
-        cg = Cgroup.create(self.path / name, f'container "{name}"')
+        cg = self.fs.create(self.path / name, f'container "{name}"')
         self.leaves[name] = cg
         cg.write_values(dict(values), self.available)
         if "memory" in self.available:
@@ -216,21 +242,18 @@ class PodCgroup:
     def _undo(self) -> None:
         """Remove what a failed ``create`` made (no process was started in it)."""
         self._close()
-        if self.path is not None:
-            try:
-                cgroupfs.remove(self.path)
-            except CgroupError:
-                pass
+        try:
+            self.fs.remove(self.path)
+        except CgroupError:
+            pass
         for path in reversed(self.created):
-            _rmdir_quiet(path)
+            self.fs.rmdir_quiet(path)
 
     # -- use --------------------------------------------------------------------------------
 
-    def leaf(self, name: str, values: Mapping[str, str] | None = None) -> Cgroup | None:
-        """The container's leaf cgroup (made by ``create``, or now; reused across
-        restarts); None without a pod cgroup."""
-        if self.path is None:
-            return None
+    def leaf(self, name: str, values: Mapping[str, str] | None = None) -> Cgroup:
+        """The container's leaf cgroup (made by ``create_pod``, or now; reused across
+        restarts)."""
         if name not in self.leaves:
             self._make_leaf(name, values or {})
         return self.leaves[name]
@@ -246,12 +269,10 @@ class PodCgroup:
     def destroy(self) -> None:
         """Kill what is left, close the dirfds, remove the tree, then the QoS level and the
         parent when empty and nsrun's to remove."""
-        if self.path is None:
-            return
         self.kill_all()
         self._close()
-        cgroupfs.remove(self.path)
-        _prune_above(self.path, self.host or CgroupHost.probe())
+        self.fs.remove(self.path)
+        _prune_above(self.path, self.host, self.fs)
 
     def _close(self) -> None:
         for cg in self.leaves.values():
@@ -270,9 +291,9 @@ def _between(anchor: Path, pod: Path) -> list[Path]:
     return out
 
 
-def _internal_processes(path: Path) -> str:
+def _internal_processes(path: Path, fs: CgroupFs) -> str:
     try:
-        pids = " ".join(map(str, cgroupfs.procs(path)[:8]))
+        pids = " ".join(map(str, fs.procs(path)[:8]))
     except CgroupError:
         pids = "?"
     return (f"cgroup {path} holds processes ({pids}) so it cannot enable controllers for "
@@ -285,42 +306,34 @@ def _warn(message: str) -> None:
     print(f"nsrun: warning: {message}", file=sys.stderr)
 
 
-def _rmdir_quiet(path: Path) -> bool:
-    try:
-        cgroupfs.KERNEL.rmdir(path)
-    except OSError:
-        return False
-    return True
-
-
-def _prune_above(pod: Path, host: CgroupHost) -> None:
+def _prune_above(pod: Path, host: CgroupHost, fs: CgroupFs) -> None:
     """rmdir the QoS level and the parent above a removed pod when they are empty."""
     level = pod.parent
     if level.name in QOS_DIRS.values():
-        if level.is_dir() and not (preflight.may_prune(level, host) and _rmdir_quiet(level)):
+        if level.is_dir() and not (preflight.may_prune(level, host, fs)
+                                   and fs.rmdir_quiet(level)):
             return
         level = level.parent
-    if level.is_dir() and preflight.may_prune(level, host):
-        _rmdir_quiet(level)
+    if level.is_dir() and preflight.may_prune(level, host, fs):
+        fs.rmdir_quiet(level)
 
 
-def destroy_path(path: Path, host: CgroupHost | None = None) -> None:
+def destroy_path(path: Path, host: CgroupHost, fs: CgroupFs) -> None:
     """Tear down a pod cgroup by path (``nsrun delete`` after the supervisor was killed).
     Only a ``pod-*`` cgroup below a cgroup2 mount is touched."""
-    host = host or CgroupHost.probe()
     if (host.mount is None or not path.is_absolute() or host.mount not in path.parents
             or not path.name.startswith(POD_PREFIX) or ".." in path.parts):
         return
     if not path.is_dir():
-        _prune_above(path, host)
+        _prune_above(path, host, fs)
         return
     try:
-        cg = Cgroup.open(path)
+        cg = fs.open(path)
         try:
             cg.kill()
         finally:
             cg.close()
     except CgroupError:
         pass
-    cgroupfs.remove(path)
-    _prune_above(path, host)
+    fs.remove(path)
+    _prune_above(path, host, fs)

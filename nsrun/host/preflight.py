@@ -7,13 +7,15 @@ is created, and the ``--cgroups`` modes.
   or a read-only cgroup2 mount the pod runs without a pod cgroup.
 * ``v2``: the same, but a pod whose limits cannot all be enforced is refused before anything
   is created, naming the missing controllers and the cgroup2 mount (exit code 3).
-* ``none``: no pod cgroup at all (no grouping, no limits); nothing here runs.
+* ``v1``: the cgroup v1 hierarchies (``podcgroupv1``); ``none``: no pod cgroup at all (no
+  grouping, no limits); nothing here runs for them. ``cgroupdriver.choose`` picks the driver.
 
 Nothing in this module writes to cgroupfs; ``CgroupHost.probe`` reads ``/proc/self/mountinfo``
 and ``/proc/self/cgroup`` (both injectable), and availability is read from the deepest
 existing cgroup on the pod's path (controllers there are exactly what nsrun can enable below
-it). It also holds the delegation helpers: whether nsrun's own cgroup is a delegated
-systemd unit, and the ``systemd-run`` command ``nsrun run --systemd`` runs.
+it), through the ``cgroupfs.CgroupFs`` the caller passes. It also holds the delegation
+helpers: whether nsrun's own cgroup is a delegated systemd unit, and the ``systemd-run``
+command ``nsrun run --systemd`` runs.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import msgspec
 
 from nsrun.errors import PreflightError
 from nsrun.host import cgroupfs
+from nsrun.host.cgroupfs import CgroupFs
 
-AUTO, V2, NONE = "auto", "v2", "none"
-MODES = (AUTO, V2, NONE)
+AUTO, V2, V1, NONE = "auto", "v2", "v1", "none"
+MODES = (AUTO, V2, V1, NONE)
 
 # The leaf nsrun moves its own processes into when it works inside its own cgroup.
 SUPERVISOR_LEAF = "nsrun-supervisor"
@@ -45,18 +48,22 @@ class CgroupHost(msgspec.Struct, frozen=True):
     ``mount``: the cgroup2 mount point (None on a v1-only host); ``mount_root``: which cgroup
     it shows (``/`` unless bind-mounted from below); ``readonly``; ``v1``: controller -> v1
     mount point (a hybrid or legacy host); ``own``: nsrun's own cgroup v2 path from
-    ``/proc/self/cgroup`` (``/system.slice/x.scope``), None when unknown."""
+    ``/proc/self/cgroup`` (``/system.slice/x.scope``), None when unknown; ``v1_root``:
+    controller -> which cgroup its mount shows; ``v1_own``: controller -> nsrun's own cgroup
+    in that hierarchy (``/process_api/x``)."""
 
     mount: Path | None
     mount_root: str = "/"
     readonly: bool = False
     v1: dict[str, Path] = msgspec.field(default_factory=dict)
     own: str | None = None
+    v1_root: dict[str, str] = msgspec.field(default_factory=dict)
+    v1_own: dict[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
     def probe(cls, mountinfo: str = "/proc/self/mountinfo",
               proc_cgroup: str = "/proc/self/cgroup") -> CgroupHost:
-        mount, mount_root, readonly, v1 = None, "/", False, {}
+        mount, mount_root, readonly, v1, v1_root = None, "/", False, {}, {}
         try:
             with open(mountinfo) as f:
                 lines = f.read().splitlines()
@@ -73,9 +80,11 @@ class CgroupHost(msgspec.Struct, frozen=True):
                 readonly = "ro" in fields[5].split(",")
             elif rest[0] == "cgroup" and len(rest) >= 3:
                 for opt in rest[2].split(","):
-                    if opt not in ("rw", "ro") and "=" not in opt:
-                        v1.setdefault(opt, Path(cgroupfs.unescape(fields[4])))
-        return cls(mount, mount_root, readonly, v1, _own_cgroup(proc_cgroup))
+                    if opt not in ("rw", "ro") and "=" not in opt and opt not in v1:
+                        v1[opt] = Path(cgroupfs.unescape(fields[4]))
+                        v1_root[opt] = cgroupfs.unescape(fields[3])
+        own, v1_own = _own_cgroups(proc_cgroup)
+        return cls(mount, mount_root, readonly, v1, own, v1_root, v1_own)
 
     @property
     def layout(self) -> str:
@@ -88,42 +97,76 @@ class CgroupHost(msgspec.Struct, frozen=True):
         """nsrun's own cgroup as a directory under the mount, when it is visible there."""
         if self.mount is None or self.own is None:
             return None
-        root = self.mount_root.rstrip("/")
-        if root and not (self.own == root or self.own.startswith(root + "/")):
-            return None
-        rel = self.own[len(root):].strip("/")
-        return self.mount / rel if rel else self.mount
+        return below(self.mount, self.mount_root, self.own)
 
     def on_v1(self, names: list[str]) -> str:
         """``cpu at /sys/fs/cgroup/cpu, memory at …`` for the named controllers bound to v1."""
         return ", ".join(f"{c} at {self.v1[c]}" for c in names if c in self.v1)
 
 
-def _own_cgroup(proc_cgroup: str) -> str | None:
+    def v1_own_cgroup(self, controller: str) -> Path | None:
+        """nsrun's own cgroup in ``controller``'s v1 hierarchy, as a directory, when its
+        mount shows it."""
+        if controller not in self.v1 or controller not in self.v1_own:
+            return None
+        return below(self.v1[controller], self.v1_root.get(controller, "/"),
+                      self.v1_own[controller])
+
+
+def below(mount: Path, mount_root: str, own: str) -> Path | None:
+    """The directory of the cgroup ``own`` (a /proc/<pid>/cgroup path) under a mount that
+    shows ``mount_root``; None when the mount does not show it."""
+    root = mount_root.rstrip("/")
+    if root and not (own == root or own.startswith(root + "/")):
+        return None
+    rel = own[len(root):].strip("/")
+    return mount / rel if rel else mount
+
+
+def proc_cgroups(proc_cgroup: str) -> dict[str, str]:
+    """A ``/proc/<pid>/cgroup`` file as ``{"": cgroup v2 path, controller: v1 path}``
+    (``{}`` when unreadable; named hierarchies such as ``name=systemd`` left out)."""
     try:
         with open(proc_cgroup) as f:
-            for line in f:
-                hid, _, rest = line.rstrip("\n").partition(":")
-                controllers, _, path = rest.partition(":")
-                if hid == "0" and controllers == "":
-                    return path.removesuffix(" (deleted)")
+            lines = f.read().splitlines()
     except OSError:
-        return None
-    return None
+        return {}
+    out = {}
+    for line in lines:
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        path = path.removesuffix(" (deleted)")
+        if hid == "0" and controllers == "":
+            out[""] = path
+        for c in controllers.split(","):
+            if c and "=" not in c:
+                out[c] = path
+    return out
+
+
+def _own_cgroups(proc_cgroup: str) -> tuple[str | None, dict[str, str]]:
+    """(the cgroup v2 path, controller -> v1 path) from ``/proc/self/cgroup``."""
+    found = proc_cgroups(proc_cgroup)
+    return found.pop("", None), found
 
 
 # ------------------------------------------------------------------ what the pod needs
 
 
+# v2 and v1 files that never enforce a limit by themselves, and the cpu request files.
+_NOT_LIMITS = (cgroupfs.MEMORY_OOM_GROUP, "cpu.cfs_period_us")
+_CPU_REQUEST = (cgroupfs.CPU_WEIGHT, "cpu.shares")
+
+
 def is_limit(name: str, value: str, declared: bool) -> bool:
     """Whether writing ``value`` to ``name`` enforces something the pod asked for:
-    ``max`` values are the kernel's defaults, and a BestEffort pod's cpu.weight is not a
-    request (``declared`` False)."""
-    if value.strip().startswith("max"):
+    ``max`` (v2) and ``-1`` (v1) values are the kernel's defaults, and a BestEffort pod's
+    cpu.weight (cpu.shares) is not a request (``declared`` False)."""
+    if value.strip().startswith("max") or value.strip() == "-1":
         return False
-    if name == cgroupfs.CPU_WEIGHT and not declared:
+    if name in _CPU_REQUEST and not declared:
         return False
-    return name != cgroupfs.MEMORY_OOM_GROUP
+    return name not in _NOT_LIMITS
 
 
 def needed(values: Mapping[str, str], leaves: Mapping[str, Mapping[str, str]],
@@ -186,7 +229,7 @@ def anchor_of(pod_path: Path, mount: Path) -> Path:
 
 
 def check(host: CgroupHost, mode: str, need: dict[str, list[str]], available: set[str],
-          anchor: Path) -> str | None:
+          anchor: Path, fs: CgroupFs) -> str | None:
     """The controllers the pod's limits need against those ``anchor`` offers. ``v2`` raises
     ``PreflightError`` naming what is missing and the mount; ``auto`` returns the one-line
     warning (or None)."""
@@ -195,7 +238,7 @@ def check(host: CgroupHost, mode: str, need: dict[str, list[str]], available: se
         return None
     assert host.mount is not None
     files = _files(need, missing)
-    why = _why_missing(host, missing, anchor)
+    why = _why_missing(host, missing, anchor, fs)
     verb = "is" if len(files) == 1 else "are"
     if mode == V2:
         raise PreflightError(f"--cgroups=v2: {why}: this pod's {_join(files)} cannot be "
@@ -203,10 +246,10 @@ def check(host: CgroupHost, mode: str, need: dict[str, list[str]], available: se
     return f"{why}: this pod's {_join(files)} {verb} not enforced"
 
 
-def _why_missing(host: CgroupHost, missing: list[str], anchor: Path) -> str:
+def _why_missing(host: CgroupHost, missing: list[str], anchor: Path, fs: CgroupFs) -> str:
     assert host.mount is not None
     try:
-        at_root = cgroupfs.controllers(host.mount) if host.mount_root == "/" else set()
+        at_root = fs.controllers(host.mount) if host.mount_root == "/" else set()
     except Exception:  # noqa: BLE001 - unreadable root: say what we know
         at_root = set()
     absent = [c for c in missing if c not in at_root]
@@ -229,11 +272,10 @@ def _why_missing(host: CgroupHost, missing: list[str], anchor: Path) -> str:
 # ------------------------------------------------------------------ delegation
 
 
-def delegated(path: Path) -> bool:
+def delegated(path: Path, fs: CgroupFs) -> bool:
     """Whether systemd delegated ``path`` (``Delegate=yes`` sets these xattrs, systemd
     ≥ 251)."""
-    names = cgroupfs.KERNEL.xattrs(path)
-    return any(x in names for x in DELEGATE_XATTRS)
+    return fs.delegated(path, DELEGATE_XATTRS)
 
 
 def base_of(own: Path) -> Path:
@@ -241,7 +283,7 @@ def base_of(own: Path) -> Path:
     return own.parent if own.name == SUPERVISOR_LEAF else own
 
 
-def delegated_home(host: CgroupHost, proc: str = "/proc") -> Path | None:
+def delegated_home(host: CgroupHost, fs: CgroupFs, proc: str = "/proc") -> Path | None:
     """The cgroup nsrun should put pods in by default when it was launched in a delegated
     systemd unit made for it: a ``Delegate=yes`` scope (``systemd-run --scope -p
     Delegate=yes nsrun run …``), or a delegated service whose processes are all this very
@@ -251,19 +293,19 @@ def delegated_home(host: CgroupHost, proc: str = "/proc") -> Path | None:
     if own is None or own == host.mount:
         return None
     base = base_of(own)
-    if base == host.mount or not delegated(base):
+    if base == host.mount or not delegated(base, fs):
         return None
-    if base.name.endswith(".scope") or only_this_command(own, proc):
+    if base.name.endswith(".scope") or only_this_command(own, fs, proc):
         return base
     return None
 
 
-def only_this_command(cgroup: Path, proc: str = "/proc") -> bool:
+def only_this_command(cgroup: Path, fs: CgroupFs, proc: str = "/proc") -> bool:
     """Every process in ``cgroup`` runs this process's command line (the foreground nsrun,
     its detached supervisor) or is on its way out."""
     mine = _cmdline(f"{proc}/self/cmdline")
     try:
-        pids = cgroupfs.procs(cgroup)
+        pids = fs.procs(cgroup)
     except Exception:  # noqa: BLE001 - unreadable: not ours to take over
         return False
     for pid in pids:
@@ -281,7 +323,7 @@ def _cmdline(path: str) -> bytes:
         return b""
 
 
-def may_prune(path: Path, host: CgroupHost) -> bool:
+def may_prune(path: Path, host: CgroupHost, fs: CgroupFs) -> bool:
     """Whether nsrun may rmdir the (empty) cgroup ``path`` it worked under: never the mount
     root, nsrun's own cgroup or one above it, a systemd unit, a delegated cgroup or the
     supervisor leaf."""
@@ -292,7 +334,7 @@ def may_prune(path: Path, host: CgroupHost) -> bool:
         return False
     if path.name.endswith(SYSTEMD_UNIT_SUFFIXES) or path.name == SUPERVISOR_LEAF:
         return False
-    return not delegated(path)
+    return not delegated(path, fs)
 
 
 def systemd_unit(pod_name: str) -> str:

@@ -85,16 +85,16 @@ def exec_in_pod(state_root: Any, pod_name: str, container_name: str | None,
     name = container.name
     pid = _running_pid(paths, pod_name, name)
     pidfd = _open_target(paths, pod_name, name, pid)
-    cgroup_fd = -1
+    cgroup = None
     try:
-        cgroup_fd = _open_cgroup(pid)
+        cgroup = _open_cgroup(paths, pid)
         base = _container_request(paths, pod, container, images, secrets, configmaps)
         if tty:
-            return _exec_tty(pid, pidfd, base, argv, cgroup_fd, pod_name, name)
-        return _exec_plain(pid, pidfd, base, argv, cgroup_fd, stdio, pod_name, name)
+            return _exec_tty(pid, pidfd, base, argv, cgroup, pod_name, name)
+        return _exec_plain(pid, pidfd, base, argv, cgroup, stdio, pod_name, name)
     finally:
-        if cgroup_fd >= 0:
-            os.close(cgroup_fd)
+        if cgroup is not None:
+            cgroup.close()
         os.close(pidfd)
 
 
@@ -199,9 +199,9 @@ def _nspid(pid: int) -> list[int]:
 def _pid_in_leaf(paths, name: str) -> int:
     """The init of the container: in its cgroup leaf, pid 1 of a pid namespace of its own."""
     try:
-        pod_cgroup = (paths.dir / CGROUP_FILE).read_text().strip()
+        pod_cgroup = (paths.dir / CGROUP_FILE).read_text().split()[0]  # any hierarchy
         procs = (Path(pod_cgroup) / name / "cgroup.procs").read_text().split()
-    except OSError:
+    except (OSError, IndexError):
         return 0
     for p in procs:
         try:
@@ -243,24 +243,17 @@ def _open_target(paths, pod_name: str, name: str, pid: int) -> int:
     return pidfd
 
 
-def _open_cgroup(pid: int) -> int:
-    """A dirfd of the cgroup2 cgroup ``pid`` is in (-1 without a cgroup2 hierarchy)."""
-    from nsrun.host.cgroupfs import find_cgroup2_mount
+def _open_cgroup(paths, pid: int):
+    """The cgroups ``pid`` is in below the pod's recorded ones (the ``cgroup`` file), opened
+    for the new process (``cgroupdriver.Group``); ``NO_GROUP`` without any."""
+    from nsrun.host import cgroupdriver
 
-    mount = find_cgroup2_mount()
-    if mount is None:
-        return -1
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            rel = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+        record = (paths.dir / CGROUP_FILE).read_text().split()
     except OSError:
-        return -1
-    if rel is None or rel.endswith(" (deleted)"):
-        return -1
-    try:
-        return os.open(mount + rel, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return -1
+        record = []
+    group = cgroupdriver.group_of(pid, record) if record else None
+    return group if group is not None else cgroupdriver.NO_GROUP
 
 
 # ---- what the process gets ------------------------------------------------------------------
@@ -327,12 +320,13 @@ def _container_request(paths, pod: Any, container: Any, images: str | None,
 # ---- running it ---------------------------------------------------------------------------
 
 
-def _start(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int,
+def _start(pid: int, pidfd: int, base, argv: list[str], cgroup,
            stdio: tuple[int, int, int], pod_name: str, name: str,
            console_fd: int = -1) -> tuple[int, int]:
     from nsrun.host import native
 
-    req = native.ExecRequest.from_spawn(base, argv, cgroup_fd=cgroup_fd, stdin_fd=stdio[0],
+    req = native.ExecRequest.from_spawn(base, argv, cgroup_fd=cgroup.clone_fd,
+                                        cgroup_join_fds=cgroup.join_fds, stdin_fd=stdio[0],
                                         stdout_fd=stdio[1], stderr_fd=stdio[2],
                                         console_fd=console_fd)
     try:
@@ -357,9 +351,9 @@ def _exit_code(pidfd: int) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
-def _exec_plain(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int,
+def _exec_plain(pid: int, pidfd: int, base, argv: list[str], cgroup,
                 stdio: tuple[int, int, int], pod_name: str, name: str) -> int:
-    _, child = _start(pid, pidfd, base, argv, cgroup_fd, stdio, pod_name, name)
+    _, child = _start(pid, pidfd, base, argv, cgroup, stdio, pod_name, name)
     try:
         with Forward(child):
             return _exit_code(child)
@@ -367,7 +361,7 @@ def _exec_plain(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int,
         os.close(child)
 
 
-def _exec_tty(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int, pod_name: str,
+def _exec_tty(pid: int, pidfd: int, base, argv: list[str], cgroup, pod_name: str,
               name: str) -> int:
     """The command on a pty of the container's devpts (its master sent back to us over a
     socket pair); this process relays its terminal (raw mode) to it."""
@@ -379,7 +373,7 @@ def _exec_tty(pid: int, pidfd: int, base, argv: list[str], cgroup_fd: int, pod_n
     ours, theirs = console.pair()
     try:
         try:
-            _, child = _start(pid, pidfd, base, argv, cgroup_fd, (-1, -1, -1), pod_name, name,
+            _, child = _start(pid, pidfd, base, argv, cgroup, (-1, -1, -1), pod_name, name,
                               console_fd=theirs)
         finally:
             os.close(theirs)

@@ -25,7 +25,7 @@ from nsrun.core.actions import (
 from nsrun.core.observed import ERR_IMAGE_NEVER_PULL, OOM_KILLED, START_ERROR, Attempt, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
 from nsrun.errors import BundleError, SpawnError
-from nsrun.host.podcgroup import PodCgroup
+from nsrun.host.cgroupdriver import PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import logs
 from nsrun.report.events import NORMAL, WARNING, EventLog
@@ -50,7 +50,7 @@ class Running(msgspec.Struct):
 class Executor:
     """Carries out actions for one pod and keeps ``observed`` up to date."""
 
-    def __init__(self, pod: Pod, paths: PodPaths, sandbox: Sandbox, cgroup: PodCgroup | None,
+    def __init__(self, pod: Pod, paths: PodPaths, sandbox: Sandbox, cgroup: PodCgroups,
                  images: ImageStore, events: EventLog, observed: Observed) -> None:
         self.pod, self.paths, self.sandbox, self.cgroup = pod, paths, sandbox, cgroup
         self.images, self.events, self.observed = images, events, observed
@@ -131,9 +131,9 @@ class Executor:
         log_fd = logs.open_for_attempt(self.paths, name, attempt)
         plan = _with_termination_log(plan, container, logs.termination_file(
             self.paths, name, attempt))
-        leaf = self.cgroup.leaf(name) if self.cgroup else None
+        leaf = self.cgroup.leaf(name)
         try:
-            launched = launcher.spawn(plan, self.sandbox, leaf.fd if leaf else -1, log_fd)
+            launched = launcher.spawn(plan, self.sandbox, leaf, log_fd)
         except (SpawnError, BundleError) as err:
             message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
             os.write(log_fd, f"nsrun: {message}\n".encode())
@@ -143,8 +143,8 @@ class Executor:
             return
         finally:
             os.close(log_fd)
-        self.running[name] = Running(name, launched.pid, launched.pidfd,
-                                     leaf.oom_kills() if leaf else 0, launched=launched)
+        self.running[name] = Running(name, launched.pid, launched.pidfd, leaf.oom_kills(),
+                                     launched=launched)
         self._write_pids()
         self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen,
                                                **Health.initial_flags(container))))
@@ -167,7 +167,7 @@ class Executor:
         """``pids.json``: the containers' pids, for ``nsrun exec`` when there is no pod cgroup
         to find them in (written at each start; an entry of an exited container stays until
         then, and exec checks its parent)."""
-        if self.cgroup is not None and self.cgroup.path is not None:
+        if self.cgroup.enabled:
             return
         write_atomic(self.paths.dir / "pids.json",
                      msgspec.json.encode({n: p.pid for n, p in self.running.items()}))
@@ -191,8 +191,7 @@ class Executor:
         proc = self.running.get(name)
         if proc is None:
             return False, "container is not running"
-        leaf = self.cgroup.leaves.get(name) if self.cgroup else None
-        return launcher.exec_check(proc.launched, argv, leaf.fd if leaf else -1, timeout)
+        return launcher.exec_check(proc.launched, argv, self.cgroup.leaf(name), timeout)
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -262,8 +261,7 @@ class Executor:
         """SIGKILL every container whose grace period has run out."""
         for proc in self.running.values():
             if proc.kill_at is not None and now >= proc.kill_at:
-                if self.cgroup:
-                    self.cgroup.kill_leaf(proc.name)
+                self.cgroup.kill_leaf(proc.name)
                 _signal(proc.pidfd, signal.SIGKILL)
 
     def next_deadline(self) -> float | None:
@@ -281,8 +279,7 @@ class Executor:
         self.health.container_stopped(proc.name)
         code, sig = _exit_status(info)
         reason = ""
-        leaf = self.cgroup.leaves.get(proc.name) if self.cgroup else None
-        if leaf is not None and leaf.oom_kills() > proc.oom_before:
+        if self.cgroup.leaf(proc.name).oom_kills() > proc.oom_before:
             reason = OOM_KILLED
         obs = self.observed.history(proc.name)
         current = obs.current
@@ -295,8 +292,7 @@ class Executor:
 
     def stop_everything(self) -> None:
         """Last resort at teardown: SIGKILL whatever still runs and reap it."""
-        if self.cgroup:
-            self.cgroup.kill_all()
+        self.cgroup.kill_all()
         for proc in list(self.running.values()):
             _signal(proc.pidfd, signal.SIGKILL)
             self.reap(proc.pidfd, _now())

@@ -131,25 +131,28 @@ def check_pod(pod: Pod, store: ImageStore) -> list[str]:
     return warnings
 
 
-def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int):
+def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int,
+            join_fds: tuple[int, ...] = ()):
     """The :class:`~nsrun.host.native.SpawnRequest` for ``plan`` (``BundleError`` for a
-    mount the spawn path cannot express)."""
+    mount the spawn path cannot express); ``cgroup_fd``/``join_fds``: the container's
+    cgroup (``cgroupdriver.Group``)."""
     return oci.spawn_request(plan, join_ns=sandbox.ns_fds, cgroup_fd=cgroup_fd,
-                             stdio=(-1, log_fd, log_fd),
+                             cgroup_join_fds=join_fds, stdio=(-1, log_fd, log_fd),
                              # no pod cgroup: nothing could find it after a crash
-                             die_with_parent=cgroup_fd < 0)
+                             die_with_parent=cgroup_fd < 0 and not join_fds)
 
 
-def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int) -> Launched:
-    """Start the process (``SpawnError`` if a step in the child failed)."""
+def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, log_fd: int) -> Launched:
+    """Start the process in the ``cgroupdriver.Group`` ``cgroup`` (``SpawnError`` if a step
+    in the child failed)."""
     from nsrun.host import native
 
-    req = request(plan, sandbox, cgroup_fd, log_fd)
+    req = request(plan, sandbox, cgroup.clone_fd, log_fd, cgroup.join_fds)
     pid, pidfd = native.spawn(req)
     return Launched(pid, pidfd, req)
 
 
-def exec_check(launched: Launched, argv: list[str], cgroup_fd: int,
+def exec_check(launched: Launched, argv: list[str], cgroup,
                timeout: float | None) -> tuple[bool, str]:
     """Run ``argv`` in the running container ``launched`` with its confinement (an exec
     probe or hook): (exited 0, the first ``PROBE_OUTPUT_LIMIT`` bytes of its output). ``timeout`` None: no limit."""
@@ -159,7 +162,9 @@ def exec_check(launched: Launched, argv: list[str], cgroup_fd: int,
 
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     try:
-        req = native.ExecRequest.from_spawn(launched.request, argv, cgroup_fd=cgroup_fd,
+        req = native.ExecRequest.from_spawn(launched.request, argv,
+                                            cgroup_fd=cgroup.clone_fd,
+                                            cgroup_join_fds=cgroup.join_fds,
                                             stdout_fd=wfd, stderr_fd=wfd)
         pid, pidfd = native.exec_in(launched.pid, launched.pidfd, req)
     except BaseException:

@@ -208,12 +208,12 @@ def _grace(paths: PodPaths) -> float:
 
 
 def _cleanup_after_crash(paths: PodPaths) -> None:
-    """The supervisor is gone (killed): kill the pod's cgroup, unmount its volumes."""
-    from nsrun.host import podcgroup
+    """The supervisor is gone (killed): kill the pod's cgroups, unmount its volumes."""
+    from nsrun.host import cgroupdriver
 
     cgroup_file = paths.dir / "cgroup"
     if cgroup_file.exists():
-        podcgroup.destroy_path(Path(cgroup_file.read_text().strip()))
+        cgroupdriver.destroy_recorded(cgroup_file.read_text().split())
     _unmount_below(paths.dir)
 
 

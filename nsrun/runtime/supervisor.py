@@ -23,9 +23,10 @@ from nsrun.core.backoff import BackoffPolicy
 from nsrun.core.netconfig import NetConfig
 from nsrun.core.observed import CRASH_LOOP_BACK_OFF, Observed
 from nsrun.core.plan import next_actions
+from nsrun.core.resources import CgroupFiles
 from nsrun.core.spec import Pod
 from nsrun.core.status import derive_status, rfc3339
-from nsrun.host.podcgroup import PodCgroup
+from nsrun.host.cgroupdriver import NO_POD, PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
@@ -41,9 +42,8 @@ class Options(msgspec.Struct):
     backoff: BackoffPolicy
     cgroup_parent: str | None = None
     cgroup_mode: str = "auto"
-    cgroup_values: dict[str, str] | None = None
+    cgroup_files: dict[str, CgroupFiles] | None = None  # driver name -> files
     qos_class: str = "BestEffort"
-    container_cgroups: dict[str, dict[str, str]] | None = None
     oom_score_adj: dict[str, int] | None = None
     log_max_attempts: int = 20
     log_max_bytes: int = 10 * 1024 * 1024
@@ -61,7 +61,7 @@ class Supervisor:
         self.signal_received = 0
         self.last_status: dict[str, Any] | None = None
         self.sandbox: Sandbox | None = None
-        self.cgroup: PodCgroup | None = None
+        self.cgroup: PodCgroups = NO_POD
         self.executor: Executor | None = None
         self.networking: Networking | None = None
 
@@ -69,15 +69,9 @@ class Supervisor:
         """Check every bundle, then the pod cgroup (values written before any container
         starts), then the sandbox."""
         self._check_bundles()
-        if self.options.cgroup_mode != "none":
-            self.cgroup = PodCgroup.create(self.options.cgroup_parent, self.pod.metadata.uid,
-                                           self.options.cgroup_values or {},
-                                           self.options.cgroup_mode,
-                                           self.options.qos_class != "BestEffort",
-                                           qos=self.options.qos_class,
-                                           leaves=self.options.container_cgroups)
-            if self.cgroup.path is not None:
-                (self.paths.dir / "cgroup").write_text(str(self.cgroup.path) + "\n")
+        self.cgroup = self._create_cgroup()
+        if self.cgroup.record:
+            (self.paths.dir / "cgroup").write_text("".join(f"{p}\n" for p in self.cgroup.record))
         self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup())
         self._record_pause()
         write_atomic(self.paths.dir / "runtime.json", msgspec.json.encode({
@@ -128,13 +122,27 @@ class Supervisor:
         for warning in warnings:
             print(f"nsrun: warning: {warning}", file=sys.stderr)
 
+    def _create_cgroup(self) -> PodCgroups:
+        """The pod's cgroups (``--cgroups``), every value written before any container."""
+        from nsrun.host import cgroupdriver
+
+        driver = cgroupdriver.choose(self.options.cgroup_mode)
+        files = (self.options.cgroup_files or {}).get(driver.name) or CgroupFiles({}, {})
+        return driver.create_pod(self.options.cgroup_parent, self.pod.metadata.uid,
+                                 files.pod, files.leaves, qos=self.options.qos_class,
+                                 declared=self.options.qos_class != "BestEffort")
+
     def _pause_cgroup(self) -> int:
         # "_pause" cannot clash with a container: names are DNS-1123 labels (no "_")
-        leaf = self.cgroup.leaf("_pause") if self.cgroup else None
-        return leaf.fd if leaf else -1
+        return self.cgroup.leaf("_pause").clone_fd
 
     def _record_pause(self) -> None:
+        """``sandbox.pid``; on cgroup v1 the pause process (started by nsrun, it never
+        forks) joins its leaf now."""
         assert self.sandbox is not None
+        leaf = self.cgroup.leaf("_pause")
+        if leaf.join_fds:
+            leaf.adopt(self.sandbox.pause_pid)
         (self.paths.dir / "sandbox.pid").write_text(f"{self.sandbox.pause_pid}\n")
 
     def _new_namespaces(self) -> Sandbox:
@@ -301,8 +309,7 @@ class Supervisor:
         finally:
             if self.networking is not None:
                 self.networking.close()
-            if self.cgroup is not None:
-                self.cgroup.destroy()
+            self.cgroup.destroy()
             if self.sandbox is not None:
                 self.sandbox.close()
 

@@ -32,4 +32,4 @@ def test_bad_manifest_is_refused_cleanly(tmp_path, case):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("nsrun: ")
     assert not (world.root / "pods").exists() or not any((world.root / "pods").iterdir())
-    assert leftovers(tmp_path, world.cgroup_dir) == []
+    assert leftovers(tmp_path, world.cgroup_dirs) == []

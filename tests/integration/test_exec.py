@@ -771,7 +771,7 @@ def pod_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
     finally:
         w.nsrun("delete", "p", "--grace-period", "0", "--timeout", "10")
-        assert leftovers(tmp, w.cgroup_dir) == []
+        assert leftovers(tmp, w.cgroup_dirs) == []
 
 
 def nsrun_exec(w: World, container: str, *argv: str, tty: bool = False,
@@ -792,12 +792,16 @@ def test_nsrun_exec_runs_like_the_container(pod_world: World) -> None:
 
 def test_nsrun_exec_is_in_the_containers_cgroup_and_pid_namespace(pod_world: World) -> None:
     out = nsrun_exec(pod_world, "side", "sh", "-c", "cat /proc/1/cmdline; echo; "
-                                                   "grep ^0:: /proc/self/cgroup")
+                                                   "cat /proc/self/cgroup")
     assert out.returncode == 0, out.stderr
-    cmdline, cgroup = out.stdout.splitlines()
+    cmdline, *cgroups = out.stdout.splitlines()
     assert cmdline.split("\0") == ["sleep", "3600", ""]  # the container's init is pid 1
-    if pod_world.cgroup_dir is not None:
-        assert cgroup.startswith(f"0::/{pod_world.cgroup_parent}/") and cgroup.endswith("/side")
+    where = {line.split(":")[1]: line.split(":", 2)[2] for line in cgroups}
+    wanted = [""] if pod_world.driver == "v2" else ["cpu", "cpuacct", "memory", "pids",
+                                                    "freezer", "devices"]
+    for hierarchy in wanted:  # every hierarchy the driver uses: the container's leaf
+        assert f"/{pod_world.cgroup_parent}/" in where[hierarchy], cgroups
+        assert where[hierarchy].endswith("/side"), cgroups
 
 
 def test_nsrun_exec_exit_codes(pod_world: World) -> None:

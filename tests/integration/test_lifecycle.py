@@ -23,7 +23,7 @@ def world(tmp_path):
     yield w
     for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
         w.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
-    assert leftovers(tmp_path, w.cgroup_dir) == []
+    assert leftovers(tmp_path, w.cgroup_dirs) == []
 
 
 def container(name: str, script: str, image: str = "busybox", extra: str = "") -> str:
@@ -63,10 +63,19 @@ def detach(world: World, text: str) -> None:
 
 
 def wait_for(predicate, timeout: float = 20) -> None:
+    """Until ``predicate()``; a status not written yet (``run -d`` returns once the
+    containers can start, before the first status) counts as false."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def _holds(predicate) -> bool:
+    try:
+        return bool(predicate())
+    except (FileNotFoundError, KeyError, IndexError):
+        return False
 
 
 def test_deadline_during_init_fails_the_pod(world):
@@ -254,7 +263,8 @@ def test_post_start_and_pre_stop_hooks_run_inside_the_container(world):
     world.wait_column("p", "Running")
     wait_for(lambda: os.path.exists(os.path.join(work(world), "post-start")))
     assert read(world, "post-start") == "p\n"
-    assert world.status("p")["status"]["containerStatuses"][0]["started"] is True
+    # the hook's file exists before the supervisor has recorded the hook's end
+    wait_for(lambda: world.status("p")["status"]["containerStatuses"][0]["started"] is True)
     world.nsrun("delete", "p", "--timeout", "10", check=True)
     assert (evidence / "pre-stop").read_text() == "bye\n"
     assert (evidence / "term").read_text() == "after-pre-stop\n"  # SIGTERM came after preStop

@@ -25,7 +25,7 @@ def world(tmp_path):
     yield w
     for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
         w.nsrun("delete", pod.name, "--timeout", "10")
-    assert leftovers(tmp_path, w.cgroup_dir) == []
+    assert leftovers(tmp_path, w.cgroup_dirs) == []
 
 
 def pod_yaml(inits: list[str], app: str, policy: str = "Never", name: str = "p") -> str:

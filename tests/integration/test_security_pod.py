@@ -39,7 +39,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield w
     for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
         w.nsrun("delete", pod.name, "--timeout", "10")
-    assert leftovers(tmp_path, w.cgroup_dir) == []
+    assert leftovers(tmp_path, w.cgroup_dirs) == []
 
 
 def image_variant(world: World, name: str, change: Callable[[dict, Path], None]) -> str:

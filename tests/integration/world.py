@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 from nsrun.core.netconfig import make_config
-from nsrun.host.cgroupfs import find_cgroup2_mount
+from nsrun.host import cgroupdriver
+from nsrun.host.cgroupfs import CgroupFs, find_cgroup2_mount
+from nsrun.host.preflight import CgroupHost
 
 from netslot import claim
 
@@ -27,14 +29,13 @@ def wait(pidfd: int) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
-def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
+def leftovers(tmp: Path, cgroup_dirs: list[Path]) -> list[str]:
     """Mounts, cgroups, processes, the world's bridge and nftables table a test may have
     left behind (the world's state root is ``tmp/state``)."""
     found = network_leftovers(tmp / "state")
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(tmp) in line]
-    if cgroup_dir is not None and cgroup_dir.exists():
-        found.append(f"cgroup {cgroup_dir}")
+    found += [f"cgroup {d}" for d in cgroup_dirs if d.exists()]
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -44,6 +45,16 @@ def leftovers(tmp: Path, cgroup_dir: Path | None) -> list[str]:
             if str(tmp) in root:
                 found.append(f"process {pid} rooted at {root}")
     return found
+
+
+def v1_parents(host: CgroupHost, parent: str) -> list[Path]:
+    """``parent`` in each cgroup v1 hierarchy nsrun uses (see ``podcgroupv1``)."""
+    if not cgroupdriver.v1_hierarchies(host):
+        return []
+    from nsrun.host.podcgroupv1 import V1Driver
+
+    driver = V1Driver(host)
+    return list(dict.fromkeys(driver.parent(parent, c) for c in driver.controllers))
 
 
 def network_leftovers(root: Path) -> list[str]:
@@ -71,7 +82,11 @@ class World:
         self.resolv_conf.write_text("")
         mount = find_cgroup2_mount()
         self.cgroup_parent = f"nsrun-test-{os.getpid()}-{tmp.name}"
-        self.cgroup_dir = Path(mount) / self.cgroup_parent if mount else None
+        host = CgroupHost.probe()
+        self.driver = cgroupdriver.auto_kind(host, CgroupFs())[0]  # what --cgroups auto uses
+        # the private parent in every hierarchy (none may be left behind)
+        self.cgroup_dirs = [Path(mount) / self.cgroup_parent] if mount else []
+        self.cgroup_dirs += v1_parents(host, self.cgroup_parent)
 
     def nsrun(self, *args: str, check: bool = False, timeout: float = 60,
               input: str | None = None) -> subprocess.CompletedProcess:
@@ -89,7 +104,7 @@ class World:
         services = self.root / "services"
         for path in sorted(services.glob("*/*.json")) if services.exists() else []:
             self.nsrun("delete", "svc", path.stem)
-        return leftovers(self.tmp, self.cgroup_dir)
+        return leftovers(self.tmp, self.cgroup_dirs)
 
     def global_args(self) -> list[str]:
         return ["--root", str(self.root), "--images", str(self.images),
@@ -122,3 +137,35 @@ class World:
                 return
             time.sleep(0.05)
         raise AssertionError(f"{pod}: STATUS {seen!r}, wanted {want!r}")
+
+
+def scrub(cgroup_dirs: list[Path]) -> list[str]:
+    """After a failed test: SIGKILL what is left in the test's own parent cgroups (only
+    processes the test started can be there) and remove them, leaves first; returns what
+    was left."""
+    import errno
+    import signal
+
+    left = []
+    for top in cgroup_dirs:
+        if not top.exists():
+            continue
+        left.append(str(top))
+        for cg in sorted((p for p in [top, *top.rglob("*")] if p.is_dir()),
+                         key=lambda p: len(p.parts), reverse=True):
+            if (cg / "freezer.state").exists():
+                (cg / "freezer.state").write_text("THAWED")
+            for _ in range(200):
+                for pid in (cg / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    cg.rmdir()
+                    break
+                except OSError as err:
+                    if err.errno != errno.EBUSY:
+                        raise
+                    time.sleep(0.01)
+    return left

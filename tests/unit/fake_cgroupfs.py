@@ -1,7 +1,8 @@
 """A fake cgroup v2 filesystem in a temp dir, for the driver's unit tests.
 
 Directories and files are real (the driver lists, stats and reads them); the kernel's rules
-are emulated where the driver writes, through ``cgroupfs.KERNEL``: a new cgroup gets the
+are emulated where the driver writes, through the ``Kernel`` passed to ``CgroupFs`` (``fake.fs``
+is one over this fake): a new cgroup gets the
 interface files of the controllers its parent enabled, ``cgroup.subtree_control`` only takes
 available controllers and refuses (EBUSY) a non-root cgroup with processes,
 ``cgroup.procs`` moves a process (EBUSY into an inner cgroup, ESRCH for an unknown pid),
@@ -52,6 +53,8 @@ class FakeKernel(cgroupfs.Kernel):
         self.refuse: set[str] = set()  # controllers subtree_control refuses (EINVAL)
         self.writes: list[tuple[str, str, str]] = []  # (cgroup path, file, value)
         self.killed: list[int] = []
+        self.device_programs: dict[str, object] = {}  # cgroup path -> the policy attached
+        self.fs = cgroupfs.CgroupFs(self)
         root.mkdir(parents=True, exist_ok=True)
         self._files(root, list(controllers), is_root=True)
 
@@ -107,6 +110,16 @@ class FakeKernel(cgroupfs.Kernel):
 
     def xattrs(self, path: Path) -> list[str]:
         return list(self.xattr.get(str(path), []))
+
+    def attach_device_filter(self, dirfd: int, policy: object, replace_fd: int) -> int:
+        """Records the policy; the program fd is a fresh /dev/null fd (closed by the
+        driver when replaced)."""
+        cg = os.readlink(f"/proc/self/fd/{dirfd}")
+        code = self.fail.pop((cg, "bpf"), 0)
+        if code:
+            raise _err(code, Path(cg))
+        self.device_programs[cg] = policy
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     def write_at(self, dirfd: int, name: str, data: bytes) -> None:
         cg = Path(os.readlink(f"/proc/self/fd/{dirfd}"))
@@ -165,6 +178,12 @@ class FakeKernel(cgroupfs.Kernel):
                 self.killed.append(pid)
                 self._sync(where)
 
+    def _w_cgroup_freeze(self, cg: Path, target: Path, value: str) -> None:
+        if value not in ("0", "1"):
+            raise _err(errno.EINVAL, target)
+        target.write_text(value)
+        self._sync(cg)
+
     def _w_cpu_weight(self, cg: Path, target: Path, value: str) -> None:
         if not value.isdigit():
             raise _err(errno.EINVAL, target)
@@ -204,6 +223,7 @@ class FakeKernel(cgroupfs.Kernel):
         if not is_root:
             (path / "cgroup.events").write_text("populated 0\nfrozen 0\n")
             (path / "cgroup.kill").write_text("")
+            (path / "cgroup.freeze").write_text("0")
             for c in controllers:
                 for name, value in FILES.get(c, {}).items():
                     (path / name).write_text(value)
@@ -223,5 +243,6 @@ class FakeKernel(cgroupfs.Kernel):
                             for where in self.procs.values())
             events = node / "cgroup.events"
             if events.exists():
-                events.write_text(f"populated {int(populated)}\nfrozen 0\n")
+                frozen = (node / "cgroup.freeze").read_text().strip()
+                events.write_text(f"populated {int(populated)}\nfrozen {frozen}\n")
             node = node.parent

@@ -13,7 +13,6 @@ from fake_cgroupfs import FakeKernel
 
 from nsrun.errors import CgroupError
 from nsrun.host import cgroupfs
-from nsrun.host.cgroupfs import Cgroup
 from nsrun.host.preflight import CgroupHost
 
 NO_SUCH_PID = 4_999_999  # above any pid_max: os.kill gives ProcessLookupError
@@ -52,10 +51,8 @@ def probe(tmp_path: Path, mountinfo: str, proc_cgroup: str = "0::/\n") -> Cgroup
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch) -> FakeKernel:
-    kernel = FakeKernel(tmp_path / "cg")
-    monkeypatch.setattr(cgroupfs, "KERNEL", kernel)
-    return kernel
+def fake(tmp_path: Path) -> FakeKernel:
+    return FakeKernel(tmp_path / "cg")
 
 
 # ------------------------------------------------------------------ host survey
@@ -116,12 +113,12 @@ def test_keyed_and_controller_of():
 
 
 def test_write_error_carries_file_value_and_errno(fake):
-    cg = Cgroup.create(fake.root / "a", 'container "web"')
+    cg = fake.fs.create(fake.root / "a", 'container "web"')
     with pytest.raises(CgroupError) as e:
         cg.write("cpu.max", "500 100000")  # no cpu controller enabled: no file
     assert e.value.errno == errno.ENOENT
     fake.make(fake.root / "b", enable=("cpu",))
-    cg2 = Cgroup.open(fake.root / "b", 'container "web"')
+    cg2 = fake.fs.open(fake.root / "b", 'container "web"')
     with pytest.raises(CgroupError) as e:
         cg2.write("cpu.max", "500 100000")
     text = str(e.value)
@@ -137,7 +134,7 @@ def test_write_error_carries_file_value_and_errno(fake):
 
 def test_writes_are_dirfd_relative(fake, tmp_path):
     fake.make(fake.root / "a", enable=("pids",))
-    cg = Cgroup.open(fake.root / "a")
+    cg = fake.fs.open(fake.root / "a")
     (fake.root / "a").rename(fake.root / "renamed")  # the dirfd still names the cgroup
     cg.write("pids.max", "7")
     assert (fake.root / "renamed" / "pids.max").read_text() == "7"
@@ -149,7 +146,7 @@ def test_writes_are_dirfd_relative(fake, tmp_path):
 
 def test_write_values_skips_unavailable_controllers(fake):
     fake.make(fake.root / "a", enable=("cpu", "pids"))
-    cg = Cgroup.open(fake.root / "a")
+    cg = fake.fs.open(fake.root / "a")
     skipped = cg.write_values({"cpu.weight": "39", "memory.max": "1048576", "pids.max": "9"},
                               {"cpu", "pids"})
     assert skipped == ["memory.max"]
@@ -161,7 +158,7 @@ def test_write_values_skips_unavailable_controllers(fake):
 def test_memory_max_below_current_usage_is_refused(fake):
     fake.make(fake.root / "a", enable=("memory",))
     (fake.root / "a" / "memory.current").write_text("8388608")
-    cg = Cgroup.open(fake.root / "a", 'container "app"')
+    cg = fake.fs.open(fake.root / "a", 'container "app"')
     with pytest.raises(CgroupError) as e:
         cg.write_values({"memory.max": "4194304"}, {"memory"})
     assert "memory.max" in str(e.value) and "'4194304'" in str(e.value)
@@ -174,11 +171,11 @@ def test_memory_max_below_current_usage_is_refused(fake):
 
 def test_open_and_create_errors_name_the_cgroup(fake):
     with pytest.raises(CgroupError) as e:
-        Cgroup.open(fake.root / "missing", 'container "x"')
+        fake.fs.open(fake.root / "missing", 'container "x"')
     assert e.value.errno == errno.ENOENT and str(fake.root / "missing") in str(e.value)
     fake.mkdir_fail[str(fake.root / "a")] = errno.EACCES
     with pytest.raises(CgroupError) as e:
-        Cgroup.create(fake.root / "a")
+        fake.fs.create(fake.root / "a")
     assert e.value.errno == errno.EACCES and "create cgroup" in str(e.value)
 
 
@@ -186,19 +183,19 @@ def test_open_and_create_errors_name_the_cgroup(fake):
 
 
 def test_enable_writes_once_and_only_what_is_missing(fake):
-    top = Cgroup.open(fake.root)
-    got = cgroupfs.enable(top, {"cpu", "memory", "pids", "rdma"})
+    top = fake.fs.open(fake.root)
+    got = fake.fs.enable(top, {"cpu", "memory", "pids", "rdma"})
     assert got == {"cpu", "memory", "pids"}
     assert fake.writes == [(str(fake.root), "cgroup.subtree_control", "+cpu +memory +pids")]
-    assert cgroupfs.enable(top, {"cpu", "memory"}) == {"cpu", "memory"}
+    assert fake.fs.enable(top, {"cpu", "memory"}) == {"cpu", "memory"}
     assert len(fake.writes) == 1  # nothing missing: no write
     top.close()
 
 
 def test_enable_falls_back_to_one_controller_at_a_time(fake):
-    top = Cgroup.open(fake.root)
+    top = fake.fs.open(fake.root)
     fake.refuse.add("cpuset")  # one odd controller does not cost the others
-    got = cgroupfs.enable(top, {"cpu", "memory", "cpuset"})
+    got = fake.fs.enable(top, {"cpu", "memory", "cpuset"})
     assert got == {"cpu", "memory"}
     assert [w[2] for w in fake.writes] == ["+cpu +memory +cpuset", "+cpu", "+memory", "+cpuset"]
     top.close()
@@ -208,9 +205,9 @@ def test_enable_in_a_cgroup_with_processes_is_ebusy(fake):
     fake.make(fake.root / "busy", enable=("memory",))
     fake.add_proc(NO_SUCH_PID, fake.root / "busy")
     fake.make(fake.root / "busy" / "child")
-    cg = Cgroup.open(fake.root / "busy")
+    cg = fake.fs.open(fake.root / "busy")
     with pytest.raises(CgroupError) as e:
-        cgroupfs.enable(cg, {"memory"})
+        fake.fs.enable(cg, {"memory"})
     assert e.value.errno == errno.EBUSY
     cg.close()
 
@@ -218,10 +215,10 @@ def test_enable_in_a_cgroup_with_processes_is_ebusy(fake):
 def test_move_a_process_and_a_gone_one(fake):
     fake.make(fake.root / "a")
     fake.add_proc(NO_SUCH_PID, fake.root)
-    cg = Cgroup.open(fake.root / "a")
-    assert cgroupfs.move(NO_SUCH_PID, cg) is True
-    assert cgroupfs.procs(fake.root / "a") == [NO_SUCH_PID]
-    assert cgroupfs.move(NO_SUCH_PID + 1, cg) is False  # ESRCH: already exited
+    cg = fake.fs.open(fake.root / "a")
+    assert fake.fs.move(NO_SUCH_PID, cg) is True
+    assert fake.fs.procs(fake.root / "a") == [NO_SUCH_PID]
+    assert fake.fs.move(NO_SUCH_PID + 1, cg) is False  # ESRCH: already exited
     cg.close()
 
 
@@ -231,7 +228,7 @@ def test_move_a_process_and_a_gone_one(fake):
 def test_kill_empties_the_subtree(fake):
     fake.make(fake.root / "pod" / "app")
     fake.add_proc(NO_SUCH_PID, fake.root / "pod" / "app")
-    pod = Cgroup.open(fake.root / "pod")
+    pod = fake.fs.open(fake.root / "pod")
     assert pod.populated()
     pod.kill()
     assert fake.killed == [NO_SUCH_PID] and not pod.populated()
@@ -243,15 +240,18 @@ def test_kill_without_cgroup_kill_signals_each_process(fake):
     fake.make(fake.root / "pod" / "app")
     fake.add_proc(NO_SUCH_PID, fake.root / "pod" / "app")
     (fake.root / "pod" / "cgroup.kill").unlink()  # a kernel before 5.14
-    pod = Cgroup.open(fake.root / "pod")
+    pod = fake.fs.open(fake.root / "pod")
     pod.kill()  # os.kill of a pid that does not exist: no error
+    assert fake.killed == []  # no cgroup.kill write took effect
+    assert (str(fake.root / "pod"), "cgroup.kill", "1") in fake.writes  # it was tried first
+    assert pod.pids() == [NO_SUCH_PID]  # the fake's pid cannot die: still listed
     pod.close()
 
 
 def test_oom_kills(fake):
     fake.make(fake.root / "m", enable=("memory",))
     fake.make(fake.root / "n")
-    m, n = Cgroup.open(fake.root / "m"), Cgroup.open(fake.root / "n")
+    m, n = fake.fs.open(fake.root / "m"), fake.fs.open(fake.root / "n")
     assert m.oom_kills() == 0 and n.oom_kills() == 0
     (fake.root / "m" / "memory.events").write_text("oom 2\noom_kill 3\n")
     assert m.oom_kills() == 3
@@ -263,16 +263,54 @@ def test_remove_leaves_first_with_a_bounded_retry(fake):
     fake.make(fake.root / "pod" / "a")
     fake.make(fake.root / "pod" / "b")
     fake.busy[str(fake.root / "pod" / "a")] = 3
-    cgroupfs.remove(fake.root / "pod")
+    fake.fs.remove(fake.root / "pod")
     assert not (fake.root / "pod").exists()
-    cgroupfs.remove(fake.root / "pod")  # already gone: fine
+    fake.fs.remove(fake.root / "pod")  # already gone: fine
 
 
 def test_remove_gives_up_naming_the_cgroup_and_its_processes(fake):
     fake.make(fake.root / "pod" / "a")
     fake.add_proc(NO_SUCH_PID, fake.root / "pod" / "a")
     with pytest.raises(CgroupError) as e:
-        cgroupfs.remove(fake.root / "pod", timeout=0.05)
+        fake.fs.remove(fake.root / "pod", timeout=0.05)
     assert e.value.errno == errno.EBUSY
     assert f"remove cgroup {fake.root}/pod/a" in str(e.value)
     assert str(NO_SUCH_PID) in str(e.value)
+
+
+# ------------------------------------------------------------------ the Group interface
+
+
+def test_freeze_thaw_pids_adopt_and_update(fake):
+    fake.make(fake.root / "pod" / "app", enable=("memory", "pids"))
+    fake.add_proc(NO_SUCH_PID, fake.root)
+    pod, app = fake.fs.open(fake.root / "pod"), fake.fs.open(fake.root / "pod" / "app")
+    assert (app.clone_fd, app.join_fds) == (app.fd, ())
+    assert app.adopt(NO_SUCH_PID) and pod.pids() == [NO_SUCH_PID]
+    pod.freeze()
+    assert pod.frozen() and fake.read_text(pod.path, "cgroup.freeze") == "1"
+    pod.thaw()
+    assert not pod.frozen()
+    app.update({"pids.max": "9", "memory.max": "16777216"})
+    assert fake.read_text(app.path, "pids.max") == "9"
+    with pytest.raises(CgroupError) as e:
+        app.update({"cpu.max": "50000 100000"})  # cpu not enabled: no such file
+    assert e.value.errno == errno.ENOENT and "cpu.max" in str(e.value)
+    pod.close()
+    app.close()
+
+
+def test_device_program_is_replaced_and_closed(fake):
+    fake.make(fake.root / "app")
+    app = fake.fs.open(fake.root / "app", 'container "app"')
+    app.set_devices("first")
+    first = app.device_prog
+    app.set_devices("second")
+    assert fake.device_programs[str(app.path)] == "second" and app.device_prog != first
+    fake.fail[(str(app.path), "bpf")] = errno.EPERM
+    with pytest.raises(CgroupError) as e:
+        app.set_devices("third")
+    assert str(e.value).startswith(f'container "app": attach device program to {app.path}')
+    assert e.value.errno == errno.EPERM
+    app.close()
+    assert app.device_prog == -1

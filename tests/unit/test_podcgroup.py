@@ -13,8 +13,8 @@ import pytest
 from fake_cgroupfs import FakeKernel
 
 from nsrun.errors import CgroupError, PreflightError
-from nsrun.host import cgroupfs, preflight
-from nsrun.host.podcgroup import PodCgroup, destroy_path, resolve_parent
+from nsrun.host import cgroupdriver, cgroupfs, preflight
+from nsrun.host.podcgroup import V2Driver, V2Pod, destroy_path, resolve_parent
 from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
 
 NO_SUCH_PID = 4_999_999
@@ -29,10 +29,8 @@ LEAVES = {
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch) -> FakeKernel:
-    kernel = FakeKernel(tmp_path / "cg")
-    monkeypatch.setattr(cgroupfs, "KERNEL", kernel)
-    return kernel
+def fake(tmp_path: Path) -> FakeKernel:
+    return FakeKernel(tmp_path / "cg")
 
 
 def host_of(fake: FakeKernel, own: str = "/", **kw) -> CgroupHost:
@@ -45,10 +43,10 @@ class Warnings(list):
 
 
 def create(fake, host=None, parent=None, values=POD, mode="auto", declared=True,
-           qos="Burstable", leaves=LEAVES, warn=None) -> PodCgroup:
+           qos="Burstable", leaves=LEAVES, warn=None, uid=UID) -> V2Pod:
     warn = warn if warn is not None else Warnings()
-    return PodCgroup.create(parent, UID, values, mode, declared, warn, qos=qos,
-                            leaves=leaves, host=host or host_of(fake))
+    return V2Driver(host or host_of(fake), fake.fs, mode).create_pod(
+        parent, uid, values, leaves, qos=qos, declared=declared, warn=warn)
 
 
 def tree(root: Path) -> list[str]:
@@ -104,30 +102,28 @@ def test_a_leaf_made_later_gets_its_values(fake):
 
 def test_parent_forms(fake):
     host = host_of(fake, own="/user.slice/x.scope")
-    assert resolve_parent("a/b", host) == (fake.root, fake.root / "a" / "b")
-    assert resolve_parent(str(fake.root / "abs"), host)[1] == fake.root / "abs"
-    assert resolve_parent(None, host)[1] == fake.root / "nsrun"
-    assert resolve_parent(".", host)[1] == fake.root / "user.slice" / "x.scope"
+    assert resolve_parent("a/b", host, fake.fs) == (fake.root, fake.root / "a" / "b")
+    assert resolve_parent(str(fake.root / "abs"), host, fake.fs)[1] == fake.root / "abs"
+    assert resolve_parent(None, host, fake.fs)[1] == fake.root / "nsrun"
+    assert resolve_parent(".", host, fake.fs)[1] == fake.root / "user.slice" / "x.scope"
     for bad in ("/elsewhere", "../up", "a/../../b"):
         with pytest.raises(PreflightError, match="not below the cgroup2 mount"):
-            resolve_parent(bad, host)
+            resolve_parent(bad, host, fake.fs)
 
 
 # ------------------------------------------------------------------ modes
 
 
-def hybrid(fake_root: Path, tmp_path: Path, monkeypatch) -> FakeKernel:
-    kernel = FakeKernel(tmp_path / "unified", controllers=("hugetlb",))
-    monkeypatch.setattr(cgroupfs, "KERNEL", kernel)
-    return kernel
+def hybrid(tmp_path: Path) -> FakeKernel:
+    return FakeKernel(tmp_path / "unified", controllers=("hugetlb",))
 
 
 V1 = {"cpu": Path("/sys/fs/cgroup/cpu"), "memory": Path("/sys/fs/cgroup/memory"),
       "pids": Path("/sys/fs/cgroup/pids")}
 
 
-def test_auto_on_a_hybrid_host_says_once_what_is_not_enforced(tmp_path, monkeypatch):
-    fake = hybrid(tmp_path, tmp_path, monkeypatch)
+def test_auto_on_a_hybrid_host_says_once_what_is_not_enforced(tmp_path):
+    fake = hybrid(tmp_path)
     warned = Warnings()
     cg = create(fake, host_of(fake, v1=V1), warn=warned)
     assert len(warned) == 1
@@ -143,8 +139,8 @@ def test_auto_on_a_hybrid_host_says_once_what_is_not_enforced(tmp_path, monkeypa
     assert tree(fake.root) == []
 
 
-def test_auto_best_effort_pod_is_not_worth_a_warning(tmp_path, monkeypatch):
-    fake = hybrid(tmp_path, tmp_path, monkeypatch)
+def test_auto_best_effort_pod_is_not_worth_a_warning(tmp_path):
+    fake = hybrid(tmp_path)
     warned = Warnings()
     leaves = {"app": {"cpu.weight": "1", "cpu.max": "max 100000"}}
     cg = create(fake, host_of(fake, v1=V1), values={"cpu.weight": "1"}, declared=False,
@@ -160,8 +156,8 @@ def test_auto_best_effort_pod_is_not_worth_a_warning(tmp_path, monkeypatch):
     cg.destroy()
 
 
-def test_v2_refuses_on_a_hybrid_host_before_creating_anything(tmp_path, monkeypatch):
-    fake = hybrid(tmp_path, tmp_path, monkeypatch)
+def test_v2_refuses_on_a_hybrid_host_before_creating_anything(tmp_path):
+    fake = hybrid(tmp_path)
     with pytest.raises(PreflightError) as e:
         create(fake, host_of(fake, v1=V1), mode="v2")
     text = str(e.value)
@@ -204,21 +200,27 @@ def test_without_a_usable_cgroup2_hierarchy(tmp_path, mountinfo, why):
     (tmp_path / "mi").write_text(mountinfo)
     (tmp_path / "pc").write_text("1:memory:/\n")
     host = CgroupHost.probe(str(tmp_path / "mi"), str(tmp_path / "pc"))
-    warned = Warnings()
-    cg = PodCgroup.create(None, UID, POD, "auto", True, warned, qos="Burstable",
-                          leaves=LEAVES, host=host)
+    warned, said = Warnings(), Warnings()
+    fs = FakeKernel(tmp_path / "none").fs
+    if "cgroup v1 only" in why:  # auto takes cgroup v1 there: the v2 driver's own verdict
+        driver = cgroupdriver.NoCgroups(host, "auto")
+    else:
+        driver = cgroupdriver.choose("auto", host, fs, say=said)
+        assert said == ["cgroup driver none: no usable cgroup hierarchy"]
+    cg = driver.create_pod(None, UID, POD, LEAVES, qos="Burstable", warn=warned)
     assert warned == [f"{why}: running without a pod cgroup, this pod's cpu.weight, "
                       "cpu.max, memory.max, pids.max are not enforced"]
-    assert cg.path is None and not cg.enabled
-    assert cg.leaf("app") is None
+    assert cg is cgroupdriver.NO_POD and not cg.enabled and cg.record == []
+    leaf = cg.leaf("app")
+    assert (leaf.clone_fd, leaf.join_fds, leaf.oom_kills(), leaf.pids()) == (-1, (), 0, [])
     cg.kill_leaf("app")
     cg.kill_all()
     cg.destroy()
     quiet = Warnings()
-    PodCgroup.create(None, UID, {"cpu.weight": "1"}, "auto", False, quiet, host=host)
+    driver.create_pod(None, UID, {"cpu.weight": "1"}, declared=False, warn=quiet)
     assert quiet == []
     with pytest.raises(PreflightError) as e:
-        PodCgroup.create(None, UID, {"cpu.weight": "1"}, "v2", False, host=host)
+        V2Driver(host, fs, "v2").create_pod(None, UID, {"cpu.weight": "1"}, declared=False)
     assert str(e.value).startswith(f"--cgroups=v2: {why}")
 
 
@@ -287,8 +289,7 @@ def test_second_pod_from_the_supervisor_leaf(fake):
     first = create(fake, host_of(fake, own="/system.slice/nsrun-p.scope"), parent=".")
     # a later nsrun started from a process in the leaf: its home is the unit, not the leaf
     host = host_of(fake, own=f"/system.slice/nsrun-p.scope/{SUPERVISOR_LEAF}")
-    second = PodCgroup.create(".", "other", POD, "auto", True, Warnings(), qos="Guaranteed",
-                              leaves={}, host=host)
+    second = create(fake, host, parent=".", uid="other", qos="Guaranteed", leaves={})
     assert second.path == unit / "guaranteed" / "pod-other"
     second.destroy()
     first.destroy()
@@ -309,18 +310,18 @@ def test_default_parent_in_a_delegated_service(fake):
     fake.add_proc(os.getpid(), unit)
     fake.add_proc(NO_SUCH_PID, unit)  # gone or unreadable: counted as ours
     host = host_of(fake, own="/system.slice/nsrun-p.service")
-    assert preflight.delegated_home(host) == unit
+    assert preflight.delegated_home(host, fake.fs) == unit
     fake.add_proc(1, unit)  # a service running something else (a CI runner, pytest)
-    assert preflight.delegated_home(host) is None
-    assert resolve_parent(None, host)[1] == fake.root / "nsrun"
+    assert preflight.delegated_home(host, fake.fs) is None
+    assert resolve_parent(None, host, fake.fs)[1] == fake.root / "nsrun"
 
 
 def test_an_undelegated_scope_is_not_taken_over(fake):
     unit = scope(fake, delegate=False)
     fake.add_proc(os.getpid(), unit)
     host = host_of(fake, own="/system.slice/nsrun-p.scope")
-    assert preflight.delegated_home(host) is None
-    assert resolve_parent(None, host)[1] == fake.root / "nsrun"
+    assert preflight.delegated_home(host, fake.fs) is None
+    assert resolve_parent(None, host, fake.fs)[1] == fake.root / "nsrun"
 
 
 def test_processes_in_a_cgroup_that_is_not_nsrun_own(fake):
@@ -339,8 +340,7 @@ def test_processes_in_a_cgroup_that_is_not_nsrun_own(fake):
 
 def test_destroy_kills_and_prunes_only_what_is_empty(fake):
     a = create(fake)
-    b = PodCgroup.create(None, "b", POD, "auto", True, Warnings(), qos="Burstable",
-                         leaves={"x": {}}, host=host_of(fake))
+    b = create(fake, uid="b", leaves={"x": {}})
     fake.add_proc(NO_SUCH_PID, a.path / "app")
     a.destroy()
     assert NO_SUCH_PID in fake.killed
@@ -360,16 +360,16 @@ def test_destroy_waits_for_a_draining_cgroup(fake):
 
 def test_units_delegated_cgroups_and_the_mount_are_never_pruned(fake):
     host = host_of(fake, own="/a/b")
-    assert not preflight.may_prune(fake.root, host)
-    assert not preflight.may_prune(fake.root / "a", host)  # above nsrun's own cgroup
-    assert not preflight.may_prune(fake.root / "a" / "b", host)
-    assert not preflight.may_prune(fake.root / "x.slice", host)
-    assert not preflight.may_prune(fake.root / "y.service", host)
-    assert not preflight.may_prune(fake.root / SUPERVISOR_LEAF, host)
-    assert not preflight.may_prune(Path("/elsewhere/nsrun"), host)
+    assert not preflight.may_prune(fake.root, host, fake.fs)
+    assert not preflight.may_prune(fake.root / "a", host, fake.fs)  # above nsrun's own cgroup
+    assert not preflight.may_prune(fake.root / "a" / "b", host, fake.fs)
+    assert not preflight.may_prune(fake.root / "x.slice", host, fake.fs)
+    assert not preflight.may_prune(fake.root / "y.service", host, fake.fs)
+    assert not preflight.may_prune(fake.root / SUPERVISOR_LEAF, host, fake.fs)
+    assert not preflight.may_prune(Path("/elsewhere/nsrun"), host, fake.fs)
     fake.xattr[str(fake.root / "d")] = ["user.delegate"]
-    assert not preflight.may_prune(fake.root / "d", host)
-    assert preflight.may_prune(fake.root / "nsrun", host)
+    assert not preflight.may_prune(fake.root / "d", host, fake.fs)
+    assert preflight.may_prune(fake.root / "nsrun", host, fake.fs)
 
 
 def test_destroy_path_after_a_supervisor_crash(fake):
@@ -377,17 +377,17 @@ def test_destroy_path_after_a_supervisor_crash(fake):
     assert cg.path is not None
     fake.add_proc(NO_SUCH_PID, cg.path / "init-db")
     cg._close()  # the supervisor died: only the path is known
-    destroy_path(cg.path, host_of(fake))
+    destroy_path(cg.path, host_of(fake), fake.fs)
     assert NO_SUCH_PID in fake.killed and tree(fake.root) == []
-    destroy_path(cg.path, host_of(fake))  # twice is fine
+    destroy_path(cg.path, host_of(fake), fake.fs)  # twice is fine
 
 
 @pytest.mark.parametrize("path", ["None", "relative/pod-x", "/elsewhere/pod-x"])
 def test_destroy_path_touches_only_pod_cgroups_below_the_mount(fake, path):
     keep = fake.make(fake.root / "nsrun" / "keep")
-    destroy_path(Path(path), host_of(fake))
-    destroy_path(keep, host_of(fake))  # not a pod-* cgroup
-    destroy_path(fake.root / "nsrun" / "pod-x" / ".." / "keep", host_of(fake))
+    destroy_path(Path(path), host_of(fake), fake.fs)
+    destroy_path(keep, host_of(fake), fake.fs)  # not a pod-* cgroup
+    destroy_path(fake.root / "nsrun" / "pod-x" / ".." / "keep", host_of(fake), fake.fs)
     assert keep.is_dir()
 
 

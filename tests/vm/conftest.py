@@ -268,26 +268,6 @@ def python() -> str:
 # deleted afterwards and the test fails if a cgroup is left behind. nsrun is
 # imported lazily, so the ring smoke tests above still run without it.
 
-WIRING = {"nsrun/cli.py": ("--pod-pids-limit", "--systemd", "container_cgroups"),
-          "nsrun/runtime/supervisor.py": ("leaves=",)}
-
-
-def nsrun_wiring_missing() -> str | None:
-    """What the CLI/supervisor lack for the issue-5 tests (pids limit, leaf values,
-    --systemd), or None."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("nsrun")
-    if spec is None or spec.origin is None:
-        return "nsrun is not importable"
-    top = pathlib.Path(spec.origin).parent.parent
-    for rel, needles in WIRING.items():
-        text = (top / rel).read_text()
-        missing = [n for n in needles if n not in text]
-        if missing:
-            return f"{rel} lacks {', '.join(missing)} (issue 5 wiring not applied)"
-    return None
-
 
 class Pods:
     """``nsrun`` with ``--root`` in ``tmp`` and a private cgroup parent."""
@@ -402,12 +382,11 @@ def pods(tmp_path, nsrun_images, slow) -> Iterator[Pods]:
     assert not left, f"cgroups left behind: {left}"
 
 
-@pytest.fixture
-def wired() -> None:
-    """Skip (loudly) when the CLI/supervisor lack the issue-5 wiring."""
-    missing = nsrun_wiring_missing()
-    if missing:
-        pytest.skip(f"needs the nsrun wiring: {missing}")
+def require_systemd() -> None:
+    """The ring boots systemd as PID 1 (``VM_SYSTEMD=1``, the default of ``make test-vm``):
+    a test that needs it fails without it, rather than skipping."""
+    if not systemd_pid1():
+        pytest.fail("PID 1 is not systemd (run the ring with VM_SYSTEMD=1)", pytrace=False)
 
 
 def systemd_pid1() -> bool:

@@ -93,7 +93,7 @@ LEAVES = {
 
 
 @pytest.mark.parametrize("case", [INIT_WINS, APPS_WIN], ids=["init-wins", "apps-win"])
-def test_pod_cgroup_values_are_the_effective_ones(pods, wired, case):
+def test_pod_cgroup_values_are_the_effective_ones(pods, case):
     inits, apps, qos, want = case
     proc = pods.run(pod(inits, apps), "-d", "--cgroups", "v2", "--pod-pids-limit", "64")
     assert proc.returncode == 0, proc.stderr
@@ -122,11 +122,9 @@ HOG = "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived"
 
 
 @pytest.mark.parametrize("where", ["pod", "leaf"])
-def test_container_past_its_memory_limit_is_oomkilled(pods, where, request):
+def test_container_past_its_memory_limit_is_oomkilled(pods, where):
     """``pod``: every container has a memory limit, so the pod cgroup has memory.max (32 MiB);
     ``leaf``: the init container has none, so only the container's own leaf limits it."""
-    if where == "leaf":
-        request.getfixturevalue("wired")
     init = ctr("init", "true", limits="memory: 32Mi" if where == "pod" else "")
     proc = pods.run(pod(init, ctr("hog", HOG, limits="memory: 32Mi")), timeout=90)
     assert proc.returncode == 1, proc.stderr  # the pod Failed
@@ -152,7 +150,7 @@ def test_oomkilled_init_container_is_retried(pods):
 # ------------------------------------------------------------------ pids and cpu
 
 
-def test_fork_bomb_is_contained_by_pids_max(pods, wired, slow):
+def test_fork_bomb_is_contained_by_pids_max(pods, slow):
     bomb = "bomb() { bomb | bomb & }; bomb; while :; do sleep 1; done"
     proc = pods.run(pod(ctr("init", "true"), ctr("bomb", bomb)), "-d", "--pod-pids-limit", "40")
     assert proc.returncode == 0, proc.stderr
@@ -222,14 +220,15 @@ def test_sigkilled_supervisor_then_delete_cleans_up(pods, slow):
 
 def test_a_value_the_kernel_rejects_leaves_nothing_behind(tmp_path):
     from nsrun.errors import CgroupError
-    from nsrun.host.podcgroup import PodCgroup
+    from nsrun.host import cgroupdriver
 
     parent = f"nsrun-vmtest-{uuid.uuid4().hex[:8]}"
+    driver = cgroupdriver.choose("v2")
     with pytest.raises(CgroupError) as e:
-        PodCgroup.create(parent, "bad", {"cpu.weight": "39", "memory.max": str(64 * MiB)},
-                         "v2", qos="Burstable",
-                         leaves={"ok": {"cpu.weight": "100"},
-                                 "web": {"cpu.weight": "100", "cpu.max": "500 100000"}})
+        driver.create_pod(parent, "bad", {"cpu.weight": "39", "memory.max": str(64 * MiB)},
+                          {"ok": {"cpu.weight": "100"},
+                           "web": {"cpu.weight": "100", "cpu.max": "500 100000"}},
+                          qos="Burstable")
     assert e.value.errno == errno.EINVAL
     text = str(e.value)
     assert text.startswith('container "web": write /sys/fs/cgroup/')

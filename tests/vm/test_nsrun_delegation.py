@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import nsrun_wiring_missing, systemd_pid1
+from conftest import require_systemd
 from test_nsrun_cgroups import HOG, ctr, pod
 
 SUPERVISOR_LEAF = "nsrun-supervisor"
@@ -23,8 +23,7 @@ OOM_POD = (ctr("init", "true", limits="memory: 32Mi"), ctr("hog", HOG, limits="m
 
 @pytest.fixture
 def systemd() -> None:
-    if not systemd_pid1():
-        pytest.skip("PID 1 is not systemd (run the ring with VM_SYSTEMD=1)")
+    require_systemd()
 
 
 def unique(prefix: str) -> str:
@@ -36,8 +35,8 @@ def dirs(path: Path) -> list[str]:
 
 
 def level(base: Path, qos: str) -> Path:
-    """Where pods of class ``qos`` go below ``base`` (no QoS level before the wiring)."""
-    return base / qos if nsrun_wiring_missing() is None else base
+    """Where pods of class ``qos`` go below ``base``."""
+    return base / qos
 
 
 def assert_oomkilled(pods, name: str) -> None:
@@ -76,7 +75,7 @@ def test_systemd_run_scope_delegate_yes(pods, systemd, slow):
     pods.wait(lambda: not scope.exists(), 10, f"systemd to remove {scope}")
 
 
-def test_run_systemd_foreground_is_a_scope(pods, systemd, wired):
+def test_run_systemd_foreground_is_a_scope(pods, systemd):
     name = unique("sd")
     proc = pods.run(pod(ctr("init", "true"), ctr("app", "true"), name=name), "--systemd",
                     name=name, parent=False)
@@ -87,7 +86,7 @@ def test_run_systemd_foreground_is_a_scope(pods, systemd, wired):
     pods.wait(lambda: not scope.exists(), 10, f"systemd to remove {scope}")
 
 
-def test_run_systemd_detached_is_a_service(pods, systemd, wired, slow):
+def test_run_systemd_detached_is_a_service(pods, systemd, slow):
     name = unique("sd")
     service = f"nsrun-{name}.service"
     proc = pods.run(pod(ctr("init", "true"), ctr("app", "sleep 600", limits="memory: 64Mi"),

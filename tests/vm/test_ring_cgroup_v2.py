@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import require_systemd
 
 CGROOT = pathlib.Path("/sys/fs/cgroup")
 MiB = 1024 * 1024
@@ -208,13 +209,8 @@ def test_cpuset_pins_tasks(cgroup, python, vm_backend, slow):
     assert r.stdout.strip() == "[1]", r
 
 
-def _pid1() -> str:
-    return open("/proc/1/comm").read().strip()
-
-
 def test_systemd_scope_gets_a_delegated_subtree(slow):
-    if _pid1() != "systemd":
-        pytest.skip("PID 1 is not systemd (run the ring with VM_SYSTEMD=1)")
+    require_systemd()
     # inside the scope: move into a leaf (no-internal-processes rule), then
     # enable controllers for it, as nsrun's supervisor does
     script = (
@@ -252,8 +248,7 @@ def test_systemd_scope_gets_a_delegated_subtree(slow):
 
 
 def test_systemd_run_enforces_memory_max(python, slow):
-    if _pid1() != "systemd":
-        pytest.skip("PID 1 is not systemd (run the ring with VM_SYSTEMD=1)")
+    require_systemd()
     unit = f"nsrun-vmtest-mem-{os.getpid()}"
     r = subprocess.run(
         [
