@@ -1,4 +1,5 @@
-"""An OCI config's ``linux.resources`` as cgroup v2 file values (runc's and crun's conversions).
+"""An OCI config's ``linux.resources`` as cgroup file values, v2 (``v2_values``: runc's and
+crun's conversions) and v1 (``v1_values``: the files runc writes).
 
 ``memory.limit`` → ``memory.max``, ``reservation`` → ``memory.low``, ``swap`` (memory+swap)
 → ``memory.swap.max`` (swap alone); ``cpu.shares`` → ``cpu.weight`` (``1 + (shares - 2) *
@@ -98,4 +99,42 @@ def v2_values(resources: dict | None) -> dict[str, str]:
     _memory(resources, out)
     _cpu(resources, out)
     _others(resources, out)
+    return out
+
+
+def v1_values(resources: dict | None) -> dict[str, str]:
+    """``{cgroup v1 file: value}`` for ``linux.resources`` (the CFS period before its quota,
+    as the kernel checks the pair); ``unified`` is v2 only (left out); ``ValueError`` naming
+    the field."""
+    if not resources:
+        return {}
+    if not isinstance(resources, dict):
+        raise ValueError("linux.resources: expected an object")
+    out: dict[str, str] = {}
+    for path, name in (("memory.limit", "memory.limit_in_bytes"),
+                       ("memory.reservation", "memory.soft_limit_in_bytes"),
+                       ("memory.swap", "memory.memsw.limit_in_bytes"),
+                       ("memory.swappiness", "memory.swappiness"),
+                       ("cpu.shares", "cpu.shares"), ("cpu.period", "cpu.cfs_period_us"),
+                       ("cpu.quota", "cpu.cfs_quota_us"),
+                       ("cpu.realtimePeriod", "cpu.rt_period_us"),
+                       ("cpu.realtimeRuntime", "cpu.rt_runtime_us"),
+                       ("blockIO.weight", "blkio.weight")):
+        value = _int(resources, path)
+        if value is not None and (value != 0 or path == "cpu.quota"):
+            out[name] = str(value)
+    if (resources.get("memory") or {}).get("disableOOMKiller"):
+        out["memory.oom_control"] = "1"
+    pids = _int(resources, "pids.limit")
+    if pids is not None:
+        out["pids.max"] = MAX if pids <= 0 else str(pids)
+    cpu = resources.get("cpu") or {}
+    for key in ("cpus", "mems"):
+        if cpu.get(key):
+            out[f"cpuset.{key}"] = str(cpu[key])
+    for i, page in enumerate(resources.get("hugepageLimits") or []):
+        size, limit = (page or {}).get("pageSize"), (page or {}).get("limit")
+        if not isinstance(size, str) or not isinstance(limit, int):
+            raise ValueError(f"linux.resources.hugepageLimits[{i}]: needs pageSize and limit")
+        out[f"hugetlb.{size}.limit_in_bytes"] = str(limit)
     return out

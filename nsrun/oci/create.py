@@ -214,10 +214,11 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     undo(ns.close)
     if config.get("hostname") and "uts" not in ns.new and "uts" not in ns.join:
         raise OciError("unable to set hostname without a private UTS namespace")
-    cg_dir, cg_fd = cgroup.create(config, container.id, ctx.systemd_cgroup, ctx.log)
-    undo(lambda: cgroup.remove(cg_dir))
-    if cg_fd >= 0:
-        undo(lambda: os.close(cg_fd))
+    cg_record, group = cgroup.create(config, container.id, ctx.systemd_cgroup, ctx.log)
+    undo(lambda: cgroup.remove({"cgroup": cg_record}))
+    if group is not None:
+        undo(group.close)
+    clone_fd, join_fds = (group.clone_fd, group.join_fds) if group else (-1, ())
     os.mkfifo(container.path(FIFO), 0o600)
     fifo_fd = os.open(container.path(FIFO), os.O_RDWR | os.O_CLOEXEC)
     undo(lambda: os.close(fifo_fd))
@@ -227,7 +228,8 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     preserve = max(0, opts["preserve_fds"] or 0)
     fill_preserved(preserve)
     early = any(hooks.of(config, s) for s in (*hooks.CREATE_STAGES, "createContainer"))
-    req = spawn_request(plan, join_ns=ns.join, cgroup_fd=cg_fd, stdio=_stdio(),
+    req = spawn_request(plan, join_ns=ns.join, cgroup_fd=clone_fd, cgroup_join_fds=join_fds,
+                        stdio=_stdio(),
                         new_pid_ns=ns.new_pid, console_fd=console_fd, preserve_fds=preserve,
                         stops=native.STOP_START | (native.STOP_HOOKS if early else 0),
                         stop_fd=fifo_fd)
@@ -241,9 +243,9 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     record = {"ociVersion": config["ociVersion"], "id": container.id, "pid": pid,
               "start_time": start_time(pid), "bundle": bundle, "rootfs": plan.rootfs,
               "created": rfc3339_now(), "annotations": config.get("annotations") or {},
-              "owner": "", "cgroup": cg_dir}
+              "owner": "", "cgroup": cg_record}
     if stop == "stop_hooks":
-        _early_hooks(config, record, pid, pidfd, cg_fd, ctx)
+        _early_hooks(config, record, pid, pidfd, group, ctx)
         os.write(fifo_fd, b"g")
         try:
             stop = native.next_stop(req, report_fd)
@@ -262,20 +264,19 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     os.close(fifo_fd)
     if console_fd >= 0:
         os.close(console_fd)
-    if cg_fd >= 0:
-        os.close(cg_fd)
+    if group is not None:
+        group.close()
     return Created(container, config, record, req, pidfd, report_fd)
 
 
-def _early_hooks(config: dict, record: dict, pid: int, pidfd: int, cg_fd: int,
+def _early_hooks(config: dict, record: dict, pid: int, pidfd: int, group: object,
                  ctx: Context) -> None:
     from nsrun.core.ocistate import CREATING, state_document
 
     state = state_document(record, CREATING)
     for stage in hooks.CREATE_STAGES:
         hooks.run(config, stage, state, ctx.log)
-    hooks.run(config, "createContainer", state, ctx.log, pid=pid, pidfd=pidfd,
-              cgroup_fd=cg_fd)
+    hooks.run(config, "createContainer", state, ctx.log, pid=pid, pidfd=pidfd, group=group)
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:

@@ -82,7 +82,7 @@ def _process(config: dict, opts: dict, argv: list[str]) -> dict:
     return process
 
 
-def request(config: dict, process: dict, cgroup_fd: int, console_fd: int,
+def request(config: dict, process: dict, group: object, console_fd: int,
             preserve: int):
     """The :class:`~nsrun.host.native.ExecRequest` for ``process`` in a container made from
     ``config``."""
@@ -104,7 +104,9 @@ def request(config: dict, process: dict, cgroup_fd: int, console_fd: int,
         seccomp_bpf=c.seccomp.bpf if c.seccomp else b"",
         seccomp_flags=c.seccomp.flags if c.seccomp else 0, rlimits=c.rlimits,
         umask=-1 if c.umask is None else c.umask, oom_score_adj=c.oom_score_adj,
-        cgroup_fd=cgroup_fd, stdin_fd=0, stdout_fd=1, stderr_fd=2, console_fd=console_fd,
+        cgroup_fd=getattr(group, "clone_fd", -1),
+        cgroup_join_fds=getattr(group, "join_fds", ()), stdin_fd=0, stdout_fd=1, stderr_fd=2,
+        console_fd=console_fd,
         preserve_fds=preserve)
 
 
@@ -136,10 +138,10 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
                        "socket")
     preserve = max(0, opts["preserve_fds"] or 0)
     fill_preserved(preserve)
+    from nsrun.oci import cgroup
+
     pidfd = open_pidfd(record)
-    cg_fd = -1
-    if record.get("cgroup"):
-        cg_fd = os.open(record["cgroup"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    group = cgroup.open_group(record)
     ours = theirs = -1
     try:
         if terminal:
@@ -149,12 +151,14 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
                 from nsrun.host import console
 
                 ours, theirs = console.pair()
-        req = request(container.config(), process, cg_fd, theirs, preserve)
+        req = request(container.config(), process, group, theirs, preserve)
         child = _start(record, pidfd, req)
     finally:
-        for fd in (theirs, cg_fd, pidfd):
+        for fd in (theirs, pidfd):
             if fd >= 0:
                 os.close(fd)
+        if group is not None:
+            group.close()
     if opts["pid_file"]:
         from nsrun.files import write_atomic
 

@@ -71,7 +71,7 @@ def _run_here(hook: dict, state: bytes) -> tuple[bool, str]:
 
 
 def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
-                cgroup_fd: int) -> tuple[bool, str]:
+                group: object) -> tuple[bool, str]:
     import signal
 
     from nsrun.errors import SpawnError
@@ -88,7 +88,9 @@ def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
         req = native.ExecRequest(argv=argv, path=hook["path"],
                                  env=[f"{k}={v}" for k, v in os.environ.items()]
                                  if env is None else env,
-                                 cgroup_fd=cgroup_fd, stdin_fd=stdin_r, stdout_fd=out_w,
+                                 cgroup_fd=getattr(group, "clone_fd", -1),
+                                 cgroup_join_fds=getattr(group, "join_fds", ()),
+                                 stdin_fd=stdin_r, stdout_fd=out_w,
                                  stderr_fd=out_w)
         try:
             _, child = native.exec_in(pid, pidfd, req)
@@ -115,7 +117,7 @@ def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
 
 
 def run(config: dict, stage: str, state: dict, log, *, pid: int = 0, pidfd: int = -1,
-        cgroup_fd: int = -1) -> None:
+        group: object = None) -> None:
     """Run the hooks of ``stage`` in order. A failure of a create or start stage raises
     ``OciError``; of poststart/poststop, it is logged and the next hook runs."""
     hooks = of(config, stage)
@@ -124,7 +126,7 @@ def run(config: dict, stage: str, state: dict, log, *, pid: int = 0, pidfd: int 
     data = jsonlite.dumps(state).encode()
     for hook in hooks:
         if stage in IN_CONTAINER:
-            ok, what = _run_inside(hook, data, pid, pidfd, cgroup_fd)
+            ok, what = _run_inside(hook, data, pid, pidfd, group)
         else:
             ok, what = _run_here(hook, data)
         if ok:

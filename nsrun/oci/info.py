@@ -89,7 +89,14 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
     container, record = existing(ctx.root, rest[0])
     if record is None or container.status(record) == ocistate.STOPPED:
         raise OciError("container not running")
-    pids = cgroup.pids(record["cgroup"]) if record.get("cgroup") else [record["pid"]]
+    group = cgroup.open_group(record)
+    if group is None:
+        pids = [record["pid"]]
+    else:
+        try:
+            pids = sorted(group.pids())
+        finally:
+            group.close()
     if opts["format"] == "json":
         _out(jsonlite.dumps(pids) + "\n")
         return 0
@@ -120,7 +127,7 @@ def features() -> dict:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": sorted(native.CAPABILITIES, key=native.CAPABILITIES.__getitem__),
-            "cgroup": {"v1": False, "v2": True, "systemd": False, "systemdUser": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             "seccomp": {"enabled": True, "actions": [
                 "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
                 "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],

@@ -81,15 +81,15 @@ def start(ctx: Context, container: Container, record: dict | None, config: dict,
 
 
 def _start_hooks(ctx: Context, record: dict, config: dict, pidfd: int) -> None:
-    cg_fd = -1
-    if record.get("cgroup"):
-        cg_fd = os.open(record["cgroup"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    from nsrun.oci import cgroup
+
+    group = cgroup.open_group(record)
     try:
         hooks.run(config, "startContainer", _state(record, ocistate.CREATED), ctx.log,
-                  pid=record["pid"], pidfd=pidfd, cgroup_fd=cg_fd)
+                  pid=record["pid"], pidfd=pidfd, group=group)
     finally:
-        if cg_fd >= 0:
-            os.close(cg_fd)
+        if group is not None:
+            group.close()
 
 
 def cmd_start(ctx: Context, argv: list[str]) -> int:
@@ -114,10 +114,10 @@ def cmd_kill(ctx: Context, argv: list[str]) -> int:
     container, record = existing(ctx.root, rest[0])
     if record is None or container.status(record) == ocistate.STOPPED:
         raise OciError("container not running")
-    if opts["all"] and record.get("cgroup"):
-        from nsrun.oci import cgroup
+    from nsrun.oci import cgroup
 
-        cgroup.kill_all(record["cgroup"], sig)
+    if opts["all"] and cgroup.has_cgroup(record):
+        cgroup.signal_all(record, sig)
         return 0
     pidfd = open_pidfd(record)
     try:
@@ -129,7 +129,7 @@ def cmd_kill(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
-def _wait_gone(pidfd: int, cgroup_dir: str, timeout: float) -> bool:
+def _wait_gone(pidfd: int, group: object, timeout: float) -> bool:
     """Until the process behind ``pidfd`` exited (it need not be our child) or, with a
     cgroup, nothing runs in it any more: a container's pid 1 that exits waits in the kernel
     until its namespace's last zombies are reaped, which is the caller's job (a shim's), not
@@ -141,21 +141,13 @@ def _wait_gone(pidfd: int, cgroup_dir: str, timeout: float) -> bool:
     poller.register(pidfd, select.POLLIN)
     deadline = time.monotonic() + timeout
     while True:
-        if poller.poll(0 if cgroup_dir else int(timeout * 1000)):
+        if poller.poll(0 if group else int(timeout * 1000)):
             return True
-        if cgroup_dir and not _populated(cgroup_dir):
+        if group and not group.pids():
             return True
         if time.monotonic() > deadline:
             return False
         poller.poll(2)
-
-
-def _populated(cgroup_dir: str) -> bool:
-    try:
-        with open(f"{cgroup_dir}/cgroup.events") as f:
-            return "populated 1" in f.read().splitlines()
-    except OSError:
-        return False
 
 
 def _kill_init(ctx: Context, container: Container, record: dict) -> None:
@@ -167,18 +159,21 @@ def _kill_init(ctx: Context, container: Container, record: dict) -> None:
         pidfd = open_pidfd(record)
     except OciError:
         return
+    group = cgroup.open_group(record)
     try:
-        if record.get("cgroup"):
-            cgroup.kill_all(record["cgroup"], signal.SIGKILL)
+        if group is not None:
+            group.kill()
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except ProcessLookupError:
         pass
     try:
-        if not _wait_gone(pidfd, record.get("cgroup", ""), KILL_TIMEOUT):
+        if not _wait_gone(pidfd, group, KILL_TIMEOUT):
             ctx.log.warning(f"container {container.id}: its init {record['pid']} still runs "
                             f"{KILL_TIMEOUT:g} s after SIGKILL")
     finally:
         os.close(pidfd)
+        if group is not None:
+            group.close()
 
 
 def destroy(ctx: Context, container: Container, record: dict | None, config: dict) -> None:
@@ -188,7 +183,7 @@ def destroy(ctx: Context, container: Container, record: dict | None, config: dic
 
     if record is not None:
         _kill_init(ctx, container, record)
-        cgroup.remove(record.get("cgroup", ""))
+        cgroup.remove(record)
     remove_tree(container.dir)
     if record is not None:
         hooks.run(config, "poststop", _state(record, ocistate.STOPPED), ctx.log)
@@ -231,9 +226,13 @@ def _freeze(ctx: Context, argv: list[str], verb: str, frozen: bool) -> int:
     want = ocistate.RUNNING if frozen else ocistate.PAUSED
     if status != want or record is None:
         raise OciError("container not running" if frozen else "container not paused")
-    if not record.get("cgroup"):
+    group = cgroup.open_group(record)
+    if group is None:
         raise OciError(f"container {container.id} has no cgroup to freeze")
-    cgroup.freeze(record["cgroup"], frozen)
+    try:
+        group.freeze() if frozen else group.thaw()
+    finally:
+        group.close()
     return 0
 
 

@@ -3,7 +3,8 @@
 Layout (``<root>/<id>/``, ``--root`` default ``/run/nsrun/oci``)::
 
     state.json   the record written once the create finished: pid and its start time
-                 (the pid's identity), bundle, rootfs, created, annotations, cgroup
+                 (the pid's identity), bundle, rootfs, created, annotations, and the
+                 cgroups (``{"driver": "v2"|"v1"|"none", "dirs": {...}}``, ``oci.cgroup``)
     config.json  the bundle's config.json as created (exec defaults, hooks at start/delete)
     exec.fifo    exists while the init waits for ``start`` (it reads its go byte from it)
 
@@ -23,6 +24,7 @@ from nsrun import jsonlite
 from nsrun.core import ocistate
 from nsrun.errors import OciError
 from nsrun.files import write_atomic
+from nsrun.oci import cgroup
 
 DEFAULT_ROOT = "/run/nsrun/oci"
 STATE_FILE, CONFIG_FILE, FIFO = "state.json", "config.json", "exec.fifo"
@@ -134,18 +136,7 @@ class Container:
         return ocistate.derive_status(
             recorded=True, creating=False, alive=alive,
             waiting=alive and os.path.exists(self.path(FIFO)),
-            frozen=alive and frozen(record.get("cgroup", "")))
-
-
-def frozen(cgroup: str) -> bool:
-    """The container's cgroup2 directory is (asked to be) frozen."""
-    if not cgroup:
-        return False
-    try:
-        with open(f"{cgroup}/cgroup.freeze", "rb") as f:
-            return f.read().strip() == b"1"
-    except OSError:
-        return False
+            frozen=alive and cgroup.frozen(record))
 
 
 def existing(root: str, container_id: str) -> tuple[Container, dict | None]:

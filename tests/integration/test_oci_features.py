@@ -267,3 +267,41 @@ def test_features_and_spec(oci) -> None:
     assert spec["ociVersion"].startswith("1.") and spec["process"]["args"] == ["sh"]
     out = rt("spec", "--bundle", str(oci.tmp))
     assert out.returncode == 1 and "exists" in out.stderr
+
+
+def _limit_files(pid: int) -> dict[str, str]:
+    """pids.max and the memory limit of the cgroups ``pid`` is in (v2 or v1)."""
+    out = {}
+    for line in open(f"/proc/{pid}/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            base = next(p for p in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                        if os.path.exists(f"{p}/cgroup.controllers"))
+            names = ("pids.max", "memory.max")
+        elif controllers in ("pids", "memory"):
+            base, names = f"/sys/fs/cgroup/{controllers}", ("pids.max", "memory.limit_in_bytes")
+        else:
+            continue
+        for name in names:
+            if os.path.exists(f"{base}{path}/{name}"):
+                out[name.split(".")[0]] = open(f"{base}{path}/{name}").read().strip()
+    return out
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_resources_are_enforced(oci, name: str) -> None:
+    """pids and memory limits land in the container's cgroups (the v1 hierarchies on a
+    hybrid host, as runc puts them) and hold: the sixth process cannot be forked."""
+    rt = oci.runtimes[name]
+    resources = {"pids": {"limit": 5}, "memory": {"limit": 64 << 20}}
+    bundle = oci.bundle("r1", ["sh", "-c", "for i in 1 2 3 4 5 6; do sleep 100 & done; wait"],
+                        linux_resources=resources)
+    oci.create(rt, "r1", bundle)
+    init = rt.state("r1")["pid"]
+    assert _limit_files(init) == {"pids": "5", "memory": str(64 << 20)}
+    rt("start", "r1", check=True)
+    deadline = time.monotonic() + 10
+    while "can't fork" not in oci.output("r1")[1]:
+        assert time.monotonic() < deadline, oci.output("r1")
+        time.sleep(0.02)
+    rt("delete", "--force", "r1", check=True)
