@@ -1,10 +1,14 @@
 """nsrun vs crun vs runc, side by side in one run (``make bench``; root).
 
 For N = 1, 2, 10 ``/bin/true`` init containers plus one ``/bin/true`` app container it times
-the whole pod through ``nsrun run`` (interpreter start included) and the same N+1 containers
-as sequential ``crun run`` and ``runc run`` of the same bundle, and prints medians, the
+the whole pod through ``nsrun run`` (interpreter start included), once with the pod network
+(veth, address, DNS, kubelet files) and once with ``hostNetwork: true`` (none of it), and the
+same N+1 containers as sequential ``crun run`` and ``runc run`` of the same bundle (no
+network either), and prints medians, the
 ratios nsrun/crun and nsrun/runc (total and per extra init container), and the supervisor's
-peak and resident memory. crun refuses this kind of hybrid cgroup host, so (like
+peak and resident memory. A pod that sleeps keeps the world's bridge up meanwhile, as on a
+node that runs pods; ``bench/netbench.py`` adds what a world's first pod pays, the pyroute2
+numbers, DNS latency and 50 pods at once. crun refuses this kind of hybrid cgroup host, so (like
 ``../shared/tools/anchors.sh``) its loop runs in a private mount namespace with the cgroup2
 mount hidden; that wrapper is outside the timed loop. Nothing on the host is changed.
 """
@@ -24,13 +28,19 @@ from pathlib import Path
 
 NSRUN = [sys.executable, "-m", "nsrun"]
 COUNTS = (1, 2, 10)
+# the benchmark's own network (link-local, away from nsrun's defaults and the test slots)
+NET_ENV = {"NSRUN_POD_CIDR": "169.254.110.0/24", "NSRUN_SERVICE_CIDR": "169.254.210.0/24",
+           "NSRUN_RESOLV_CONF": ""}
+os.environ.update(NET_ENV)
+STATE_DIR = "/run"  # where nsrun's default state root is (a tmpfs on most hosts), not /tmp
 
 
-def pod_manifest(n: int) -> str:
+def pod_manifest(n: int, host_network: bool = False) -> str:
     inits = "".join(f"\n  - {{name: init-{i}, image: bench, command: [/bin/true]}}"
                     for i in range(n))
     return (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: bench}}\nspec:\n"
-            f"  restartPolicy: Never\n  initContainers:{inits}\n"
+            f"  restartPolicy: Never\n  hostNetwork: {str(host_network).lower()}\n"
+            f"  initContainers:{inits}\n"
             "  containers:\n  - {name: app, image: bench, command: [/bin/true]}\n")
 
 
@@ -103,36 +113,63 @@ def make_bundle(world: Path) -> Path:
     return bundle
 
 
+KEYS = ("nsrun", "hostnet", "crun", "runc")
+
+
+def anchor(world: Path, tmp: Path, up: bool) -> None:
+    """A sleeping pod that keeps the world's bridge up between the measured pods."""
+    base = NSRUN + ["--root", str(world / "state"), "--images", str(world / "images")]
+    if not up:
+        subprocess.run(base + ["delete", "anchor", "--grace-period", "0"], capture_output=True)
+        return
+    manifest = tmp / "anchor.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: anchor}\nspec:\n"
+                        "  containers:\n  - {name: app, image: bench, command: [sleep, '3600']}\n")
+    subprocess.run(base + ["run", "-d", str(manifest)], check=True, capture_output=True)
+
+
 def measure(runs: int, tmp: Path) -> dict:
     world = tmp / "world"
     bundle = make_bundle(world)
-    results: dict = {"nsrun": {}, "crun": {}, "runc": {}, "rss": []}
-    for n in COUNTS:
-        manifest = tmp / f"pod-{n}.yaml"
-        manifest.write_text(pod_manifest(n))
-        for key in ("nsrun", "crun", "runc"):
-            results[key][n] = []
-        for _ in range(runs):  # interleaved, so load changes hit all three alike
-            t, rss = nsrun_pod(world, manifest)
-            results["nsrun"][n].append(t)
-            results["rss"].append(rss)
-            results["crun"][n].append(runtime_loop(
-                crun_wrapper(), ["crun", "--root", str(tmp / "crun")], bundle, n + 1))
-            results["runc"][n].append(runtime_loop(
-                [], ["runc", "--root", str(tmp / "runc")], bundle, n + 1))
+    results: dict = {k: {} for k in KEYS} | {"rss": []}
+    anchor(world, tmp, True)
+    try:
+        for n in COUNTS:
+            _measure_n(n, runs, world, tmp, bundle, results)
+    finally:
+        anchor(world, tmp, False)
     results["resident"] = resident_supervisor(world, tmp)
     return results
 
 
+def _measure_n(n: int, runs: int, world: Path, tmp: Path, bundle: Path, results: dict) -> None:
+    manifest, hostnet = tmp / f"pod-{n}.yaml", tmp / f"pod-{n}-hostnet.yaml"
+    manifest.write_text(pod_manifest(n))
+    hostnet.write_text(pod_manifest(n, host_network=True))
+    for key in KEYS:
+        results[key][n] = []
+    for _ in range(runs):  # interleaved, so load changes hit all four alike
+        t, rss = nsrun_pod(world, manifest)
+        results["nsrun"][n].append(t)
+        results["rss"].append(rss)
+        results["hostnet"][n].append(nsrun_pod(world, hostnet)[0])
+        results["crun"][n].append(runtime_loop(
+            crun_wrapper(), ["crun", "--root", str(tmp / "crun")], bundle, n + 1))
+        results["runc"][n].append(runtime_loop(
+            [], ["runc", "--root", str(tmp / "runc")], bundle, n + 1))
+
+
 def report(results: dict, runs: int) -> None:
-    med = {k: {n: statistics.median(v) * 1000 for n, v in results[k].items()}
-           for k in ("nsrun", "crun", "runc")}
+    med = {k: {n: statistics.median(v) * 1000 for n, v in results[k].items()} for k in KEYS}
     print(f"\nnsrun vs crun vs runc: N /bin/true init containers + 1 app, median of {runs} "
-          "runs (ms; nsrun includes interpreter start)")
-    print(f"{'N':>3} {'nsrun':>9} {'crun':>9} {'runc':>9} {'nsrun/crun':>11} {'nsrun/runc':>11}")
+          "runs (ms; nsrun includes interpreter start; hostnet = hostNetwork: true, no pod "
+          "network; crun and runc set up no network either)")
+    print(f"{'N':>3} {'nsrun':>9} {'hostnet':>9} {'network':>9} {'crun':>9} {'runc':>9} "
+          f"{'nsrun/crun':>11} {'nsrun/runc':>11}")
     for n in COUNTS:
-        a, c, r = med["nsrun"][n], med["crun"][n], med["runc"][n]
-        print(f"{n:>3} {a:9.1f} {c:9.1f} {r:9.1f} {a / c:11.2f} {a / r:11.2f}")
+        a, h, c, r = (med[k][n] for k in KEYS)
+        print(f"{n:>3} {a:9.1f} {h:9.1f} {a - h:9.1f} {c:9.1f} {r:9.1f} {a / c:11.2f} "
+              f"{a / r:11.2f}")
     per = {k: (med[k][10] - med[k][2]) / 8 for k in med}
     print(f"per extra init container ((N=10 - N=2) / 8): nsrun {per['nsrun']:.2f} ms, "
           f"crun {per['crun']:.2f} ms, runc {per['runc']:.2f} ms; "
@@ -148,6 +185,8 @@ def report(results: dict, runs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--no-network", action="store_true",
+                        help="skip bench/netbench.py (first pod, pyroute2, DNS, 50 pods)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench: run as root", file=sys.stderr)
@@ -156,8 +195,12 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench: {tool} not found (make bench installs it)", file=sys.stderr)
             return 3
-    with tempfile.TemporaryDirectory(prefix="nsrun-bench.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nsrun-bench.", dir=STATE_DIR) as tmp:
         report(measure(args.runs, Path(tmp)), args.runs)
+    if not args.no_network:
+        import netbench
+
+        netbench.main(args.runs)
     return 0
 
 

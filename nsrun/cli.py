@@ -57,12 +57,10 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
                         "(env NSRUN_CONFIGMAPS; default %(default)s)")
     _add_network_options(p)
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    from nsrun import objcli
-
     verbs = {"run": _add_run, "create": _add_create, "apply": _add_apply,
-             "get": objcli.add_get, "describe": objcli.add_describe, "logs": _add_logs,
-             "restart": _add_restart, "delete": objcli.add_delete, "exec": _add_exec,
-             "image": _add_image}
+             "get": _objcli("add_get"), "describe": _objcli("add_describe"),
+             "logs": _add_logs, "restart": _add_restart, "delete": _objcli("add_delete"),
+             "exec": _add_exec, "image": _add_image}
     verb = _verb_of(argv)
     if verb in verbs:
         verbs[verb](sub)
@@ -98,7 +96,7 @@ def _add_network_options(p) -> None:
 def net_config(args):
     """The world's network settings (fixed in the state root on first use)."""
     from nsrun.core.netconfig import make_config
-    from nsrun.runtime.netsync import settle
+    from nsrun.netstate import NetState
 
     root = os.path.abspath(args.root)
     try:
@@ -106,7 +104,7 @@ def net_config(args):
                              args.cluster_domain, args.cluster_dns)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return settle(_path(root), wanted)
+    return NetState(_path(root)).settle_config(wanted)
 
 
 def _add_run(sub) -> None:
@@ -170,10 +168,11 @@ def _add_apply(sub) -> None:
 
 
 def _objcli(name: str):
-    def call(args):
+    """``nsrun.objcli.<name>``, imported when called (only the verb being run pays it)."""
+    def call(arg):
         from nsrun import objcli
 
-        return getattr(objcli, name)(args)
+        return getattr(objcli, name)(arg)
     return call
 
 

@@ -5,7 +5,8 @@ Layout under ``--root``::
     network/config.json        the world's NetConfig (CIDRs, domain, DNS, bridge, table)
     network/lock               flock: allocations, the bridge's and table's lifetime
     network/sync.lock          flock: recomputing endpoints, the DNS view and the rules
-    network/ipam.json          {pod IP: pod name}, every address in use
+    network/ipam.json          the addresses in use (pod IP → pod name), the last one handed
+                               out, and released ones whose veth may still be going away
     network/view.json          what the cluster DNS serves (``core.dnsnames.View``)
     services/<ns>/<name>.json  one Service per file, as ``get svc -o json`` shows it
 
@@ -28,6 +29,17 @@ from nsrun.core.netconfig import NetConfig
 from nsrun.core.service import Service
 from nsrun.errors import StateError, UsageError
 from nsrun.state import write_atomic
+
+
+class Ipam(msgspec.Struct):
+    """``network/ipam.json``. Addresses are handed out round-robin (after ``last``), as the
+    CNI host-local plugin does: a pod's veth goes away with its network namespace, which
+    the kernel frees asynchronously, so an address is not reused at once; ``released``
+    remembers the veth of each freed address until it is gone."""
+
+    pods: dict[str, str] = {}
+    last: str = ""
+    released: dict[str, str] = {}
 
 
 class NetState:
@@ -63,36 +75,49 @@ class NetState:
             raise StateError(f"{self.config_file}: corrupt network settings") from None
 
     def settle_config(self, wanted: NetConfig) -> NetConfig:
-        """The world's settings (call with the lock held): ``wanted`` when the world is
-        empty (then stored), else the stored ones, which must agree with ``wanted``."""
-        stored = self.stored_config()
-        if stored == wanted:
-            return stored
-        if stored is not None and (self.allocations() or self.has_services()):
-            raise UsageError(_mismatch(stored, wanted, self.root))
-        write_atomic(self.config_file, msgspec.json.encode(wanted))
+        """The world's settings: ``wanted`` when the world is empty (then stored), else the
+        stored ones, which must agree with ``wanted`` (``UsageError`` naming both)."""
+        if self.stored_config() == wanted:
+            return wanted
+        with self.locked():
+            stored = self.stored_config()
+            if stored == wanted:
+                return wanted
+            if stored is not None and (self.allocations() or self.has_services()):
+                raise UsageError(_mismatch(stored, wanted, self.root))
+            write_atomic(self.config_file, msgspec.json.encode(wanted))
         return wanted
 
     # -- pod addresses ---------------------------------------------------------------------
 
-    def allocations(self) -> dict[str, str]:
+    def ipam(self) -> Ipam:
         try:
-            return msgspec.json.decode(self.ipam_file.read_bytes(), type=dict[str, str])
+            return msgspec.json.decode(self.ipam_file.read_bytes(), type=Ipam)
         except FileNotFoundError:
-            return {}
+            return Ipam()
         except msgspec.DecodeError:
             raise StateError(f"{self.ipam_file}: corrupt address allocations") from None
 
-    def write_allocations(self, table: dict[str, str]) -> None:
-        write_atomic(self.ipam_file, msgspec.json.encode(table))
+    def allocations(self) -> dict[str, str]:
+        """Pod IP → pod name, every address in use."""
+        return self.ipam().pods
 
-    def release(self, ip: str, pod: str) -> bool:
-        """Free ``ip`` if ``pod`` holds it (with the lock held); True when it was freed."""
-        table = self.allocations()
-        if table.get(ip) != pod:
+    def write_ipam(self, ipam: Ipam) -> None:
+        write_atomic(self.ipam_file, msgspec.json.encode(ipam))
+
+    def release(self, ip: str, pod: str, veth: str = "") -> bool:
+        """Free ``ip`` if ``pod`` holds it (with the lock held), remembering its ``veth``
+        until the kernel has removed it; True when it was freed."""
+        from nsrun.host.network import link_exists
+
+        ipam = self.ipam()
+        if ipam.pods.get(ip) != pod:
             return False
-        del table[ip]
-        self.write_allocations(table)
+        del ipam.pods[ip]
+        ipam.released = {a: v for a, v in ipam.released.items() if link_exists(v)}
+        if veth:
+            ipam.released[ip] = veth
+        self.write_ipam(ipam)
         return True
 
     # -- Services ----------------------------------------------------------------------------

@@ -44,6 +44,13 @@ def is_ready(pod: dict[str, Any]) -> bool:
                for c in pod.get("status", {}).get("conditions", []))
 
 
+def facts(pod: dict[str, Any]) -> tuple:
+    """What of a pod its Services depend on (a change means recomputing them)."""
+    meta, status = pod.get("metadata", {}), pod.get("status", {})
+    return (status.get("podIP"), is_ready(pod), status.get("phase"),
+            bool(meta.get("deletionTimestamp")))
+
+
 def candidate(svc: Service, pod: dict[str, Any]) -> bool:
     meta, status = pod.get("metadata", {}), pod.get("status", {})
     return (meta.get("namespace", "default") == svc.metadata.namespace

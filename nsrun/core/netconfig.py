@@ -4,8 +4,9 @@ A *world* is everything under one ``--root``: its pods share one bridge, one nft
 and one pod CIDR, its Services one service CIDR. Names derive from the root so that worlds
 never share (or tear down) each other's objects: the default root gets the friendly
 ``nsrun0`` bridge and ``nsrun`` table, any other root ``nsrun-<8 hex>`` for both (a hash of
-its path). Host veth ends are ``nsrun<10 hex>`` (world and pod uid): every link nsrun makes
-carries "nsrun" in its name.
+its path). Host veth ends are ``nsrun<10 hex>`` (of world and pod uid): every link nsrun makes
+carries "nsrun" in its name. (CRC-32, not a cryptographic hash: names only need to differ,
+and zlib is already loaded on the start path where hashlib's OpenSSL would cost 3 ms.)
 
 Address plan: the pod CIDR's first host is the gateway on the bridge, the others go to pods;
 the cluster DNS address (default: the service CIDR's tenth address, as kubeadm's
@@ -14,8 +15,8 @@ the cluster DNS address (default: the service CIDR's tenth address, as kubeadm's
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
+import zlib
 
 import msgspec
 
@@ -57,9 +58,15 @@ class NetConfig(msgspec.Struct, frozen=True):
     def prefixlen(self) -> int:
         return self.pod_net.prefixlen
 
+    def pod_range(self) -> tuple[str, str]:
+        """The first and last address a pod may get (the gateway is not one)."""
+        net = self.pod_net
+        return str(net.network_address + 2), str(net.broadcast_address - 1)
+
     def pod_addresses(self) -> list[str]:
-        """Every address a pod may get, lowest first (not the gateway)."""
-        return [str(a) for a in self.pod_net.hosts()][1:]
+        """Every address a pod may get, lowest first."""
+        first, last = (int(ipaddress.IPv4Address(a)) for a in self.pod_range())
+        return [_dotted(a) for a in range(first, last + 1)]
 
     def service_addresses(self) -> list[str]:
         """Every address a Service may get, lowest first (not the cluster DNS)."""
@@ -67,11 +74,16 @@ class NetConfig(msgspec.Struct, frozen=True):
 
     def veth_name(self, pod_uid: str) -> str:
         """The host end of a pod's veth: ``nsrun`` + 10 hex of (world, pod uid)."""
-        return "nsrun" + _digest(f"{self.world}/{pod_uid}")[:10]
+        return "nsrun" + _digest(f"{self.world}/{pod_uid}") + _digest(pod_uid)[:2]
+
+
+def _dotted(address: int) -> str:
+    """``str(IPv4Address(address))`` without building an object per address."""
+    return ".".join(str(address >> shift & 255) for shift in (24, 16, 8, 0))
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return f"{zlib.crc32(text.encode()):08x}"
 
 
 def make_config(root: str, pod_cidr: str = DEFAULT_POD_CIDR,
@@ -85,7 +97,7 @@ def make_config(root: str, pod_cidr: str = DEFAULT_POD_CIDR,
         raise ValueError("; ".join(problems))
     svc = ipaddress.IPv4Network(service_cidr)
     dns = cluster_dns or str(svc.network_address + DNS_OFFSET)
-    world = _digest(root)[:8]
+    world = _digest(root)
     name = "nsrun" if root == DEFAULT_ROOT else f"nsrun-{world}"
     return NetConfig(str(ipaddress.IPv4Network(pod_cidr)), str(svc), cluster_domain.strip("."),
                      dns, "nsrun0" if root == DEFAULT_ROOT else name, name, world)
@@ -139,9 +151,15 @@ def cluster_ip_problem(cfg: NetConfig, ip: str, used: set[str]) -> Problem | Non
     return None
 
 
-def free_address(candidates: list[str], used: set[str]) -> str | None:
-    """The lowest candidate not in ``used``."""
-    return next((a for a in candidates if a not in used), None)
+def free_address(candidates: list[str], used: set[str], after: str = "") -> str | None:
+    """The first candidate not in ``used``, looking from the one after ``after`` on (and
+    round to the start): round-robin when ``after`` is the last address handed out."""
+    start = candidates.index(after) + 1 if after in candidates else 0
+    for i in range(len(candidates)):
+        address = candidates[(start + i) % len(candidates)]
+        if address not in used:
+            return address
+    return None
 
 
 def reverse_pointer(ip: str) -> str:

@@ -1,14 +1,16 @@
 """The pod network on the host: the world's bridge, each pod's veth, the node's address.
 
-* ``ensure_bridge`` (the slow path, once per world; pyroute2, imported here only): the bridge
-  with the gateway address, up, and two sysctls of its own: ``forwarding=1`` (enough for
-  packets that enter from the bridge; the host's global ``ip_forward`` is left alone) and
-  ``send_redirects=0`` (pods reach each other's Services through the gateway, which must not
-  tell them to bypass it). A pod CIDR that a more specific host route already covers (another
-  bridge, another world) is refused before anything is made.
-* ``attach``/``detach`` (every pod; ``nsrun.host.rtnl``, no pyroute2): the veth pair with its
-  pod end created directly inside the pod's network namespace as ``eth0``, the pod's
-  address, the cluster DNS address on the pod's ``lo``, the default route via the gateway.
+* ``ensure_bridge`` (once per world): the bridge with the gateway address, up, and two
+  sysctls of its own: ``forwarding=1`` (enough for packets that enter from the bridge; the
+  host's global ``ip_forward`` is left alone) and ``send_redirects=0`` (pods reach each
+  other's Services through the gateway, which must not tell them to bypass it). A pod CIDR
+  that an as-specific host route already covers (another bridge, another world) is refused
+  before anything is made.
+* ``attach``/``detach`` (every pod): the veth pair with its pod end created directly inside
+  the pod's network namespace as ``eth0``, the pod's address, the cluster DNS address on the
+  pod's ``lo``, the default route via the gateway.
+
+All of it through ``nsrun.host.rtnl`` (why not pyroute2: see there).
 * ``remove_bridge``: when the world's last pod is gone.
 * ``node_ip``: the node's address (that of the interface of the default route), the pods'
   ``status.hostIP``.
@@ -45,44 +47,42 @@ def ensure_bridge(cfg: NetConfig) -> int:
     index = bridge_index(cfg.bridge)
     if index is not None:
         return index
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        _check_routes(ipr, cfg)
-        try:
-            ipr.link("add", ifname=cfg.bridge, kind="bridge")
-            index = ipr.link_lookup(ifname=cfg.bridge)[0]
-            ipr.addr("add", index=index, address=cfg.gateway, prefixlen=cfg.prefixlen)
+    clash = overlapping_route(cfg.pod_net, routes())
+    if clash is not None:
+        net, dev = clash
+        raise SandboxError(f"pod CIDR {cfg.pod_cidr} overlaps the host route {net} dev {dev}: "
+                           "choose another --pod-cidr")
+    try:
+        with Rtnl.open() as rtnl:
+            index = rtnl.add_bridge(cfg.bridge)
             _bridge_sysctls(cfg.bridge)
-            ipr.link("set", index=index, state="up")
-        except Exception as err:
-            remove_bridge(cfg)
-            code = getattr(err, "code", 0) or getattr(err, "errno", 0) or 0
-            raise SandboxError("create bridge", cfg.bridge, code, str(err)) from None
+            rtnl.add_address(index, cfg.gateway, cfg.prefixlen)
+    except OSError as err:
+        remove_bridge(cfg)
+        raise SandboxError("create bridge", cfg.bridge, err.errno or 0) from None
     return index
 
 
-def _check_routes(ipr, cfg: NetConfig) -> None:
-    """Refuse a pod CIDR that a route as specific as it (or more) overlaps: another world's
-    bridge, a host network."""
-    mine = cfg.pod_net
-    for route in ipr.get_routes(family=socket.AF_INET, table=254):
-        dst = route.get_attr("RTA_DST")
-        length = route["dst_len"]
-        if dst is None or length < mine.prefixlen:
-            continue
-        net = ipaddress.IPv4Network(f"{dst}/{length}", strict=False)
-        if net.overlaps(mine):
-            dev = _ifname(ipr, route.get_attr("RTA_OIF"))
-            raise SandboxError(f"pod CIDR {cfg.pod_cidr} overlaps the host route {net} dev "
-                               f"{dev}: choose another --pod-cidr")
+def routes(table: str = "/proc/net/route") -> list[tuple[ipaddress.IPv4Network, str]]:
+    """The main table's IPv4 routes: (destination, device)."""
+    out = []
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            dest, mask = (int.from_bytes(bytes.fromhex(x), "little") for x in (fields[1],
+                                                                               fields[7]))
+            out.append((ipaddress.IPv4Network((dest, bin(mask).count("1")), strict=False),
+                        fields[0]))
+    return out
 
 
-def _ifname(ipr, index: int | None) -> str:
-    if index is None:
-        return "?"
-    links = ipr.get_links(index)
-    return links[0].get_attr("IFLA_IFNAME") if links else str(index)
+def overlapping_route(mine: ipaddress.IPv4Network,
+                      table: list[tuple[ipaddress.IPv4Network, str]]
+                      ) -> tuple[ipaddress.IPv4Network, str] | None:
+    """A route at least as specific as ``mine`` that overlaps it (another world's bridge,
+    a host network); a wider one (a default route, 169.254.0.0/16) is no clash."""
+    return next(((net, dev) for net, dev in table
+                 if net.prefixlen >= mine.prefixlen and net.overlaps(mine)), None)
 
 
 def _bridge_sysctls(bridge: str) -> None:

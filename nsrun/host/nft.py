@@ -35,7 +35,3 @@ def load(script: str) -> None:
 def remove_table(table: str) -> None:
     load(delete_script(table))
 
-
-def table_exists(table: str) -> bool:
-    proc = subprocess.run([nft_binary(), "list", "table", "ip", table], capture_output=True)
-    return proc.returncode == 0

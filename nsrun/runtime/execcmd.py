@@ -302,8 +302,12 @@ def _container_request(paths, pod: Any, container: Any, images: str | None,
 
     images_dir, secrets_dir, configmaps_dir = _runtime_dirs(paths, images, secrets,
                                                             configmaps)
+    from nsrun.runtime.podnetwork import read_record
+
+    net = read_record(paths)  # the downward API's status.podIP/hostIP, as the container got
     sandbox = Sandbox(ns_fds={}, volume_paths=_volume_paths(pod, paths), pod=pod,
-                      secrets_dir=secrets_dir, configmaps_dir=configmaps_dir)
+                      secrets_dir=secrets_dir, configmaps_dir=configmaps_dir,
+                      pod_ip=net.ip if net else "", host_ip=net.host_ip if net else "")
     try:
         bundle = launcher.resolve_bundle(ImageStore(images_dir), container.image)
         # the bundle's warnings were shown when the container started

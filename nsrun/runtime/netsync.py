@@ -8,8 +8,7 @@ nothing), computes the endpoints (``core.endpoints``), writes the DNS view every
 reads (``network/view.json``) and replaces the world's nftables table in one transaction.
 It runs under ``network/sync.lock``, so the last writer always worked from fresh state.
 
-``settle`` fixes a world's settings on first use; ``world_gone`` removes the table when the
-world has neither pods nor Services.
+The table is removed when the world has neither a pod (no bridge) nor a Service.
 """
 
 from __future__ import annotations
@@ -24,14 +23,6 @@ from nsrun.core.netconfig import NetConfig
 from nsrun.core.service import Service
 from nsrun.netstate import NetState
 from nsrun.state import StateRoot, supervisor_alive, write_atomic
-
-
-def settle(root: Path, wanted: NetConfig) -> NetConfig:
-    """The world's settings: ``wanted`` if the world is empty, else the stored ones
-    (``UsageError`` when they differ)."""
-    net = NetState(root)
-    with net.locked():
-        return net.settle_config(wanted)
 
 
 def live_pods(root: Path) -> list[dict[str, Any]]:
@@ -65,7 +56,7 @@ def sync(root: Path, cfg: NetConfig) -> None:
         write_atomic(net.view_file, msgspec.json.encode(view(cfg, pairs, pods)))
         if services or network.bridge_index(cfg.bridge) is not None:
             nft.load(proxyrules.ruleset(cfg, pairs))
-        elif nft.table_exists(cfg.table):
+        else:
             nft.remove_table(cfg.table)
 
 
@@ -80,10 +71,3 @@ def view(cfg: NetConfig, pairs: list[tuple[Service, list[endpoints.Address] | No
                                               svc.spec.cluster_ip or "", ports, ready))
     spaces = sorted({p.get("metadata", {}).get("namespace", "default") for p in pods})
     return dnsnames.View(cfg.cluster_domain, tuple(records), tuple(spaces))
-
-
-def endpoint_facts(pod: dict[str, Any]) -> tuple:
-    """What of a pod its Services depend on: a change means ``sync``."""
-    meta, status = pod.get("metadata", {}), pod.get("status", {})
-    return (status.get("podIP"), endpoints.is_ready(pod), status.get("phase"),
-            bool(meta.get("deletionTimestamp")))

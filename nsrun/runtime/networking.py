@@ -70,7 +70,7 @@ class Networking:
         """The pod got new namespaces (a pod restart): the same address in the new ones."""
         if self.record is None:
             return
-        self.podnet.attach(sandbox.ns_fds["net"])
+        self.podnet.attach(sandbox.ns_fds["net"], again=True)
         if self.dns is not None:
             self._serve_dns(sandbox, (self.cfg.cluster_dns,))
 
@@ -96,13 +96,15 @@ class Networking:
 
     def published(self, pod: dict[str, Any]) -> None:
         """Recompute the world's Services when what they see of this pod changed."""
-        from nsrun.runtime import netsync
+        from nsrun.core.endpoints import facts
 
-        facts = netsync.endpoint_facts(pod)
-        if facts == self._facts:
+        now = facts(pod)
+        if now == self._facts:
             return
-        self._facts = facts
+        self._facts = now
         if NetState(self.root).has_services():
+            from nsrun.runtime import netsync
+
             netsync.sync(self.root, self.cfg)
 
     def fds(self) -> list[int]:

@@ -8,7 +8,8 @@ In the pod's state dir, bound at the same paths as the kubelet and containerd do
                                  only ``namespace``: no API server, so no token or ca.crt;
                                  not with ``automountServiceAccountToken: false``)
 
-A container that mounts something at one of these paths itself keeps its own.
+A container that mounts something at one of these paths itself keeps its own. The files are
+new and written before any container starts: plain writes, no rename.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from nsrun.core import podnet
 from nsrun.core.netconfig import NetConfig
 from nsrun.core.spec import Pod
-from nsrun.state import PodPaths, write_atomic
+from nsrun.state import PodPaths
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -42,17 +43,17 @@ def write(pod: Pod, paths: PodPaths, cfg: NetConfig, pod_ips: list[str],
     hostname, domain = podnet.pod_hostname(spec, meta.name, meta.namespace,
                                            cfg.cluster_domain)
     hosts = paths.dir / "etc-hosts"
-    write_atomic(hosts, podnet.hosts_file(spec, hostname, domain, pod_ips,
-                                          _node_hosts() if spec.host_network else "").encode())
+    hosts.write_text(podnet.hosts_file(spec, hostname, domain, pod_ips,
+                                       _node_hosts() if spec.host_network else ""))
     resolv, events = podnet.resolv_conf(spec, meta.namespace, cfg.cluster_dns,
                                         cfg.cluster_domain, host)
     resolv_file = paths.dir / "resolv.conf"
-    write_atomic(resolv_file, resolv.render().encode())
+    resolv_file.write_text(resolv.render())
     mounts = [_bind("/etc/hosts", hosts, "rw"), _bind("/etc/resolv.conf", resolv_file, "rw")]
     if spec.automount_service_account_token is not False:
         account = paths.dir / "serviceaccount"
         account.mkdir(exist_ok=True)
-        write_atomic(account / "namespace", meta.namespace.encode())
+        (account / "namespace").write_text(meta.namespace)
         mounts.append(_bind(SERVICE_ACCOUNT_DIR, account, "ro"))
     return mounts, resolv, events
 

@@ -71,23 +71,24 @@ class PodNet:
         record = self._save(PodNetwork(ip, self.cfg.veth_name(self.pod.metadata.uid),
                                        network.node_ip()))
         if made:
-            self._sync()
+            _sync(self.root, self.cfg)
         self.attach(net_fd)
         return record
 
-    def attach(self, net_fd: int) -> None:
+    def attach(self, net_fd: int, again: bool = False) -> None:
         """The veth into a (new) network namespace, with the pod's address; a pod restart
-        calls it again: the old veth, if any, goes first."""
+        calls it ``again``: the old veth, in the namespace being torn down, goes first."""
         from nsrun.host import network
 
         assert self.record is not None
         if self.record.host_network:
             return
-        network.detach(self.record.veth)
+        if again:
+            network.detach(self.record.veth)
         try:
             network.attach(self.cfg, net_fd, self.record.veth, self.record.ip)
         except BaseException:
-            self.teardown()
+            self.teardown(detach=True)
             raise
 
     def _save(self, record: PodNetwork) -> PodNetwork:
@@ -96,52 +97,73 @@ class PodNet:
         return record
 
     def _allocate(self) -> str:
-        """A free address, recorded for this pod (with the lock held)."""
+        """A free address, recorded for this pod (with the lock held); the veth of its
+        previous pod, if the kernel has not removed it yet, is removed first."""
+        from nsrun.host import network
+
         name = self.paths.name
-        table = {ip: pod for ip, pod in self.net.allocations().items() if pod != name}
+        ipam = self.net.ipam()
+        pods = {ip: pod for ip, pod in ipam.pods.items() if pod != name}
         candidates = self.cfg.pod_addresses()
-        ip = free_address(candidates, set(table))
+        ip = free_address(candidates, set(pods), ipam.last)
         if ip is None:
-            table = _reclaim(self.root, table)
-            ip = free_address(candidates, set(table))
+            pods = _reclaim(self.root, pods)
+            ip = free_address(candidates, set(pods), ipam.last)
         if ip is None:
+            first, last = self.cfg.pod_range()
             raise NoAddress(f"failed to allocate an IP for pod \"{name}\": no IP addresses "
-                            f"available in range set: {candidates[0]}-{candidates[-1]}")
-        table[ip] = name
-        self.net.write_allocations(table)
+                            f"available in range set: {first}-{last}")
+        stale = ipam.released.pop(ip, "")
+        if stale and network.link_exists(stale):
+            network.detach(stale)
+        pods[ip] = name
+        self.net.write_ipam(msgspec.structs.replace(ipam, pods=pods, last=ip))
         return ip
 
-    def teardown(self) -> None:
-        """Remove the veth, free the address; the world's last pod removes the bridge."""
+    def teardown(self, detach: bool = False) -> None:
+        """Free the address (the veth goes with the pod's network namespace, or at once
+        with ``detach``); the world's last pod removes the bridge."""
         if self.record is not None:
-            release(self.root, self.cfg, self.paths, self.record)
+            release(self.root, self.cfg, self.paths, self.record, detach)
             self.record = None
 
-    def _sync(self) -> None:
-        from nsrun.runtime import netsync
 
-        netsync.sync(self.root, self.cfg)
-
-
-def release(root: Path, cfg: NetConfig, paths: PodPaths, record: PodNetwork) -> None:
-    """Undo a pod's network from its record (also after its supervisor was killed)."""
+def release(root: Path, cfg: NetConfig, paths: PodPaths, record: PodNetwork,
+            detach: bool = True) -> None:
+    """Undo a pod's network from its record (also after its supervisor was killed). The
+    veth is removed at once with ``detach``; else the kernel removes it with the pod's
+    network namespace (removing a veth takes ~25 ms, which a pod's end need not wait for)."""
     from nsrun.host import network
-    from nsrun.runtime import netsync
 
-    if record.veth:
-        network.detach(record.veth)
     net = NetState(root)
+    if record.host_network:  # nothing of the world's: only its Services may have used it
+        _forget(paths)
+        if net.has_services():
+            _sync(root, cfg)
+        return
+    if record.veth and detach:
+        network.detach(record.veth)
     with net.locked():
-        if record.ip and not record.host_network:
-            net.release(record.ip, paths.name)
+        if record.ip:
+            net.release(record.ip, paths.name, "" if detach else record.veth)
         if not net.allocations() and network.bridge_index(cfg.bridge) is not None:
             network.remove_bridge(cfg)
+    _forget(paths)
+    if net.has_services() or not net.allocations():
+        _sync(root, cfg)
+
+
+def _sync(root: Path, cfg: NetConfig) -> None:
+    from nsrun.runtime import netsync
+
+    netsync.sync(root, cfg)
+
+
+def _forget(paths: PodPaths) -> None:
     try:
         network_file(paths).unlink()
     except FileNotFoundError:
         pass
-    if net.has_services() or not net.allocations():
-        netsync.sync(root, cfg)
 
 
 def cleanup_after_crash(root: Path, paths: PodPaths) -> None:

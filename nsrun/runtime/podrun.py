@@ -127,6 +127,7 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     try:
         try:
             _prepare(sup, paths)
+            sup.publish(time.time())  # `get` right after `run -d` finds the pod
         except NsrunError as err:
             os.write(wfd, f"{err.exit_code}\n{err}".encode())
             return 1

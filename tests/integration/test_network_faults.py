@@ -47,7 +47,16 @@ def bridge_ports(world: World) -> list[str]:
 
 def allocations(world: World) -> dict:
     path = world.root / "network" / "ipam.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return json.loads(path.read_text())["pods"] if path.exists() else {}
+
+
+def ports_settle(world: World, count: int, timeout: float = 5) -> list[str]:
+    """The bridge's ports once there are ``count`` (a pod's veth goes with its network
+    namespace, which the kernel frees asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while len(ports := bridge_ports(world)) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ports
 
 
 def netns_holders(inode: str) -> list[str]:
@@ -101,7 +110,7 @@ def test_exhausted_pod_cidr_waits_with_a_reason_and_recovers(world):
     assert "podIP" not in world.status("late")["status"]
     world.nsrun("delete", "p2", "--grace-period", "0", check=True)
     world.wait_column("late", "Running", timeout=10)
-    assert len(bridge_ports(world)) == 5 and len(set(allocations(world))) == 5
+    assert len(ports_settle(world, 5)) == 5 and len(set(allocations(world))) == 5
 
 
 def test_many_create_delete_cycles_leave_nothing(world):
@@ -113,7 +122,7 @@ def test_many_create_delete_cycles_leave_nothing(world):
         world.nsrun("create", "-f", path, "--cgroups", "none", check=True)
         world.nsrun("delete", "-f", path, "--grace-period", "0", check=True)
     assert list(allocations(world).values()) == ["anchor"]
-    assert len(bridge_ports(world)) == 1
+    assert len(ports_settle(world, 1)) == 1
     world.nsrun("delete", "anchor", "--grace-period", "0", check=True)
     assert allocations(world) == {}
 

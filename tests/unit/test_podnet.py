@@ -141,6 +141,14 @@ def test_bad_network_options(args, message):
     assert message in str(err.value)
 
 
+def test_addresses_are_handed_out_round_robin():
+    pods = ["a", "b", "c", "d"]
+    assert netconfig.free_address(pods, set()) == "a"
+    assert netconfig.free_address(pods, {"b"}, after="a") == "c"
+    assert netconfig.free_address(pods, {"a"}, after="d") == "b"
+    assert netconfig.free_address(pods, set(pods), after="b") is None
+
+
 def test_cluster_ip_checks_use_the_allocator_messages():
     problem = netconfig.cluster_ip_problem(CFG, "10.1.0.1", set())
     assert str(problem) == ('spec.clusterIPs: Invalid value: []string{"10.1.0.1"}: failed to '
@@ -168,3 +176,17 @@ def test_ruleset_dispatches_services_with_ready_endpoints_only():
     assert "ip daddr 169.254.200.0/24 reject" in script
     assert 'iifname "nsrun0" jump services' in script
     assert proxyrules.chain_name("service", "ns1/svc1/tcp/p80").startswith("service-")
+
+
+def test_a_pod_cidr_clashes_only_with_as_specific_routes():
+    import ipaddress
+
+    from nsrun.host.network import overlapping_route
+
+    net = ipaddress.IPv4Network
+    table = [(net("0.0.0.0/0"), "eth0"), (net("169.254.0.0/16"), "eth0"),
+             (net("192.0.2.0/24"), "eth0")]
+    assert overlapping_route(net("169.254.100.0/24"), table) is None
+    table.append((net("169.254.100.0/26"), "nsrun-1234abcd"))
+    assert overlapping_route(net("169.254.100.0/24"), table) == (net("169.254.100.0/26"),
+                                                                 "nsrun-1234abcd")
