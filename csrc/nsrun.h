@@ -175,7 +175,6 @@ struct nsr_spawn_req {
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open in the container */
 };
 
-<<<<<<< HEAD
 /* One exception of a device allow-list (devices_bpf.c): type BPF_DEVCG_DEV_CHAR/BLOCK (0:
  * any), major/minor -1 for any, access BPF_DEVCG_ACC_* bits. */
 struct nsr_dev_rule {
@@ -183,12 +182,11 @@ struct nsr_dev_rule {
     int64_t major, minor;
     uint32_t access;
 };
-=======
+
 /* Stop points (req->stops) and the index of a "stopped" report (err 0). */
 #define NSR_STOP_HOOKS 1
 #define NSR_STOP_START 2
 #define NSR_STOPPED (-2)
->>>>>>> main
 
 /* What the child reports on failure; also the parent's result on any failure. */
 struct nsr_report {
