@@ -91,6 +91,21 @@ class CgroupDriver(Protocol):
     def group_of(self, pid: int, paths: list[Path]) -> Group | None: ...
 
 
+class Killing:
+    """``kill_leaf``/``kill_all`` of a driver's pod, which has ``leaves`` and ``pod``."""
+
+    leaves: dict[str, Any]
+    pod: Any
+
+    def kill_leaf(self, name: str) -> None:
+        if name in self.leaves:
+            self.leaves[name].kill()
+
+    def kill_all(self) -> None:
+        if self.pod is not None:
+            self.pod.kill()
+
+
 # ------------------------------------------------------------------ none
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,8 @@ def keyed(text: str) -> dict[str, int]:
     return out
 
 
-class Kernel:
-    """The system calls the driver makes on cgroupfs (real ones)."""
+class DirKernel:
+    """The directory system calls on a cgroup filesystem (v2 and v1 alike)."""
 
     def mkdir(self, path: Path) -> bool:
         """Create a cgroup; False when it already existed."""
@@ -109,6 +110,10 @@ class Kernel:
 
     def open_dir(self, path: Path) -> int:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+class Kernel(DirKernel):
+    """The system calls the driver makes on cgroupfs (real ones)."""
 
     def write_at(self, dirfd: int, name: str, data: bytes) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dirfd)
@@ -136,11 +141,45 @@ class Kernel:
         return native.attach_device_filter(dirfd, policy, replace_fd)
 
 
-class CgroupFs:
+class DirFs:
+    """What both gatekeepers do with cgroup directories, through ``self.kernel``; the
+    subclass reads ``procs``."""
+
+    kernel: DirKernel
+
+    def procs(self, path: Path) -> list[int]:
+        raise NotImplementedError
+
+    def mkdir(self, path: Path, label: str = "") -> bool:
+        """Create a cgroup; False when it already existed."""
+        try:
+            return self.kernel.mkdir(path)
+        except OSError as err:
+            raise CgroupError(_what(label, "create cgroup"), str(path), err.errno or 0) from None
+
+    def open_dir(self, path: Path, label: str = "") -> int:
+        try:
+            return self.kernel.open_dir(path)
+        except OSError as err:
+            raise CgroupError(_what(label, "open cgroup"), str(path), err.errno or 0) from None
+
+    def rmdir_quiet(self, path: Path) -> bool:
+        try:
+            self.kernel.rmdir(path)
+        except OSError:
+            return False
+        return True
+
+    def remove(self, path: Path, timeout: float = REMOVE_TIMEOUT) -> None:
+        """rmdir a cgroup tree (see ``remove_tree``)."""
+        remove_tree(path, self.kernel.rmdir, self.procs, timeout)
+
+
+class CgroupFs(DirFs):
     """The cgroup v2 files, through ``kernel``."""
 
     def __init__(self, kernel: Kernel | None = None) -> None:
-        self.kernel = kernel if kernel is not None else Kernel()
+        self.kernel: Kernel = kernel if kernel is not None else Kernel()
 
     def read_file(self, path: Path) -> str:
         try:
@@ -170,60 +209,12 @@ class CgroupFs:
         return [int(p) for p in self.read_file(path / CGROUP_PROCS).split()]
 
     def open(self, path: Path, label: str = "") -> Cgroup:
-        try:
-            fd = self.kernel.open_dir(path)
-        except OSError as err:
-            raise CgroupError(_what(label, "open cgroup"), str(path), err.errno or 0) from None
-        return Cgroup(self, path, fd, label)
-
-    def mkdir(self, path: Path, label: str = "") -> bool:
-        """Create a cgroup; False when it already existed."""
-        try:
-            return self.kernel.mkdir(path)
-        except OSError as err:
-            raise CgroupError(_what(label, "create cgroup"), str(path), err.errno or 0) from None
+        return Cgroup(self, path, self.open_dir(path, label), label)
 
     def create(self, path: Path, label: str = "") -> Cgroup:
         """mkdir (an existing cgroup is reused) and open it."""
         self.mkdir(path, label)
         return self.open(path, label)
-
-    def rmdir_quiet(self, path: Path) -> bool:
-        try:
-            self.kernel.rmdir(path)
-        except OSError:
-            return False
-        return True
-
-    def remove(self, path: Path, timeout: float = REMOVE_TIMEOUT) -> None:
-        """rmdir a cgroup tree (leaves first), retrying while it still drains (EBUSY) until
-        ``timeout``; the error names the cgroup that stayed busy."""
-        if not path.is_dir():
-            return
-        for child in children(path):
-            self.remove(child, timeout)
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            try:
-                self.kernel.rmdir(path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError as err:
-                if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                    detail = self._busy_detail(path) if err.errno == errno.EBUSY else ""
-                    raise CgroupError("remove cgroup", str(path), err.errno or 0,
-                                      detail) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-
-    def _busy_detail(self, path: Path) -> str:
-        try:
-            left = self.procs(path)
-        except CgroupError:
-            return ""
-        return f"still has processes {' '.join(map(str, left[:8]))}" if left else ""
 
     def enable(self, cg: Cgroup, wanted: set[str]) -> set[str]:
         """Enable ``wanted`` (those ``cg`` has) in ``cg``'s ``subtree_control``; returns what
@@ -409,6 +400,37 @@ class Cgroup:
         if self.device_prog >= 0:
             os.close(self.device_prog)
             self.device_prog = -1
+
+
+def remove_tree(path: Path, rmdir: Callable[[Path], None],
+                procs: Callable[[Path], list[int]], timeout: float = REMOVE_TIMEOUT) -> None:
+    """rmdir a cgroup tree (leaves first), retrying while it still drains (EBUSY) until
+    ``timeout``; the error names the cgroup that stayed busy and what is still in it."""
+    if not path.is_dir():
+        return
+    for child in children(path):
+        remove_tree(child, rmdir, procs, timeout)
+    deadline, delay = time.monotonic() + timeout, 0.001
+    while True:
+        try:
+            rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            if err.errno != errno.EBUSY or time.monotonic() > deadline:
+                detail = _busy_detail(path, procs) if err.errno == errno.EBUSY else ""
+                raise CgroupError("remove cgroup", str(path), err.errno or 0, detail) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _busy_detail(path: Path, procs: Callable[[Path], list[int]]) -> str:
+    try:
+        left = procs(path)
+    except CgroupError:
+        return ""
+    return f"still has processes {' '.join(map(str, left[:8]))}" if left else ""
 
 
 def _what(label: str, what: str) -> str:

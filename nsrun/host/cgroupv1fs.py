@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nsrun.errors import CgroupError
-from nsrun.host.cgroupfs import controller_of
+from nsrun.host.cgroupfs import DirFs, DirKernel, controller_of
 
 CGROUP_PROCS = "cgroup.procs"
 FREEZER_STATE = "freezer.state"
@@ -41,7 +41,6 @@ DEVICES_DENY = "devices.deny"
 DEVICES_LIST = "devices.list"
 FROZEN, THAWED = "FROZEN", "THAWED"
 
-REMOVE_TIMEOUT = 5.0
 FREEZE_TIMEOUT = 5.0
 
 # cgroup file -> the cgroupspy controller attribute that types it, for writes and reads
@@ -72,23 +71,9 @@ def _controller_class(kind: str) -> Any:
                 kind, c.Controller)
 
 
-class V1Kernel:
+class V1Kernel(DirKernel):
     """The system calls the driver makes on the v1 hierarchies (real ones; files through
     cgroupspy's controllers)."""
-
-    def mkdir(self, path: Path) -> bool:
-        """Create a cgroup; False when it already existed."""
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            return False
-        return True
-
-    def rmdir(self, path: Path) -> None:
-        os.rmdir(path)
-
-    def open_dir(self, path: Path) -> int:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def kill(self, pid: int, sig: int) -> None:
         """Signal a process found in a cgroup (ProcessLookupError when it is gone)."""
@@ -113,23 +98,11 @@ class V1Kernel:
         return ctrl.get_property(name.encode()) if attr is None else getattr(ctrl, attr)
 
 
-class V1Fs:
+class V1Fs(DirFs):
     """The cgroup v1 files, through ``kernel``."""
 
     def __init__(self, kernel: V1Kernel | None = None) -> None:
-        self.kernel = kernel if kernel is not None else V1Kernel()
-
-    def mkdir(self, path: Path, label: str = "") -> bool:
-        try:
-            return self.kernel.mkdir(path)
-        except OSError as err:
-            raise CgroupError(_what(label, "create cgroup"), str(path), err.errno or 0) from None
-
-    def open_dir(self, path: Path, label: str = "") -> int:
-        try:
-            return self.kernel.open_dir(path)
-        except OSError as err:
-            raise CgroupError(_what(label, "open cgroup"), str(path), err.errno or 0) from None
+        self.kernel: V1Kernel = kernel if kernel is not None else V1Kernel()
 
     def write(self, path: Path, name: str, value: str, label: str = "") -> None:
         try:
@@ -185,55 +158,12 @@ class V1Fs:
     def state(self, path: Path) -> str:
         return str(self.get(path, FREEZER_STATE)).strip()
 
-    def rmdir_quiet(self, path: Path) -> bool:
-        try:
-            self.kernel.rmdir(path)
-        except OSError:
-            return False
-        return True
-
-    def remove(self, path: Path, timeout: float = REMOVE_TIMEOUT) -> None:
-        """rmdir a cgroup tree (leaves first), retrying while it still drains (EBUSY)."""
-        if not path.is_dir():
-            return
-        for child in children(path):
-            self.remove(child, timeout)
-        deadline, delay = time.monotonic() + timeout, 0.001
-        while True:
-            try:
-                self.kernel.rmdir(path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError as err:
-                if err.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise CgroupError("remove cgroup", str(path), err.errno or 0,
-                                      self._busy(path) if err.errno == errno.EBUSY else "") \
-                        from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-
     def sigkill(self, pid: int) -> None:
         try:
             self.kernel.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
-    def _busy(self, path: Path) -> str:
-        try:
-            left = self.procs(path)
-        except CgroupError:
-            return ""
-        return f"still has processes {' '.join(map(str, left[:8]))}" if left else ""
-
 
 def _what(label: str, what: str) -> str:
     return f"{label}: {what}" if label else what
-
-
-def children(path: Path) -> list[Path]:
-    """The child cgroups of ``path``; [] when unreadable."""
-    try:
-        return sorted((p for p in path.iterdir() if p.is_dir()), reverse=True)
-    except OSError:
-        return []

@@ -53,6 +53,7 @@ from pathlib import Path
 
 from nsrun.errors import CgroupError, PreflightError
 from nsrun.host import cgroupfs, preflight
+from nsrun.host.cgroupdriver import Killing
 from nsrun.host.cgroupfs import Cgroup, CgroupFs
 from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
 from nsrun.host.preflight import below as _below
@@ -163,7 +164,7 @@ class V2Driver:
             return None
 
 
-class V2Pod:
+class V2Pod(Killing):
     """Create, size, use and tear down one pod's cgroup tree."""
 
     enabled = True
@@ -258,14 +259,6 @@ class V2Pod:
             self._make_leaf(name, values or {})
         return self.leaves[name]
 
-    def kill_leaf(self, name: str) -> None:
-        if name in self.leaves:
-            self.leaves[name].kill()
-
-    def kill_all(self) -> None:
-        if self.pod is not None:
-            self.pod.kill()
-
     def destroy(self) -> None:
         """Kill what is left, close the dirfds, remove the tree, then the QoS level and the
         parent when empty and nsrun's to remove."""
@@ -307,15 +300,20 @@ def _warn(message: str) -> None:
 
 
 def _prune_above(pod: Path, host: CgroupHost, fs: CgroupFs) -> None:
-    """rmdir the QoS level and the parent above a removed pod when they are empty."""
+    prune_above(pod, lambda p: preflight.may_prune(p, host, fs), fs.rmdir_quiet)
+
+
+def prune_above(pod: Path, may_prune: Callable[[Path], bool],
+                rmdir_quiet: Callable[[Path], bool]) -> None:
+    """rmdir the QoS level and the parent above a removed pod when they are empty and
+    ``may_prune`` (both drivers)."""
     level = pod.parent
     if level.name in QOS_DIRS.values():
-        if level.is_dir() and not (preflight.may_prune(level, host, fs)
-                                   and fs.rmdir_quiet(level)):
+        if level.is_dir() and not (may_prune(level) and rmdir_quiet(level)):
             return
         level = level.parent
-    if level.is_dir() and preflight.may_prune(level, host, fs):
-        fs.rmdir_quiet(level)
+    if level.is_dir() and may_prune(level):
+        rmdir_quiet(level)
 
 
 def destroy_path(path: Path, host: CgroupHost, fs: CgroupFs) -> None:

@@ -39,11 +39,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from nsrun.errors import CgroupError, PreflightError
-from nsrun.host import cgroupv1fs, preflight
-from nsrun.host.cgroupdriver import V1_CONTROLLERS
-from nsrun.host.cgroupfs import controller_of
+from nsrun.host import preflight
+from nsrun.host.cgroupdriver import V1_CONTROLLERS, Killing
+from nsrun.host.cgroupfs import controller_of, descendants
 from nsrun.host.cgroupv1fs import MEMORY_LIMIT, MEMORY_MEMSW_LIMIT, V1Fs
-from nsrun.host.podcgroup import DEFAULT_PARENT, POD_PREFIX, QOS_DIRS, SELF_PARENT, qos_level
+from nsrun.host.podcgroup import (
+    DEFAULT_PARENT,
+    POD_PREFIX,
+    SELF_PARENT,
+    prune_above,
+    qos_level,
+)
 from nsrun.host.preflight import SYSTEMD_UNIT_SUFFIXES, CgroupHost
 
 KILL_ROUNDS = 50  # without a freezer: signal, wait, look again
@@ -111,7 +117,7 @@ class V1Group:
         """Every process here and below, in any hierarchy."""
         found: set[int] = set()
         for top in self.unique:
-            for path in [top, *_descendants(top)]:
+            for path in [top, *descendants(top)]:
                 try:
                     found.update(self.fs.procs(path))
                 except CgroupError:
@@ -185,13 +191,6 @@ def _ordered(values: Mapping[str, str], limit: int | None) -> list[tuple[str, st
         (MEMORY_LIMIT, MEMORY_MEMSW_LIMIT)
     rest = [(k, v) for k, v in items if k not in (first, second)]
     return [*rest, (first, values[first]), (second, values[second])]
-
-
-def _descendants(path: Path) -> list[Path]:
-    out = []
-    for child in cgroupv1fs.children(path):
-        out += [child, *_descendants(child)]
-    return out
 
 
 def _what(label: str, what: str) -> str:
@@ -309,7 +308,7 @@ class V1Driver:
             return None
 
 
-class V1Pod:
+class V1Pod(Killing):
     """One pod's cgroups in every v1 hierarchy."""
 
     enabled = True
@@ -367,14 +366,6 @@ class V1Pod:
                                 if f not in self.unenforced and f != MEMORY_MEMSW_LIMIT]
         return self.leaves[name]
 
-    def kill_leaf(self, name: str) -> None:
-        if name in self.leaves:
-            self.leaves[name].kill()
-
-    def kill_all(self) -> None:
-        if self.pod is not None:
-            self.pod.kill()
-
     def destroy(self) -> None:
         """Kill what is left, close the fds, remove every directory nsrun made."""
         self.kill_all()
@@ -391,19 +382,18 @@ class V1Pod:
 
     def remove(self) -> None:
         """rmdir the pod in each hierarchy, then the QoS level and the parent when empty
-        and nsrun's to remove."""
+        and nsrun's to remove; one hierarchy that stays busy does not keep the others: the
+        first error is raised at the end."""
+        first: CgroupError | None = None
         for c, path in self._hierarchies().items():
-            self.fs.remove(path)
-            self._prune(c, path.parent)
-
-    def _prune(self, controller: str, level: Path) -> None:
-        if level.name in QOS_DIRS.values():
-            if level.is_dir() and not (self.driver.may_prune(level, controller)
-                                       and self.fs.rmdir_quiet(level)):
-                return
-            level = level.parent
-        if level.is_dir() and self.driver.may_prune(level, controller):
-            self.fs.rmdir_quiet(level)
+            try:
+                self.fs.remove(path)
+            except CgroupError as err:
+                first = first or err
+                continue
+            prune_above(path, lambda p, c=c: self.driver.may_prune(p, c), self.fs.rmdir_quiet)
+        if first is not None:
+            raise first
 
     def _close(self) -> None:
         for group in self.leaves.values():

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from world import World, leftovers
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "shared"))
+import pods  # noqa: E402 - shared with the other ring
+from pods import ctr, pod  # noqa: E402
 
 MiB = 1 << 20
 HIERARCHIES = ("cpu", "cpuacct", "memory", "pids", "freezer", "devices")
@@ -40,28 +45,6 @@ def _v1_problem() -> str | None:
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups)"),
               pytest.mark.skipif(_v1_problem() is not None, reason=str(_v1_problem()))]
-
-
-def pod(inits: str, apps: str, policy: str = "Never") -> str:
-    return f"""apiVersion: v1
-kind: Pod
-metadata: {{name: p}}
-spec:
-  restartPolicy: {policy}
-  terminationGracePeriodSeconds: 1
-  initContainers: [{inits}]
-  containers: [{apps}]
-  volumes: [{{name: work, emptyDir: {{}}}}]
-"""
-
-
-def ctr(name: str, script: str, requests: str = "", limits: str = "") -> str:
-    res = ""
-    if requests or limits:
-        res = ", resources: {" + ", ".join(
-            f"{k}: {{{v}}}" for k, v in (("requests", requests), ("limits", limits)) if v) + "}"
-    return (f"{{name: {name}, image: busybox, command: [sh, -c, {script!r}], "
-            f"volumeMounts: [{{name: work, mountPath: /work}}]{res}}}")
 
 
 def run(world: World, text: str, *extra: str, timeout: float = 90):
@@ -112,10 +95,7 @@ def running(world: World, *names: str) -> None:
 # it allocates 160 MiB, more than the apps' 128 MiB sum (only possible because the pod's
 # limit is the init value, written before it started)
 INIT_WINS = (
-    ctr("init", "dd if=/dev/zero of=/dev/null bs=160M count=1",
-        limits="cpu: '1', memory: 256Mi"),
-    ctr("a", "sleep 600", limits="cpu: 250m, memory: 64Mi") + ", "
-    + ctr("b", "sleep 600", limits="cpu: 250m, memory: 64Mi"),
+    *pods.INIT_WINS,
     "guaranteed",
     {"cpu": {"cpu.shares": "1024", "cpu.cfs_period_us": "100000",
              "cpu.cfs_quota_us": "100000"},
@@ -127,10 +107,7 @@ INIT_WINS = (
 )
 # the opposite: the apps' sum wins; Burstable (requests below limits)
 APPS_WIN = (
-    ctr("init", "true", limits="cpu: 200m, memory: 32Mi"),
-    ctr("a", "sleep 600", requests="cpu: 300m, memory: 64Mi", limits="cpu: 600m, memory: 96Mi")
-    + ", " + ctr("b", "sleep 600", requests="cpu: 300m, memory: 64Mi",
-                 limits="cpu: 600m, memory: 96Mi"),
+    *pods.APPS_WIN,
     "burstable",
     {"cpu": {"cpu.shares": "614", "cpu.cfs_period_us": "100000",
              "cpu.cfs_quota_us": "120000"},

@@ -24,7 +24,7 @@ import pytest
 
 from world import World
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "probes"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "shared"))
 import device_pod  # noqa: E402 - the probe shared with the VM ring
 
 

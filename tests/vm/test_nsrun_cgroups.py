@@ -12,35 +12,18 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "shared"))
+import pods  # noqa: E402 - shared with the other ring
+from pods import ctr, pod  # noqa: E402
+
 MiB = 1 << 20
-
-
-def pod(inits: str, apps: str, policy: str = "Never", name: str = "p") -> str:
-    return f"""apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  restartPolicy: {policy}
-  terminationGracePeriodSeconds: 1
-  initContainers: [{inits}]
-  containers: [{apps}]
-  volumes: [{{name: work, emptyDir: {{}}}}]
-"""
-
-
-def ctr(name: str, script: str, requests: str = "", limits: str = "") -> str:
-    res = ""
-    if requests or limits:
-        res = ", resources: {" + ", ".join(
-            f"{k}: {{{v}}}" for k, v in (("requests", requests), ("limits", limits)) if v) + "}"
-    return (f"{{name: {name}, image: busybox, command: [sh, -c, {script!r}], "
-            f"volumeMounts: [{{name: work, mountPath: /work}}]{res}}}")
 
 
 def read(cg: Path, name: str) -> str:
@@ -61,20 +44,14 @@ def keyed(cg: Path, name: str) -> dict[str, int]:
 # value wins (C1-C3); it also allocates 160 MiB, more than the apps' 128 MiB sum, which
 # only succeeds because the pod's memory.max is the init value, written before it started
 INIT_WINS = (
-    ctr("init", "dd if=/dev/zero of=/dev/null bs=160M count=1",
-        limits="cpu: '1', memory: 256Mi"),
-    ctr("a", "sleep 600", limits="cpu: 250m, memory: 64Mi") + ", "
-    + ctr("b", "sleep 600", limits="cpu: 250m, memory: 64Mi"),
+    *pods.INIT_WINS,
     "guaranteed",
     {"cpu.weight": "39", "cpu.max": "100000 100000", "memory.max": str(256 * MiB),
      "pids.max": "64"},
 )
 # the opposite: the apps' sum wins; Burstable (requests below limits), all limits set
 APPS_WIN = (
-    ctr("init", "true", limits="cpu: 200m, memory: 32Mi"),
-    ctr("a", "sleep 600", requests="cpu: 300m, memory: 64Mi", limits="cpu: 600m, memory: 96Mi")
-    + ", " + ctr("b", "sleep 600", requests="cpu: 300m, memory: 64Mi",
-                 limits="cpu: 600m, memory: 96Mi"),
+    *pods.APPS_WIN,
     "burstable",
     {"cpu.weight": "24", "cpu.max": "120000 100000", "memory.max": str(192 * MiB),
      "pids.max": "64"},

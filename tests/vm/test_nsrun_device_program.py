@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "probes"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "shared"))
 import device_pod  # noqa: E402 - the probe shared with the host ring
 
 POD = device_pod.manifest("busybox", "8 0")
