@@ -32,6 +32,7 @@ kernel kills the largest process of the cgroup whose limit was hit).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -101,7 +102,7 @@ class V1Group:
         skipped = self.write_values(values)
         missing = [n for n in skipped if n != MEMORY_MEMSW_LIMIT]
         if missing:
-            raise CgroupError(_what(self.label, "update"), ", ".join(missing), 2,
+            raise CgroupError(_what(self.label, "update"), ", ".join(missing), errno.ENOENT,
                               "no such cgroup v1 hierarchy")
 
     def oom_kills(self) -> int:
