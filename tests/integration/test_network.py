@@ -307,3 +307,15 @@ spec:
     finally:
         server.close()
     assert "Address: 192.0.2.77" in logs(world, "udp-client")
+
+
+def test_host_network_pod_with_cluster_first_with_host_net_resolves_services(world):
+    create(world, WEB_SVC, "svc")
+    pod = pod_yaml("hn", "nslookup web").replace(
+        "restartPolicy: Never", "restartPolicy: Never\n  hostNetwork: true\n"
+        "  dnsPolicy: ClusterFirstWithHostNet")
+    create(world, pod, "hn")
+    world.wait_column("hn", "Completed")
+    ip = json.loads(world.nsrun("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+    out = logs(world, "hn")
+    assert out.startswith("Server:\t\t127.254.") and f"Address: {ip}" in out
