@@ -8,7 +8,8 @@ after editing ``csrc/`` with::
 The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver), ``clone_vm.c``,
 ``exec.c``, ``execin.c`` (a process joining a running container; a socket in a netns),
 ``ns.c`` (namespace steps, the sandbox and its pause process), ``mount.c``, ``resolve.c``
-(paths inside the rootfs) and ``caps.c`` (capabilities, no_new_privs, seccomp), sharing
+(paths inside the rootfs), ``caps.c`` (capabilities, no_new_privs, seccomp) and ``oci.c``
+(an OCI runtime's stop points and console), sharing
 ``nsrun.h``.
 """
 
@@ -18,7 +19,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
-           "caps.c")
+           "caps.c", "oci.c")
 
 
 def _rel(name: str) -> str:

@@ -38,6 +38,9 @@
 #define NSR_CREATE_NONE ...
 #define NSR_CREATE_DIR ...
 #define NSR_CREATE_FILE ...
+#define NSR_STOP_HOOKS ...
+#define NSR_STOP_START ...
+#define NSR_STOPPED ...
 #define CAP_LAST_CAP ...
 #define RLIM_INFINITY ...
 
@@ -113,6 +116,11 @@ struct nsr_spawn_req {
     const char *gid_map;
     const int *cgroup_join_fds;
     int ncgroup_join;
+    int stops;
+    int stop_fd;
+    int console;
+    int console_fd;
+    int preserve_fds;
 };
 
 struct nsr_report {
@@ -122,6 +130,8 @@ struct nsr_report {
 };
 
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep);
+int nsr_spawn_stopped(const struct nsr_spawn_req *req, int *pidfd_out, int *report_fd_out,
+                      struct nsr_report *rep);
 int nsr_exec_in(const struct nsr_spawn_req *req, int target_pidfd, unsigned int ns_flags,
                 int *pidfd_out, struct nsr_report *rep);
 int nsr_socket_in_netns(int net_fd, int family, int type, int protocol,

@@ -188,11 +188,26 @@ int nsr_close_range(unsigned int lo, unsigned int hi)
 
 int nsr_step_close_fds(struct nsr_ctx *ctx)
 {
-    unsigned int keep = (unsigned int)ctx->report_fd;  /* >= 3, CLOEXEC: execve closes it */
+    const struct nsr_spawn_req *req = ctx->req;
+    /* Kept: fds 3..3+preserve_fds-1 (an OCI runtime's --preserve-fds: the caller's, passed
+     * on), the report pipe and the stop fd (CLOEXEC: execve closes them). The parent put
+     * its own fds above the preserved ones. */
+    unsigned int lo = 3 + (unsigned int)(req->preserve_fds > 0 ? req->preserve_fds : 0);
+    unsigned int keep[2] = {(unsigned int)ctx->report_fd, (unsigned int)ctx->report_fd};
+    unsigned int i;
 
-    if (nsr_close_range(3, keep - 1) < 0)
-        return -1;
-    return nsr_close_range(keep + 1, ~0U);
+    if (req->stops && req->stop_fd >= 0) {
+        keep[0] = (unsigned int)req->stop_fd < keep[1] ? (unsigned int)req->stop_fd : keep[1];
+        keep[1] = (unsigned int)req->stop_fd > keep[1] ? (unsigned int)req->stop_fd : keep[1];
+    }
+    for (i = 0; i < 2; i++) {
+        if (keep[i] < lo)
+            continue;  /* already kept (inside the preserved range) */
+        if (nsr_close_range(lo, keep[i] - 1) < 0)
+            return -1;
+        lo = keep[i] + 1;
+    }
+    return nsr_close_range(lo, ~0U);
 }
 
 int nsr_step_rlimits(struct nsr_ctx *ctx)

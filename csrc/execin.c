@@ -52,6 +52,7 @@ static const struct nsr_step_entry exec_steps[] = {
     {NSR_STEP_CHDIR, nsr_step_chdir},
     {NSR_STEP_UMASK, nsr_step_umask},
     {NSR_STEP_STDIO, nsr_step_stdio},
+    {NSR_STEP_CONSOLE, nsr_step_console},
     {NSR_STEP_CTTY, nsr_step_ctty},
     {NSR_STEP_CLOSE_FDS, nsr_step_close_fds},
     {NSR_STEP_RLIMITS, nsr_step_rlimits},

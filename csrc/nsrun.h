@@ -40,6 +40,7 @@ enum nsr_step {
     NSR_STEP_DEVICES,       /* mknod of the requested device nodes (index) */
     NSR_STEP_MASKED_PATHS,  /* /dev/null or a read-only tmpfs over each path (index) */
     NSR_STEP_READONLY_PATHS,/* read-only bind of each path onto itself (index) */
+    NSR_STEP_STOP_HOOKS,    /* stops.hooks: wait while the runtime runs its hooks (oci.c) */
     NSR_STEP_PIVOT_ROOT,
     NSR_STEP_ROOTFS_PROPAGATION,
     NSR_STEP_READONLY_ROOT,
@@ -51,6 +52,7 @@ enum nsr_step {
     NSR_STEP_CHDIR,
     NSR_STEP_UMASK,
     NSR_STEP_STDIO,
+    NSR_STEP_CONSOLE,       /* a pty of the container's devpts; master sent away (oci.c) */
     NSR_STEP_CTTY,          /* fd 0 becomes the controlling terminal (a tty exec) */
     NSR_STEP_CLOSE_FDS,
     NSR_STEP_RLIMITS,       /* prlimit of each requested resource (index) */
@@ -58,6 +60,7 @@ enum nsr_step {
     NSR_STEP_SECCOMP,       /* load the BPF program the parent built */
     NSR_STEP_CAPSET,        /* effective, permitted, inheritable */
     NSR_STEP_AMBIENT,       /* raise each ambient capability (index = cap) */
+    NSR_STEP_WAIT_START,    /* stops.start: wait for `start` (oci.c) */
     NSR_STEP_EXECVE,
     NSR_CHILD_STEPS,
     /* parent side */
@@ -164,7 +167,18 @@ struct nsr_spawn_req {
      * each cgroup.procs (as runc does); exec_in: the intermediate moves itself into each. */
     const int *cgroup_join_fds;
     int ncgroup_join;
+    /* OCI runtime (oci.c): stop points, a console, fds passed through. Zero: none. */
+    int stops;                /* NSR_STOP_* bits; the child reads its go byte from stop_fd */
+    int stop_fd;
+    int console;              /* 1: a pty whose master goes to console_fd (a unix socket) */
+    int console_fd;
+    int preserve_fds;         /* fds 3 .. 3+n-1 stay open in the container */
 };
+
+/* Stop points (req->stops) and the index of a "stopped" report (err 0). */
+#define NSR_STOP_HOOKS 1
+#define NSR_STOP_START 2
+#define NSR_STOPPED (-2)
 
 /* What the child reports on failure; also the parent's result on any failure. */
 struct nsr_report {
@@ -201,6 +215,8 @@ struct nsr_clone_args {
 
 /* public (cdef.h) */
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep);
+int nsr_spawn_stopped(const struct nsr_spawn_req *req, int *pidfd_out, int *report_fd_out,
+                      struct nsr_report *rep);
 int nsr_exec_in(const struct nsr_spawn_req *req, int target_pidfd, unsigned int ns_flags,
                 int *pidfd_out, struct nsr_report *rep);
 int nsr_socket_in_netns(int net_fd, int family, int type, int protocol,
@@ -253,6 +269,11 @@ int nsr_step_close_fds(struct nsr_ctx *ctx);
 int nsr_close_range(unsigned int lo, unsigned int hi);
 int nsr_step_rlimits(struct nsr_ctx *ctx);
 int nsr_step_execve(struct nsr_ctx *ctx);
+
+/* oci.c: stop points and the console */
+int nsr_step_stop_hooks(struct nsr_ctx *ctx);
+int nsr_step_console(struct nsr_ctx *ctx);
+int nsr_step_wait_start(struct nsr_ctx *ctx);
 
 /* caps.c: capabilities, no_new_privs, seccomp */
 int nsr_step_bounding(struct nsr_ctx *ctx);

@@ -41,6 +41,7 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_DEVICES] = "devices",
     [NSR_STEP_MASKED_PATHS] = "masked_paths",
     [NSR_STEP_READONLY_PATHS] = "readonly_paths",
+    [NSR_STEP_STOP_HOOKS] = "stop_hooks",
     [NSR_STEP_PIVOT_ROOT] = "pivot_root",
     [NSR_STEP_ROOTFS_PROPAGATION] = "rootfs_propagation",
     [NSR_STEP_READONLY_ROOT] = "readonly_root",
@@ -52,6 +53,7 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_CHDIR] = "chdir",
     [NSR_STEP_UMASK] = "umask",
     [NSR_STEP_STDIO] = "stdio",
+    [NSR_STEP_CONSOLE] = "console",
     [NSR_STEP_CTTY] = "ctty",
     [NSR_STEP_CLOSE_FDS] = "close_fds",
     [NSR_STEP_RLIMITS] = "rlimits",
@@ -59,6 +61,7 @@ static const char *const step_names[NSR_STEP_COUNT] = {
     [NSR_STEP_SECCOMP] = "seccomp",
     [NSR_STEP_CAPSET] = "capset",
     [NSR_STEP_AMBIENT] = "ambient",
+    [NSR_STEP_WAIT_START] = "wait_start",
     [NSR_STEP_EXECVE] = "execve",
     [NSR_STEP_PIPE] = "pipe",
     [NSR_STEP_CLONE] = "clone",
@@ -87,6 +90,7 @@ static const struct nsr_step_entry child_steps[] = {
     {NSR_STEP_DEVICES, nsr_step_devices},
     {NSR_STEP_MASKED_PATHS, nsr_step_masked_paths},   /* after the mounts they hide */
     {NSR_STEP_READONLY_PATHS, nsr_step_readonly_paths},
+    {NSR_STEP_STOP_HOOKS, nsr_step_stop_hooks},      /* runtime hooks (oci.c) */
     {NSR_STEP_PIVOT_ROOT, nsr_step_pivot_root},
     {NSR_STEP_ROOTFS_PROPAGATION, nsr_step_rootfs_propagation},
     {NSR_STEP_READONLY_ROOT, nsr_step_readonly_root},
@@ -100,6 +104,7 @@ static const struct nsr_step_entry child_steps[] = {
     {NSR_STEP_CHDIR, nsr_step_chdir},         /* as the user, like runc (no DAC override) */
     {NSR_STEP_UMASK, nsr_step_umask},
     {NSR_STEP_STDIO, nsr_step_stdio},
+    {NSR_STEP_CONSOLE, nsr_step_console},     /* the container's devpts, as its user */
     {NSR_STEP_CTTY, nsr_step_ctty},           /* setsid made us a session leader */
     {NSR_STEP_CLOSE_FDS, nsr_step_close_fds},
     {NSR_STEP_RLIMITS, nsr_step_rlimits},     /* after the last open() */
@@ -107,6 +112,7 @@ static const struct nsr_step_entry child_steps[] = {
     {NSR_STEP_SECCOMP, nsr_step_seccomp},     /* may need CAP_SYS_ADMIN: before capset */
     {NSR_STEP_CAPSET, nsr_step_capset},
     {NSR_STEP_AMBIENT, nsr_step_ambient},     /* needs the permitted+inheritable of capset */
+    {NSR_STEP_WAIT_START, nsr_step_wait_start},/* create returned; start releases (oci.c) */
     {NSR_STEP_EXECVE, nsr_step_execve},
 };
 
@@ -565,8 +571,10 @@ int nsr_clone_mode(const struct nsr_spawn_req *req)
 {
     if (req->clone_mode == NSR_CLONE_FALLBACK || !nsr_clone3_usable())
         return NSR_CLONE_FALLBACK;
-    /* a user namespace needs the parent running while the child waits for its maps */
-    if (req->clone_mode == NSR_CLONE_FORK || !nsr_have_clone_vm() || req->new_user_ns)
+    /* a user namespace needs the parent running while the child waits for its maps, and
+     * so do stop points (CLONE_VFORK would suspend the parent until the execve) */
+    if (req->clone_mode == NSR_CLONE_FORK || !nsr_have_clone_vm() || req->new_user_ns ||
+        req->stops)
         return NSR_CLONE_FORK;
     return NSR_CLONE_AUTO;
 }
@@ -665,8 +673,16 @@ kill_first:
     return -1;
 }
 
+/* A report that is not a failure: the child stopped at one of req->stops (oci.c). */
+static int is_stop(const struct nsr_report *rep)
+{
+    return rep->err == 0 && rep->index == NSR_STOPPED;
+}
+
+/* report_out NULL: until the execve. Else the child may stop first (req->stops): then the
+ * report pipe's read end goes to *report_out, open, for the caller to follow. */
 static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
-                    struct nsr_report *rep)
+                    int *report_out, struct nsr_report *rep)
 {
     int report[2] = {-1, -1}, go[2] = {-1, -1}, sync[2] = {-1, -1}, pidfd = -1;
     int fallback = mode == NSR_CLONE_FALLBACK;
@@ -713,6 +729,11 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
         }
     }
     if (nsr_read_report(report[0], rep) < 0) {
+        if (report_out && is_stop(rep)) {
+            *report_out = report[0];
+            *pidfd_out = pidfd;
+            return pid;
+        }
         nsr_reap(pid, pidfd);
         nsr_close_pipe(report);
         return -1;
@@ -724,17 +745,34 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
 
 /* Returns the pid (and *pidfd_out) once the child has exec()ed; -1 with *rep otherwise.
  * The child is always reaped on failure. Runs without the GIL (cffi releases it). */
-int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
+static int spawn_any(const struct nsr_spawn_req *req, int *pidfd_out, int *report_out,
+                     struct nsr_report *rep)
 {
     /* cgroup v1: the child waits at the go pipe while we write its pid (as runc does) */
     int mode = req->ncgroup_join > 0 ? NSR_CLONE_FALLBACK : nsr_clone_mode(req);
-    int pid = spawn_by(req, mode, pidfd_out, rep);
+    int pid = spawn_by(req, mode, pidfd_out, report_out, rep);
 
     /* Kernels 5.3-5.6 have clone3 but not CLONE_INTO_CGROUP (EINVAL for the flag, E2BIG
      * for the larger struct): attach by cgroup.procs instead. A genuine cgroup error shows
      * up again there, as cgroup_attach. */
     if (pid < 0 && rep->step == NSR_STEP_CLONE && mode != NSR_CLONE_FALLBACK &&
         req->cgroup_fd >= 0 && (rep->err == EINVAL || rep->err == E2BIG))
-        pid = spawn_by(req, NSR_CLONE_FALLBACK, pidfd_out, rep);
+        pid = spawn_by(req, NSR_CLONE_FALLBACK, pidfd_out, report_out, rep);
     return pid;
+}
+
+int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
+{
+    return spawn_any(req, pidfd_out, NULL, rep);
+}
+
+/* As nsr_spawn, but the child may stop (req->stops): then it returns the pid with *rep the
+ * stop report (err 0, index NSR_STOPPED) and *report_fd_out the report pipe, which the
+ * caller reads on from there (another stop, a failure, EOF at the execve) and closes. When
+ * the child exec()ed without stopping, *report_fd_out is -1. */
+int nsr_spawn_stopped(const struct nsr_spawn_req *req, int *pidfd_out, int *report_fd_out,
+                      struct nsr_report *rep)
+{
+    *report_fd_out = -1;
+    return spawn_any(req, pidfd_out, report_fd_out, rep);
 }

@@ -136,3 +136,10 @@ class SpawnError(NsrunError):
         """The same failure, named after the container it hit."""
         return SpawnError(self.step, self.errno, container, kind)
 
+
+
+class OciError(NsrunError):
+    """A failure of an ``nsrun-oci`` verb, reported as runc reports it: one line, exit 1 (what
+    shims expect: containerd maps "container not running" and "does not exist" by text)."""
+
+    exit_code = 1

@@ -24,6 +24,7 @@ from pathlib import Path
 import msgspec
 
 from nsrun.errors import StateError
+from nsrun.files import remove_tree, write_atomic  # noqa: F401 (re-exported)
 
 DEFAULT_ROOT = "/run/nsrun"
 DEFAULT_IMAGES = "/var/lib/nsrun/images"
@@ -113,36 +114,6 @@ class PodLock:
 
     def close(self) -> None:
         os.close(self.fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a pod's state directory as far as it can, like ``shutil.rmtree(path,
-    ignore_errors=True)`` (whose imports of bz2 and lzma would sit on the start path)."""
-    for top, dirs, files in os.walk(path, topdown=False):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
-            _try(os.unlink, os.path.join(top, name))
-        for name in dirs:
-            if not os.path.islink(os.path.join(top, name)):
-                _try(os.rmdir, os.path.join(top, name))
-    _try(os.rmdir, path)
-
-
-def _try(op, path: str) -> None:
-    try:
-        op(path)
-    except OSError:
-        pass
 
 
 def supervisor_alive(paths: PodPaths) -> bool:

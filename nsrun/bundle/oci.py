@@ -19,13 +19,13 @@ Override rule (documented in the README), from the bundle outward:
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from nsrun import jsonlite
 from nsrun.bundle import security
 from nsrun.errors import BundleError
 
@@ -82,13 +82,9 @@ def _parsed_config(path: str, stamp: int) -> dict[str, Any]:
     """Parsed once per file version: the pod check and each container start of the same
     image read the same file (``stamp`` makes a rewritten bundle count as new)."""
     try:
-        with open(path, "rb") as f:
-            config = json.loads(f.read())
+        return jsonlite.load_object(path)
     except (OSError, ValueError) as err:
         raise BundleError(f"{path}: cannot read OCI config: {err}") from None
-    if not isinstance(config, dict):
-        raise BundleError(f"{path}: not a JSON object")
-    return config
 
 
 def _field(config: dict, path: str, kind: type, default: Any, where: Path) -> Any:
@@ -199,3 +195,30 @@ def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[st
         mounts=mounts + volume_mounts,
         confinement=confinement,
     )
+
+
+def spawn_request(plan: LaunchPlan, *, join_ns: dict[str, int], cgroup_fd: int,
+                  stdio: tuple[int, int, int] = (-1, -1, -1), **extra: Any):
+    """The :class:`~nsrun.host.native.SpawnRequest` for ``plan``, joining ``join_ns`` and
+    starting in ``cgroup_fd``; ``extra`` sets further request fields (the OCI face: stops,
+    console, hostname, ...). ``BundleError`` for a mount the spawn path cannot express."""
+    from nsrun.host import native
+
+    try:
+        mounts = tuple(native.MountSpec.from_oci(m) for m in plan.mounts)
+    except ValueError as err:
+        raise BundleError(f"mounts: {err}") from None
+    c = plan.confinement
+    return native.SpawnRequest(
+        argv=plan.argv, env=plan.env, rootfs=plan.rootfs, cwd=plan.cwd, uid=c.uid,
+        gid=c.gid, additional_gids=c.additional_gids, rootfs_readonly=c.readonly_root,
+        mounts=mounts, join_ns=dict(join_ns), cgroup_fd=cgroup_fd,
+        stdin_fd=stdio[0], stdout_fd=stdio[1], stderr_fd=stdio[2],
+        capabilities=c.capabilities, no_new_privs=c.no_new_privileges,
+        seccomp_bpf=c.seccomp.bpf if c.seccomp else b"",
+        seccomp_flags=c.seccomp.flags if c.seccomp else 0,
+        rlimits=c.rlimits, umask=-1 if c.umask is None else c.umask,
+        oom_score_adj=c.oom_score_adj, sysctls=c.sysctls, masked_paths=c.masked_paths,
+        readonly_paths=c.readonly_paths, devices=c.devices,
+        rootfs_propagation=c.rootfs_propagation,
+        uid_mappings=c.uid_mappings, gid_mappings=c.gid_mappings, **extra)

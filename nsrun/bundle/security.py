@@ -43,6 +43,7 @@ both permitted and inheritable are dropped with a warning (runc ignores them sil
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -647,6 +648,8 @@ def _add_rule(f: _Fields, filt: Any, where: str, rule: Any, default: int, sc: An
             try:
                 filt.add_rule(action, number, *group)
             except OSError as err:
+                if err.errno == errno.EEXIST:
+                    continue  # the same rule again (podman's profiles repeat some): kept once
                 raise f.error(where, f"syscall {name}: {err.strerror}") from None
 
 

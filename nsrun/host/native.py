@@ -76,9 +76,9 @@ STEPS: tuple[str, ...] = (
     "signals", "setsid", "setns", "sysctl", "oom_score_adj", "userns", "unshare", "fork",
     "mount_private", "bind_rootfs",
     "subpath", "mountpoint", "mount", "populate_dev", "devices", "masked_paths", "readonly_paths",
-    "pivot_root", "rootfs_propagation", "readonly_root", "sethostname", "bounding",
-    "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "ctty", "close_fds", "rlimits",
-    "no_new_privs", "seccomp", "capset", "ambient", "execve",
+    "stop_hooks", "pivot_root", "rootfs_propagation", "readonly_root", "sethostname", "bounding",
+    "setgroups", "setgid", "setuid", "chdir", "umask", "stdio", "console", "ctty", "close_fds",
+    "rlimits", "no_new_privs", "seccomp", "capset", "ambient", "wait_start", "execve",
 )
 
 # Capabilities by kernel name (<linux/capability.h>; a test checks CAP_LAST_CAP).
@@ -256,7 +256,11 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     ``struct sock_filter`` array, ``rlimits`` are ``(RLIMIT_*, soft, hard)``, ``umask`` -1
     inherits. ``cgroup_fd`` -1 stays in the caller's cgroup (a cgroup2 directory: started into
     by ``CLONE_INTO_CGROUP``); ``cgroup_join_fds``: cgroup v1 directories the process joins
-    before ``execve`` (one per hierarchy); a stdio fd of -1 is /dev/null."""
+    before ``execve`` (one per hierarchy); a stdio fd of -1 is /dev/null.
+    ``console_fd``: a connected unix socket; the process opens a pty in the container's own
+    devpts (``/dev/ptmx``, as its user), sends the master there (payload ``/dev/pts/N``, one fd
+    in ``SCM_RIGHTS``, as runc's ``--console-socket``) and gets the slave as fds 0-2 and
+    controlling terminal. ``preserve_fds`` n: the caller's fds 3..3+n-1 stay open in it."""
 
     argv: list[str]
     env: list[str]
@@ -276,6 +280,8 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     stdin_fd: int = -1
     stdout_fd: int = -1
     stderr_fd: int = -1
+    console_fd: int = -1
+    preserve_fds: int = 0
 
 
 # What ``exec_in`` inherits from the container it joins (``ExecRequest.from_spawn``).
@@ -289,6 +295,8 @@ class SpawnRequest(ProcessSpec, frozen=True, kw_only=True):
     Beyond :class:`ProcessSpec`: the root filesystem and its mounts, the namespaces to join
     or make, ``sysctls`` as ``(key, value)`` with dotted keys, ``masked_paths``/
     ``readonly_paths``, ``devices`` and ``rootfs_propagation`` (``MS_*`` bits for ``/``).
+    ``stops``: :data:`STOP_HOOKS`/:data:`STOP_START` bits, points where the child waits for
+    a byte on ``stop_fd`` (:func:`spawn_stopped`; ``csrc/oci.c`` has the protocol).
     """
 
     rootfs: str
@@ -307,6 +315,8 @@ class SpawnRequest(ProcessSpec, frozen=True, kw_only=True):
     # A user namespace when non-empty: (containerID, hostID, size) lines of uid_map/gid_map.
     uid_mappings: tuple[tuple[int, int, int], ...] = ()
     gid_mappings: tuple[tuple[int, int, int], ...] = ()
+    stops: int = 0
+    stop_fd: int = -1
 
 
 class ExecRequest(ProcessSpec, frozen=True, kw_only=True):
@@ -324,24 +334,28 @@ class ExecRequest(ProcessSpec, frozen=True, kw_only=True):
     always a session leader). ``cgroup_fd``: a cgroup2 directory fd the process starts in
     (the container's leaf; -1: the caller's cgroup). ``namespaces``: which of
     :data:`EXEC_NAMESPACES` to join; None: each one the target does not share with the
-    calling thread.
+    calling thread. ``path``: the executable (an OCI hook's ``path``, whose ``argv[0]`` may
+    differ); "" looks ``argv[0]`` up.
     """
 
     tty: bool = False
     namespaces: tuple[str, ...] | None = None
+    path: str = ""
 
     @classmethod
     def from_spawn(cls, req: SpawnRequest, argv: list[str], *, env: list[str] | None = None,
                    cwd: str | None = None, cgroup_fd: int = -1,
                    cgroup_join_fds: tuple[int, ...] = (), stdin_fd: int = -1,
-                   stdout_fd: int = -1, stderr_fd: int = -1, tty: bool = False) -> ExecRequest:
+                   stdout_fd: int = -1, stderr_fd: int = -1, tty: bool = False,
+                   console_fd: int = -1) -> ExecRequest:
         """``argv`` with the confinement (and by default env and cwd) of the container that
         ``req`` started. The fds are the caller's: ``req``'s own were the container's."""
         inherited = {name: getattr(req, name) for name in CONFINEMENT_FIELDS}
         return cls(argv=list(argv), env=list(req.env if env is None else env),
                    cwd=req.cwd if cwd is None else cwd, cgroup_fd=cgroup_fd,
                    cgroup_join_fds=tuple(cgroup_join_fds), stdin_fd=stdin_fd,
-                   stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty, **inherited)
+                   stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty, console_fd=console_fd,
+                   **inherited)
 
 
 _NATIVE: Any = None
@@ -527,6 +541,9 @@ def _c_process(b: _Builder, c: Any, req: SpawnRequest | ExecRequest) -> None:
         c.caps.permitted, c.caps.inheritable = caps.permitted, caps.inheritable
         c.caps.ambient = caps.ambient
     c.no_new_privs = int(req.no_new_privs)
+    if req.console_fd >= 0:
+        c.console, c.console_fd, c.ctty = 1, req.console_fd, 1
+    c.preserve_fds = req.preserve_fds
     if req.seccomp_bpf:
         prog = ffi.from_buffer(req.seccomp_bpf)
         b.keep.append(prog)
@@ -573,6 +590,7 @@ def _build(b: _Builder, req: SpawnRequest, stdio: list[int]) -> Any:
         c.new_user_ns = 1
         c.uid_map = b.cstr(_id_map(req.uid_mappings))
         c.gid_map = b.cstr(_id_map(req.gid_mappings))
+    c.stops, c.stop_fd = req.stops, req.stop_fd
     return c
 
 
@@ -646,13 +664,8 @@ def open_in_root(root: str | int, path: str, create: str = "") -> int:
             os.close(rootfd)
 
 
-def spawn(req: SpawnRequest) -> tuple[int, int]:
-    """Start the container process; returns ``(pid, pidfd)`` once it has exec()ed.
-
-    The pidfd is CLOEXEC (``os.waitid(os.P_PIDFD, ...)``, ``signal.pidfd_send_signal``).
-    Raises :class:`SpawnError` naming the failed step (the child is reaped then) and
-    ``ValueError`` for a malformed request.
-    """
+def _spawn_call(req: SpawnRequest, call: Any) -> Any:
+    """``call(mod, creq, stdio)`` with the C request of ``req`` built (and kept alive)."""
     _check(req)
     mod = _native()
     devnull = -1
@@ -661,21 +674,80 @@ def spawn(req: SpawnRequest) -> tuple[int, int]:
             devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         stdio = [fd if fd >= 0 else devnull for fd in (req.stdin_fd, req.stdout_fd, req.stderr_fd)]
         b = _Builder(mod.ffi)
-        creq = _build(b, req, stdio)
-        pidfd = mod.ffi.new("int *")
-        rep = mod.ffi.new("struct nsr_report *")
-        pid = mod.lib.nsr_spawn(creq, pidfd, rep)
+        return call(mod, _build(b, req, stdio))
     finally:
         if devnull >= 0:
             os.close(devnull)
+
+
+def _spawn_error(req: SpawnRequest | ExecRequest, step_id: int, errno_: int, index: int,
+                 joined: list[str] | None = None) -> SpawnError:
+    """The failure a child reported, with a note on what its step was working on."""
+    step = _step_name(step_id)
+    err = SpawnError(step, errno_)
+    note = _failure_note(req, step, index, joined)
+    if note:
+        err.add_note(note)
+    return err
+
+
+STOP_HOOKS, STOP_START = 1, 2  # SpawnRequest.stops (csrc/nsrun.h NSR_STOP_*)
+_STOPPED = -2  # the index of a "stopped" report (NSR_STOPPED)
+
+
+def spawn_stopped(req: SpawnRequest) -> tuple[int, int, int, str]:
+    """Start the container process of a request with ``stops``: ``(pid, pidfd, report_fd,
+    stop)`` once it waits at its first stop point (``stop`` is the step's name, ``stop_hooks``
+    or ``wait_start``), or once it exec()ed (``report_fd`` -1, ``stop`` ""). The child goes on
+    when a byte is written to ``req.stop_fd``; follow it with :func:`next_stop` and close
+    ``report_fd``. :class:`SpawnError` as :func:`spawn`."""
+    def call(mod: Any, creq: Any) -> tuple[int, int, int, Any]:
+        pidfd, report = mod.ffi.new("int *"), mod.ffi.new("int *")
+        rep = mod.ffi.new("struct nsr_report *")
+        pid = mod.lib.nsr_spawn_stopped(creq, pidfd, report, rep)
+        return pid, pidfd[0], report[0], rep
+
+    pid, pidfd, report_fd, rep = _spawn_call(req, call)
     if pid < 0:
-        step = _step_name(rep.step)
-        err = SpawnError(step, rep.err)
-        note = _failure_note(req, step, rep.index)
-        if note:
-            err.add_note(note)
-        raise err
-    return pid, pidfd[0]
+        raise _spawn_error(req, rep.step, rep.err, rep.index)
+    return pid, pidfd, report_fd, _step_name(rep.step) if report_fd >= 0 else ""
+
+
+def next_stop(req: SpawnRequest, report_fd: int) -> str:
+    """After a stop was released: the name of the next stop point the child waits at, or ""
+    once it exec()ed (the report pipe's EOF). :class:`SpawnError` when a step failed (the
+    caller kills and reaps the child; it has ``_exit``ed or is about to)."""
+    data = b""
+    while len(data) < 12:
+        chunk = os.read(report_fd, 12 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if not data:
+        return ""
+    if len(data) < 12:
+        raise SpawnError("wait", errno.EPROTO)
+    step, err, index = (int.from_bytes(data[i:i + 4], "little", signed=True) for i in (0, 4, 8))
+    if err == 0 and index == _STOPPED:
+        return _step_name(step)
+    raise _spawn_error(req, step, err, index)
+
+
+def spawn(req: SpawnRequest) -> tuple[int, int]:
+    """Start the container process; returns ``(pid, pidfd)`` once it has exec()ed.
+
+    The pidfd is CLOEXEC (``os.waitid(os.P_PIDFD, ...)``, ``signal.pidfd_send_signal``).
+    Raises :class:`SpawnError` naming the failed step (the child is reaped then) and
+    ``ValueError`` for a malformed request.
+    """
+    def call(mod: Any, creq: Any) -> tuple[int, int, Any]:
+        pidfd, rep = mod.ffi.new("int *"), mod.ffi.new("struct nsr_report *")
+        return mod.lib.nsr_spawn(creq, pidfd, rep), pidfd[0], rep
+
+    pid, pidfd, rep = _spawn_call(req, call)
+    if pid < 0:
+        raise _spawn_error(req, rep.step, rep.err, rep.index)
+    return pid, pidfd
 
 
 # ---- exec_in: a new process in a running container --------------------------------------
@@ -757,7 +829,7 @@ def _build_exec(b: _Builder, req: ExecRequest, stdio: list[int],
     b.keep.append(c)
     c.argv = b.cstrv(req.argv)
     c.envp = b.cstrv(req.env)
-    c.exec_paths = b.cstrv(exec_candidates(req.argv[0], req.env))
+    c.exec_paths = b.cstrv([req.path] if req.path else exec_candidates(req.argv[0], req.env))
     c.cwd = b.cstr(req.cwd or "/")
     c.uid, c.gid = req.uid, req.gid
     c.groups = b.array("uint32_t", list(req.additional_gids))
@@ -771,7 +843,7 @@ def _build_exec(b: _Builder, req: ExecRequest, stdio: list[int],
     c.ncgroup_join = len(req.cgroup_join_fds)
     c.stdio = stdio
     c.clone_mode = _CLONE_MODE
-    c.ctty = int(req.tty)
+    c.ctty = int(req.tty or req.console_fd >= 0)
     return c
 
 
@@ -849,12 +921,7 @@ def exec_in(target_pid: int, target_pidfd: int, req: ExecRequest) -> tuple[int, 
         for fd in ns_fds:
             os.close(fd)
     if pid < 0:
-        step = _step_name(rep.step)
-        err = SpawnError(step, rep.err)
-        note = _failure_note(req, step, rep.index, list(names))
-        if note:
-            err.add_note(note)
-        raise err
+        raise _spawn_error(req, rep.step, rep.err, rep.index, list(names))
     return pid, pidfd
 
 

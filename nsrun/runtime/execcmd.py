@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from nsrun.errors import NsrunError, SpawnError, StateError
+from nsrun.runtime.forward import Forward
 
 PIDS_FILE = "pids.json"
 RUNTIME_FILE = "runtime.json"
 CGROUP_FILE = "cgroup"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                     signal.SIGUSR1, signal.SIGUSR2)
 EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 126, 127  # as a shell (and docker exec) reports them
 
 
@@ -326,12 +325,14 @@ def _container_request(paths, pod: Any, container: Any, images: str | None,
 
 
 def _start(pid: int, pidfd: int, base, argv: list[str], cgroup,
-           stdio: tuple[int, int, int], tty: bool, pod_name: str, name: str) -> tuple[int, int]:
+           stdio: tuple[int, int, int], pod_name: str, name: str,
+           console_fd: int = -1) -> tuple[int, int]:
     from nsrun.host import native
 
     req = native.ExecRequest.from_spawn(base, argv, cgroup_fd=cgroup.clone_fd,
                                         cgroup_join_fds=cgroup.join_fds, stdin_fd=stdio[0],
-                                        stdout_fd=stdio[1], stderr_fd=stdio[2], tty=tty)
+                                        stdout_fd=stdio[1], stderr_fd=stdio[2],
+                                        console_fd=console_fd)
     try:
         return native.exec_in(pid, pidfd, req)
     except SpawnError as err:
@@ -354,78 +355,47 @@ def _exit_code(pidfd: int) -> int:
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
-class _Forward:
-    """While installed: the signals ``nsrun exec`` receives go to the command."""
-
-    def __init__(self, pidfd: int, extra: dict[int, Any] | None = None) -> None:
-        self.pidfd = pidfd
-        self.old: dict[int, Any] = {}
-        self.extra = extra or {}
-
-    def _send(self, sig: int, _frame: Any) -> None:
-        try:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        except ProcessLookupError:
-            pass
-
-    def __enter__(self) -> _Forward:
-        for sig in FORWARDED_SIGNALS:
-            self.old[sig] = signal.signal(sig, self._send)
-        for sig, handler in self.extra.items():
-            self.old[sig] = signal.signal(sig, handler)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-
-
 def _exec_plain(pid: int, pidfd: int, base, argv: list[str], cgroup,
                 stdio: tuple[int, int, int], pod_name: str, name: str) -> int:
-    _, child = _start(pid, pidfd, base, argv, cgroup, stdio, False, pod_name, name)
+    _, child = _start(pid, pidfd, base, argv, cgroup, stdio, pod_name, name)
     try:
-        with _Forward(child):
+        with Forward(child):
             return _exit_code(child)
     finally:
         os.close(child)
 
 
-def _copy_winsize(src: int, dst: int) -> None:
-    import fcntl
-    import termios
-
-    try:
-        fcntl.ioctl(dst, termios.TIOCSWINSZ, fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8))
-    except OSError:
-        pass
-
-
 def _exec_tty(pid: int, pidfd: int, base, argv: list[str], cgroup, pod_name: str,
               name: str) -> int:
-    """The command on a new pty; this process relays its terminal (raw mode) to it."""
+    """The command on a pty of the container's devpts (its master sent back to us over a
+    socket pair); this process relays its terminal (raw mode) to it."""
     import termios
     import tty
 
-    master, slave = os.openpty()
-    os.set_inheritable(master, False)
-    os.set_inheritable(slave, False)
+    from nsrun.host import console
+
+    ours, theirs = console.pair()
+    try:
+        try:
+            _, child = _start(pid, pidfd, base, argv, cgroup, (-1, -1, -1), pod_name, name,
+                              console_fd=theirs)
+        finally:
+            os.close(theirs)
+        master, _ = console.receive(ours)
+    finally:
+        os.close(ours)
     try:
         term = next((fd for fd in (0, 1) if os.isatty(fd)), -1)
         if term >= 0:
-            _copy_winsize(term, slave)
-        try:
-            _, child = _start(pid, pidfd, base, argv, cgroup, (slave, slave, slave), True,
-                              pod_name, name)
-        finally:
-            os.close(slave)
+            console.copy_winsize(term, master)
         saved = termios.tcgetattr(0) if os.isatty(0) else None
         try:
             if saved is not None:
                 tty.setraw(0)
-            resize = {signal.SIGWINCH: lambda *_: _copy_winsize(term, master)} \
+            resize = {signal.SIGWINCH: lambda *_: console.copy_winsize(term, master)} \
                 if term >= 0 else {}
-            with _Forward(child, resize):
-                _relay(master, child)
+            with Forward(child, extra=resize):
+                console.relay(master, child)
                 return _exit_code(child)
         finally:
             if saved is not None:
@@ -433,52 +403,3 @@ def _exec_tty(pid: int, pidfd: int, base, argv: list[str], cgroup, pod_name: str
             os.close(child)
     finally:
         os.close(master)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _relay(master: int, child: int) -> None:
-    """Copy stdin → pty and pty → stdout until the command exits or the pty closes."""
-    import select
-
-    poller = select.poll()
-    poller.register(master, select.POLLIN)
-    poller.register(child, select.POLLIN)
-    poller.register(0, select.POLLIN)
-    while True:
-        for fd, events in poller.poll():
-            if fd == child:
-                return _drain(master)
-            if fd == master:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: every holder of the slave closed it
-                    data = b""
-                if not data:
-                    return None  # the caller waits for the command itself
-                _write_all(1, data)
-            elif events & (select.POLLERR | select.POLLNVAL):
-                poller.unregister(0)  # no usable stdin
-            else:
-                data = os.read(0, 65536)
-                if data:
-                    _write_all(master, data)
-                else:  # end of input: the terminal's end-of-file character, like a shell
-                    _write_all(master, b"\x04")
-                    poller.unregister(0)
-
-
-def _drain(master: int) -> None:
-    """What the command wrote before it exited (its children may still hold the pty)."""
-    os.set_blocking(master, False)
-    try:
-        while True:
-            data = os.read(master, 65536)
-            if not data:
-                return
-            _write_all(1, data)
-    except (BlockingIOError, OSError):
-        return

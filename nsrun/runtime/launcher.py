@@ -136,28 +136,10 @@ def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int,
     """The :class:`~nsrun.host.native.SpawnRequest` for ``plan`` (``BundleError`` for a
     mount the spawn path cannot express); ``cgroup_fd``/``join_fds``: the container's
     cgroup (``cgroupdriver.Group``)."""
-    from nsrun.host import native
-
-    try:
-        mounts = tuple(native.MountSpec.from_oci(m) for m in plan.mounts)
-    except ValueError as err:
-        raise BundleError(f"mounts: {err}") from None
-    c = plan.confinement
-    return native.SpawnRequest(
-        argv=plan.argv, env=plan.env, rootfs=plan.rootfs, cwd=plan.cwd, uid=c.uid,
-        gid=c.gid, additional_gids=c.additional_gids, rootfs_readonly=c.readonly_root,
-        mounts=mounts, join_ns=dict(sandbox.ns_fds), cgroup_fd=cgroup_fd,
-        cgroup_join_fds=join_fds, stdout_fd=log_fd, stderr_fd=log_fd,
-        capabilities=c.capabilities, no_new_privs=c.no_new_privileges,
-        seccomp_bpf=c.seccomp.bpf if c.seccomp else b"",
-        seccomp_flags=c.seccomp.flags if c.seccomp else 0,
-        rlimits=c.rlimits, umask=-1 if c.umask is None else c.umask,
-        oom_score_adj=c.oom_score_adj, sysctls=c.sysctls, masked_paths=c.masked_paths,
-        readonly_paths=c.readonly_paths, devices=c.devices,
-        rootfs_propagation=c.rootfs_propagation,
-        uid_mappings=c.uid_mappings, gid_mappings=c.gid_mappings,
-        # no pod cgroup: nothing could find it after a crash
-        die_with_parent=cgroup_fd < 0 and not join_fds)
+    return oci.spawn_request(plan, join_ns=sandbox.ns_fds, cgroup_fd=cgroup_fd,
+                             cgroup_join_fds=join_fds, stdio=(-1, log_fd, log_fd),
+                             # no pod cgroup: nothing could find it after a crash
+                             die_with_parent=cgroup_fd < 0 and not join_fds)
 
 
 def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, log_fd: int) -> Launched:

@@ -99,3 +99,20 @@ def net_world(tmp_path: Path) -> Iterator:
     w.nsrun("image", "busybox", check=True)
     yield w
     assert w.clean() == []
+
+
+@pytest.fixture
+def oci(tmp_path: Path) -> Iterator:
+    """An ``OciWorld`` (``ociworld.py``): this process is a child subreaper for the test (as
+    conmon and containerd's shim are), and afterwards nothing of the test may be left."""
+    from ociworld import OciWorld, reap, set_subreaper
+
+    world = OciWorld(tmp_path)
+    set_subreaper(True)
+    try:
+        yield world
+    finally:
+        left = world.cleanup()
+        set_subreaper(False)
+        reap()
+    assert left == [], f"left behind: {left}"

@@ -1,0 +1,38 @@
+"""Small file-system operations shared by the pod state and the OCI face, with nothing but
+``os`` imported (both sit on start paths)."""
+
+from __future__ import annotations
+
+import os
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix."""
+    path = os.fspath(path)
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Remove a state directory as far as it can, like ``shutil.rmtree(path,
+    ignore_errors=True)`` (whose imports of bz2 and lzma would sit on the start path)."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            _try(os.unlink, os.path.join(top, name))
+        for name in dirs:
+            if not os.path.islink(os.path.join(top, name)):
+                _try(os.rmdir, os.path.join(top, name))
+    _try(os.rmdir, path)
+
+
+def _try(op, path: str) -> None:
+    try:
+        op(path)
+    except OSError:
+        pass
