@@ -111,8 +111,10 @@ def test_service_without_endpoints_refuses_and_deleting_it_stops_at_once(world):
     out = world.nsrun("delete", "svc", "web", check=True).stdout
     assert out == 'service "web" deleted\n'
     wait(lambda: "gone" in logs(world, "probe"), timeout=5, what="DNS name removed")
-    table = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    assert ip not in table
+    cfg = json.loads((world.root / "network" / "config.json").read_text())
+    table = subprocess.run(["nft", "list", "table", "ip", cfg["table"]], capture_output=True,
+                           text=True).stdout
+    assert "service-ips" in table and ip not in table
 
 
 def test_headless_service_resolves_to_pod_ips(world):
