@@ -8,8 +8,9 @@ after editing ``csrc/`` with::
 The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver), ``clone_vm.c``,
 ``exec.c``, ``execin.c`` (a process joining a running container; a socket in a netns),
 ``ns.c`` (namespace steps, the sandbox and its pause process), ``mount.c``, ``resolve.c``
-(paths inside the rootfs), ``caps.c`` (capabilities, no_new_privs, seccomp) and ``oci.c``
-(an OCI runtime's stop points and console), sharing
+(paths inside the rootfs), ``caps.c`` (capabilities, no_new_privs, seccomp),
+``devices_bpf.c`` (the cgroup v2 device program) and ``oci.c`` (an OCI runtime's stop
+points and console), sharing
 ``nsrun.h``.
 """
 
@@ -19,7 +20,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
-           "caps.c", "oci.c")
+           "caps.c", "devices_bpf.c", "oci.c")
 
 
 def _rel(name: str) -> str:
@@ -35,7 +36,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "nsrun._native",
     '#include "nsrun.h"\n#include <sched.h>\n#include <sys/mount.h>\n#include <sys/resource.h>\n'
-    '#include <linux/capability.h>\n',
+    '#include <linux/capability.h>\n#include <linux/bpf.h>\n',
     sources=[_rel(name) for name in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     depends=[_rel("nsrun.h"), _rel("cdef.h")],

@@ -43,6 +43,11 @@
 #define NSR_STOPPED ...
 #define CAP_LAST_CAP ...
 #define RLIM_INFINITY ...
+#define BPF_DEVCG_ACC_MKNOD ...
+#define BPF_DEVCG_ACC_READ ...
+#define BPF_DEVCG_ACC_WRITE ...
+#define BPF_DEVCG_DEV_BLOCK ...
+#define BPF_DEVCG_DEV_CHAR ...
 
 struct nsr_mount {
     const char *source;
@@ -123,6 +128,12 @@ struct nsr_spawn_req {
     int preserve_fds;
 };
 
+struct nsr_dev_rule {
+    int32_t type;
+    int64_t major, minor;
+    uint32_t access;
+};
+
 struct nsr_report {
     int32_t step;
     int32_t err;
@@ -142,6 +153,8 @@ int nsr_has_clone3(void);
 int nsr_have_clone_vm(void);
 const char *nsr_step_name(int step);
 int nsr_open_in_root(int rootfd, const char *path, int create);
+int nsr_device_filter(int cgroup_fd, const struct nsr_dev_rule *rules, int n,
+                      int default_allow, int replace_fd);
 
 /* libc, for host-side mounts done by the supervisor itself (emptyDir medium: Memory) */
 int mount(const char *source, const char *target, const char *fstype, unsigned long flags,

@@ -175,6 +175,14 @@ struct nsr_spawn_req {
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open in the container */
 };
 
+/* One exception of a device allow-list (devices_bpf.c): type BPF_DEVCG_DEV_CHAR/BLOCK (0:
+ * any), major/minor -1 for any, access BPF_DEVCG_ACC_* bits. */
+struct nsr_dev_rule {
+    int32_t type;
+    int64_t major, minor;
+    uint32_t access;
+};
+
 /* Stop points (req->stops) and the index of a "stopped" report (err 0). */
 #define NSR_STOP_HOOKS 1
 #define NSR_STOP_START 2
@@ -226,6 +234,8 @@ int nsr_sandbox_create(const char *hostname, int keep, int cgroup_fd, int fds[3]
 int nsr_has_clone3(void);
 const char *nsr_step_name(int step);
 int nsr_open_in_root(int rootfd, const char *path, int create);
+int nsr_device_filter(int cgroup_fd, const struct nsr_dev_rule *rules, int n,
+                      int default_allow, int replace_fd);
 
 /* spawn.c: process creation shared by spawn, exec_in and the sandbox helper */
 pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3);

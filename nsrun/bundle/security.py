@@ -53,6 +53,7 @@ from typing import Any
 
 import msgspec
 
+from nsrun.core import devices as device_rules
 from nsrun.core.spec import PodSecurityContext, SecurityContext
 from nsrun.errors import BundleError
 from nsrun.host.native import CAP_NAMES, CAPABILITIES, RLIM_INFINITY, CapSets, Device
@@ -185,6 +186,8 @@ class Confinement(msgspec.Struct, frozen=True):
     masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
     readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
     devices: tuple[Device, ...] = ()
+    # the device allow-list its cgroup enforces (``core.devices``: linux.resources.devices)
+    device_policy: device_rules.Policy = device_rules.policy()
     rootfs_propagation: int = 0
     privileged: bool = False
     uid_mappings: tuple[tuple[int, int, int], ...] = ()  # non-empty: a user namespace
@@ -698,6 +701,17 @@ def _kube_capabilities(caps: CapSets, sc: SecurityContext, host: HostFacts) -> C
     return CapSets(b, e, p, i, a)
 
 
+def _device_policy(f: _Fields, devices: tuple[Device, ...],
+                   privileged: bool) -> device_rules.Policy:
+    """``linux.resources.devices`` plus the nodes the container creates (``core.devices``)."""
+    try:
+        rules = device_rules.parse(f.get("linux.resources.devices", list))
+    except BundleError as err:
+        raise BundleError(f"{f.where}: {err}") from None
+    return device_rules.policy(rules, tuple((d.kind, d.major, d.minor) for d in devices),
+                               privileged)
+
+
 def host_devices(root: str = "/dev") -> tuple[Device, ...]:
     """Every character and block device under the host's /dev (for a privileged container),
     with its owner and mode; /dev/pts, /dev/shm and the like are left out."""
@@ -816,5 +830,6 @@ def confine(config: dict[str, Any], where: str, pod: PodContext | None = None,
         capabilities=caps, no_new_privileges=nnp, seccomp=seccomp, rlimits=conf.rlimits,
         oom_score_adj=conf.oom_score_adj, sysctls=conf.sysctls, masked_paths=masked,
         readonly_paths=readonly_paths, devices=devices,
+        device_policy=_device_policy(f, devices, privileged),
         rootfs_propagation=conf.rootfs_propagation, privileged=privileged,
         uid_mappings=uid_mappings, gid_mappings=gid_mappings, warnings=tuple(warnings))

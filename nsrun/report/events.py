@@ -32,7 +32,10 @@ class EventLog:
         os.write(self.fd, msgspec.json.encode(event) + b"\n")
 
     def close(self) -> None:
-        os.close(self.fd)
+        """Close the log; again is fine (a failed prepare tears down twice)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def read(paths: PodPaths) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from nsrun.core.actions import (
 )
 from nsrun.core.observed import ERR_IMAGE_NEVER_PULL, OOM_KILLED, START_ERROR, Attempt, Observed
 from nsrun.core.spec import Container, Pod, is_sidecar
-from nsrun.errors import BundleError, SpawnError
+from nsrun.errors import BundleError, CgroupError, SpawnError
 from nsrun.host.cgroupdriver import PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import logs
@@ -133,8 +133,9 @@ class Executor:
             self.paths, name, attempt))
         leaf = self.cgroup.leaf(name)
         try:
+            leaf.set_devices(plan.confinement.device_policy)  # the device allow-list
             launched = launcher.spawn(plan, self.sandbox, leaf, log_fd)
-        except (SpawnError, BundleError) as err:
+        except (SpawnError, BundleError, CgroupError) as err:
             message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
             os.write(log_fd, f"nsrun: {message}\n".encode())
             self._record(name, obs.started(Attempt(now, gen=gen).finish(

@@ -92,13 +92,16 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
 @pytest.fixture
 def net_world(tmp_path: Path) -> Iterator:
     """A World (its own state, images, cgroup parent and network) with the busybox image;
-    afterwards every pod and Service is deleted and nothing may be left on the host."""
-    from world import World
+    afterwards every pod and Service is deleted and nothing may be left on the host (the
+    test's parent cgroups are scrubbed in every hierarchy even when it fails)."""
+    from world import World, scrub
 
     w = World(tmp_path)
     w.nsrun("image", "busybox", check=True)
     yield w
-    assert w.clean() == []
+    left = w.clean()
+    scrub(w.cgroup_dirs)
+    assert left == []
 
 
 @pytest.fixture

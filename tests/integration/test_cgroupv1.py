@@ -17,10 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from world import World, leftovers, scrub
+from world import World, leftovers
 
 MiB = 1 << 20
 HIERARCHIES = ("cpu", "cpuacct", "memory", "pids", "freezer", "devices")
+
+
+@pytest.fixture
+def world(net_world):
+    return net_world
 
 
 def _v1_problem() -> str | None:
@@ -35,18 +40,6 @@ def _v1_problem() -> str | None:
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups)"),
               pytest.mark.skipif(_v1_problem() is not None, reason=str(_v1_problem()))]
-
-
-@pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
-        w.nsrun("delete", pod.name, "--grace-period", "0", "--timeout", "10")
-    left = leftovers(tmp_path, w.cgroup_dirs)
-    scrub(w.cgroup_dirs)
-    assert left == []
 
 
 def pod(inits: str, apps: str, policy: str = "Never") -> str:

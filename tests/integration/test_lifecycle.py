@@ -118,7 +118,10 @@ def test_sidecar_runs_beside_later_init_containers_and_stops_last(world):
     sidecar = container("logger", "trap 'test -e /work/app-done && echo ok > /work/sidecar-order;"
                         " exit 0' TERM; touch /work/sidecar-up; while true; do sleep 0.05; done",
                         extra="\n    restartPolicy: Always")
-    inits = sidecar + container("setup", "test -e /work/sidecar-up && touch /work/setup-saw-sidecar")
+    # "started" is the sidecar's process running, not its first line done: give it 5 s
+    inits = sidecar + container("setup", "for i in $(seq 100); do test -e /work/sidecar-up "
+                                         "&& break; sleep 0.05; done; "
+                                         "test -e /work/sidecar-up && touch /work/setup-saw-sidecar")
     text = pod(inits, container("app", "touch /work/app-done"), "Never")
     proc = world.nsrun(*world.run_args(world.manifest("p", text)), timeout=30)
     assert proc.returncode == 0, proc.stderr

@@ -169,3 +169,4 @@ def scrub(cgroup_dirs: list[Path]) -> list[str]:
                         raise
                     time.sleep(0.01)
     return left
+

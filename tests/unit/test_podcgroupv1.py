@@ -253,3 +253,14 @@ def test_destroy_recorded_after_a_crash_and_exec_join(fake, tmp_path):
     assert fake.killed == [NO_SUCH_PID]
     assert not (fake.mount("cpu") / "nsrun-t").exists()
     driver.destroy_recorded(record)  # twice is fine
+
+
+def test_what_counts_as_a_v1_limit():
+    from nsrun.host import preflight
+
+    need = preflight.needed({"cpu.shares": "2", "cpu.cfs_period_us": "100000",
+                             "cpu.cfs_quota_us": "-1", "memory.limit_in_bytes": "-1"},
+                            {"a": {"memory.limit_in_bytes": "1048576"}}, declared=False)
+    assert need == {"memory": ["memory.limit_in_bytes"]}
+    assert preflight.needed({"cpu.shares": "307", "pids.max": "9"}, {}, True) == \
+        {"cpu": ["cpu.shares"], "pids": ["pids.max"]}

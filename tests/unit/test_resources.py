@@ -298,3 +298,25 @@ def test_to_json():
     assert doc["cgroup"] == {"cpu.weight": "59"}
     assert [x["type"] for x in doc["containers"]] == ["init", "sidecar", "init", "container"]
     json.dumps(doc)
+
+
+def test_the_same_values_as_cgroup_v1_files():
+    res = r.compute(pod([c("a", {"cpu": "100m"}, {"cpu": "500m", "memory": "64Mi"}),
+                         c("b", {"cpu": "200m"})]), node_pids_limit=64)
+    # the kubelet's shares, not a weight turned back into shares: 300m -> 307
+    assert res.pod_cgroup_v1 == {"cpu.shares": "307", "pids.max": "64"}
+    assert res.container("a").cgroup_v1 == {
+        "cpu.shares": "102", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000",
+        "memory.limit_in_bytes": str(64 * 1024**2),
+        "memory.memsw.limit_in_bytes": str(64 * 1024**2)}  # no swap, as the kubelet asks
+    assert res.container("b").cgroup_v1 == {"cpu.shares": "204", "cpu.cfs_period_us": "100000",
+                                            "cpu.cfs_quota_us": "-1"}
+    files = res.cgroup_files()
+    assert files["v1"].pod == res.pod_cgroup_v1 and files["v2"].pod == res.pod_cgroup
+    assert files["v1"].leaves["a"] == res.container("a").cgroup_v1
+    assert res.to_json()["cgroupV1"] == res.pod_cgroup_v1
+    guaranteed = r.compute(pod([c("a", None, {"cpu": "1", "memory": "1Gi"})]))
+    assert guaranteed.pod_cgroup_v1 == {"cpu.shares": "1024", "cpu.cfs_period_us": "100000",
+                                        "cpu.cfs_quota_us": "100000",
+                                        "memory.limit_in_bytes": str(GI)}
+    assert r.compute(pod([c("a")])).pod_cgroup_v1 == {"cpu.shares": "2"}  # BestEffort
