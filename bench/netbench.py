@@ -146,6 +146,8 @@ for i in range(int(sys.argv[2])):
     for fd in sb.values():
         os.close(fd)
 keep.close()
+import shutil
+shutil.rmtree(root)
 print(out["rtnl"], out["pyroute2"], statistics.median(ups) * 1000,
       statistics.median(downs) * 1000)
 """

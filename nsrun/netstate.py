@@ -114,6 +114,8 @@ class NetState:
         if ipam.pods.get(ip) != pod:
             return False
         del ipam.pods[ip]
+        # a pod whose state is gone (removed without `delete`) holds nothing any more
+        ipam.pods = {a: p for a, p in ipam.pods.items() if (self.root / "pods" / p).is_dir()}
         ipam.released = {a: v for a, v in ipam.released.items() if link_exists(v)}
         if veth:
             ipam.released[ip] = veth

@@ -86,6 +86,12 @@ def _root(args) -> Path:
     return Path(args.root)
 
 
+def split(name: str) -> tuple[str, str]:
+    """``[<namespace>/]<name>`` → (namespace, name); ``default`` when none is given."""
+    namespace, _, bare = name.rpartition("/")
+    return namespace or "default", bare
+
+
 def _services(args, name: str | None) -> list[dict[str, Any]]:
     from nsrun.netstate import NetState
 
@@ -93,9 +99,9 @@ def _services(args, name: str | None) -> list[dict[str, Any]]:
     if name is None:
         return [net.service_object(s.metadata.namespace, s.metadata.name)
                 for s in net.services()]
-    obj = net.service_object("default", name)
+    obj = net.service_object(*split(name))
     if obj is None:
-        raise StateError(f'services "{name}" not found')
+        raise StateError(f'services "{split(name)[1]}" not found')
     return [obj]
 
 
@@ -152,7 +158,8 @@ def _objects(args, kind: str, names: list[str | None]) -> list[tuple[dict, Any]]
     out: list[tuple[dict, Any]] = []
     for name in names:
         if kind == "pod":
-            out += [(p, None) for p in read_pods(StateRoot(_root(args)), name)]
+            pod = split(name)[1] if name else None  # pods are one per name in a state root
+            out += [(p, None) for p in read_pods(StateRoot(_root(args)), pod)]
         elif kind == "service":
             out += [(s, None) for s in _services(args, name)]
         else:
@@ -223,7 +230,7 @@ def cmd_describe(args) -> int:
         if kind == "service":
             texts += [describe_service(s, _endpoints(args, s)) for s in _services(args, name)]
         elif kind == "pod":
-            names = [name] if name else state.pod_names()
+            names = [split(name)[1]] if name else state.pod_names()
             for n in names:
                 paths = state.existing(n)
                 texts.append(describe(statusfile.read(paths) or {}, events.read(paths),
@@ -248,15 +255,16 @@ def _delete_one(args, kind: str, name: str) -> str:
     from nsrun.runtime import podrun, services
     from nsrun.state import StateRoot
 
+    namespace, bare = split(name)
     if kind == "pod":
-        podrun.delete(StateRoot(_root(args)), name, args.timeout, args.grace_period)
+        podrun.delete(StateRoot(_root(args)), bare, args.timeout, args.grace_period)
     elif kind == "service":
         from nsrun.netstate import NetState
 
-        services.delete(_root(args), NetState(_root(args)).stored_config(), "default", name)
+        services.delete(_root(args), NetState(_root(args)).stored_config(), namespace, bare)
     else:
         raise UsageError("delete takes pods and services")
-    return f'{kind} "{name}" deleted'
+    return f'{kind} "{bare}" deleted'
 
 
 def _each(items: list[Any], act, label) -> int:

@@ -41,6 +41,7 @@ class NetConfig(msgspec.Struct, frozen=True):
     bridge: str = "nsrun0"
     table: str = "nsrun"
     world: str = ""
+    root: str = ""  # the state root; also on the bridge (its ifalias) and in the table's comment
 
     @property
     def pod_net(self) -> ipaddress.IPv4Network:
@@ -100,7 +101,7 @@ def make_config(root: str, pod_cidr: str = DEFAULT_POD_CIDR,
     world = _digest(root)
     name = "nsrun" if root == DEFAULT_ROOT else f"nsrun-{world}"
     return NetConfig(str(ipaddress.IPv4Network(pod_cidr)), str(svc), cluster_domain.strip("."),
-                     dns, "nsrun0" if root == DEFAULT_ROOT else name, name, world)
+                     dns, "nsrun0" if root == DEFAULT_ROOT else name, name, world, root)
 
 
 def check_options(pod_cidr: str, service_cidr: str, domain: str, dns: str) -> list[str]:

@@ -47,14 +47,17 @@ def load_objects(text: str | bytes, source: str = "", *, legacy_annotations: boo
 
 def object_refs(text: str | bytes, source: str = "") -> list[tuple[str, str]]:
     """(kind, name) of every object of the manifest, without validating them (what
-    ``get|describe|delete -f`` need, as kubectl's)."""
+    ``get|describe|delete -f`` need, as kubectl's); the name of an object outside the
+    ``default`` namespace is ``<namespace>/<name>`` (names never hold a ``/``)."""
     out = []
     for doc in _documents(parse_documents(text, source), source):
         meta = doc.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        name, namespace = meta.get("name"), meta.get("namespace") or "default"
         if not isinstance(name, str) or not name:
             raise SpecError([Problem("metadata.name", "Required value", "")], source=source)
-        out.append((str(doc.get("kind", "Pod")), name))
+        out.append((str(doc.get("kind", "Pod")),
+                    name if namespace == "default" else f"{namespace}/{name}"))
     return out
 
 

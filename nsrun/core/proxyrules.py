@@ -84,6 +84,7 @@ def _table(cfg: NetConfig, elements: list[str], chains: list[str]) -> str:
     return (
         f"add table ip {cfg.table}\ndelete table ip {cfg.table}\n"
         f"table ip {cfg.table} {{\n"
+        f"{_comment(cfg.root)}"
         "\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n"
         f"{elems}\t}}\n"
         f"\tchain mark-for-masquerade {{\n\t\tmeta mark set meta mark or {mark}\n\t}}\n"
@@ -104,6 +105,16 @@ def _table(cfg: NetConfig, elements: list[str], chains: list[str]) -> str:
         "\tchain filter-output {\n\t\ttype filter hook output priority filter; "
         f"policy accept;\n\t\tip daddr {svcs} reject\n\t}}\n"
         + "".join(chains) + "}\n")
+
+
+def _comment(root: str) -> str:
+    """The table's comment names its world's state root (how a dead world's table is
+    recognised); a root nft could not quote is left out."""
+    ok = root and len(root) < 100 and not any(c in root for c in '"\\\n')
+    return f'\tcomment "{WORLD_COMMENT}{root}"\n' if ok else ""
+
+
+WORLD_COMMENT = "nsrun world "
 
 
 def delete_script(table: str) -> str:

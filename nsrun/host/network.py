@@ -47,6 +47,9 @@ def ensure_bridge(cfg: NetConfig) -> int:
     index = bridge_index(cfg.bridge)
     if index is not None:
         return index
+    from nsrun.host import worldgc
+
+    worldgc.collect()  # a dead world's bridge must not block this one's
     clash = overlapping_route(cfg.pod_net, routes())
     if clash is not None:
         net, dev = clash
@@ -55,6 +58,7 @@ def ensure_bridge(cfg: NetConfig) -> int:
     try:
         with Rtnl.open() as rtnl:
             index = rtnl.add_bridge(cfg.bridge)
+            rtnl.set_alias(index, cfg.root)
             _bridge_sysctls(cfg.bridge)
             rtnl.add_address(index, cfg.gateway, cfg.prefixlen)
     except OSError as err:

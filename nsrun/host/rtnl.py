@@ -4,7 +4,7 @@ pyroute2 is the maintained netlink library, but importing it costs 70-250 ms her
 about 20 MiB resident in the process that did (measured: a supervisor that made its world's
 bridge with pyroute2 held 37 MiB instead of 17 MiB for its pod's whole life), which neither a
 pod's start (the budget for its whole network is 10 ms) nor a long-lived supervisor can
-afford. The seven requests nsrun needs are small fixed structures (``linux/rtnetlink.h``,
+afford. The requests nsrun needs are small fixed structures (``linux/rtnetlink.h``,
 ``linux/if_link.h``), so they are packed here with ``struct``: each waits for the kernel's
 acknowledgement and a failure is an ``OSError`` with the kernel's errno.
 
@@ -23,7 +23,7 @@ import struct
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 18, 20, 24
 NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 18, 28
+IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 3, 10, 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_GATEWAY, RTA_OIF = 5, 4
@@ -121,6 +121,10 @@ class Rtnl:
         body = (_ifinfo(up=True) + attr(IFLA_IFNAME, _name(name))
                 + attr(IFLA_MASTER, struct.pack("=I", master)) + attr(IFLA_LINKINFO, info))
         self.request(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
+
+    def set_alias(self, index: int, alias: str) -> None:
+        self.request(RTM_NEWLINK, NLM_F_ACK, _ifinfo(index) + attr(IFLA_IFALIAS,
+                                                                   alias.encode()[:255]))
 
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, NLM_F_ACK, _ifinfo(index, up=True))

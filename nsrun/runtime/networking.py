@@ -9,16 +9,22 @@ endpoints, DNS view and rules are recomputed (``netsync``).
 
 When the pod CIDR is full, ``start`` raises ``NoAddress``: the supervisor records it and
 retries (the pod waits, its containers do not start).
+
+The DNS address: the cluster DNS address on the pod's own ``lo``; for a ``hostNetwork`` pod
+with ``dnsPolicy: ClusterFirstWithHostNet``, which shares the node's namespace, a loopback
+address of its own (``127.254.x.y``, from its uid) takes its place in resolv.conf.
 """
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
 from nsrun.core import servicelinks
 from nsrun.core.netconfig import NetConfig
 from nsrun.core.spec import Pod
+from nsrun.errors import SandboxError
 from nsrun.host.sandbox import Sandbox
 from nsrun.netstate import NetState
 from nsrun.runtime.podnetwork import PodNet, PodNetwork
@@ -47,7 +53,7 @@ class Networking:
         self.record = self.podnet.setup(sandbox.ns_fds["net"])
         host = podfiles.host_resolv(self.resolv_conf)
         mounts, resolv, self.events = podfiles.write(self.pod, self.paths, self.cfg,
-                                                     [self.record.ip], host)
+                                                     [self.record.ip], host, self.dns_address)
         self.search = resolv.searches
         self.upstreams = tuple(s for s in host.nameservers if s != self.cfg.cluster_dns)
         sandbox.pod_ip, sandbox.host_ip = self.record.ip, self.record.host_ip
@@ -55,16 +61,25 @@ class Networking:
         sandbox.service_links = self.service_env
         self._serve_dns(sandbox, resolv.nameservers)
 
+    @property
+    def dns_address(self) -> str:
+        if not self.pod.spec.host_network:
+            return self.cfg.cluster_dns
+        h = zlib.crc32(self.pod.metadata.uid.encode())
+        return f"127.254.{h >> 8 & 255}.{h & 255 or 1}"
+
     def _serve_dns(self, sandbox: Sandbox, nameservers: tuple[str, ...]) -> None:
+        self._close_dns()
+        if self.record is None or self.dns_address not in nameservers:
+            return
         from nsrun.runtime.dns import PodDNS
 
-        self._close_dns()
-        if self.record is None or self.record.host_network:
-            return
-        if self.cfg.cluster_dns not in nameservers:
-            return
-        self.dns = PodDNS(sandbox.ns_fds["net"], self.cfg.cluster_dns,
-                          NetState(self.root).view_file, self.search, self.upstreams)
+        try:
+            self.dns = PodDNS(sandbox.ns_fds["net"], self.dns_address,
+                              NetState(self.root).view_file, self.search, self.upstreams)
+        except OSError as err:
+            raise SandboxError("serve the cluster DNS on", f"{self.dns_address}:53",
+                               err.errno or 0) from None
 
     def restart(self, sandbox: Sandbox) -> None:
         """The pod got new namespaces (a pod restart): the same address in the new ones."""
@@ -72,7 +87,7 @@ class Networking:
             return
         self.podnet.attach(sandbox.ns_fds["net"], again=True)
         if self.dns is not None:
-            self._serve_dns(sandbox, (self.cfg.cluster_dns,))
+            self._serve_dns(sandbox, (self.dns_address,))
 
     def service_env(self) -> list[tuple[str, str]]:
         """The Service variables for a container starting now."""

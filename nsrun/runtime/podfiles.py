@@ -36,17 +36,17 @@ def host_resolv(path: str | None) -> podnet.ResolvConf:
 
 
 def write(pod: Pod, paths: PodPaths, cfg: NetConfig, pod_ips: list[str],
-          host: podnet.ResolvConf) -> tuple[list[dict[str, Any]], podnet.ResolvConf,
-                                            list[tuple[str, str]]]:
-    """Write the files; (their OCI bind mounts, the pod's resolv.conf, Warning events)."""
+          host: podnet.ResolvConf, dns: str) -> tuple[list[dict[str, Any]], podnet.ResolvConf,
+                                                      list[tuple[str, str]]]:
+    """Write the files (``dns``: the pod's cluster DNS address); (their OCI bind mounts, the
+    pod's resolv.conf, Warning events)."""
     meta, spec = pod.metadata, pod.spec
     hostname, domain = podnet.pod_hostname(spec, meta.name, meta.namespace,
                                            cfg.cluster_domain)
     hosts = paths.dir / "etc-hosts"
     hosts.write_text(podnet.hosts_file(spec, hostname, domain, pod_ips,
                                        _node_hosts() if spec.host_network else ""))
-    resolv, events = podnet.resolv_conf(spec, meta.namespace, cfg.cluster_dns,
-                                        cfg.cluster_domain, host)
+    resolv, events = podnet.resolv_conf(spec, meta.namespace, dns, cfg.cluster_domain, host)
     resolv_file = paths.dir / "resolv.conf"
     resolv_file.write_text(resolv.render())
     mounts = [_bind("/etc/hosts", hosts, "rw"), _bind("/etc/resolv.conf", resolv_file, "rw")]

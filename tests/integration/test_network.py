@@ -111,8 +111,10 @@ def test_service_without_endpoints_refuses_and_deleting_it_stops_at_once(world):
     out = world.nsrun("delete", "svc", "web", check=True).stdout
     assert out == 'service "web" deleted\n'
     wait(lambda: "gone" in logs(world, "probe"), timeout=5, what="DNS name removed")
-    table = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    assert ip not in table
+    cfg = json.loads((world.root / "network" / "config.json").read_text())
+    table = subprocess.run(["nft", "list", "table", "ip", cfg["table"]], capture_output=True,
+                           text=True).stdout
+    assert "service-ips" in table and ip not in table
 
 
 def test_headless_service_resolves_to_pod_ips(world):
@@ -269,3 +271,53 @@ def test_host_network_host_port_must_match(world):
     assert proc.returncode == 2
     assert ("spec.containers[0].ports[0].hostPort: Invalid value: 81: must match "
             "`containerPort` when `hostNetwork` is true") in proc.stderr
+
+
+def test_udp_service_reaches_a_udp_server_in_the_pod(world):
+    from dnslib import QTYPE, RR, A, DNSRecord
+
+    from nsrun.host import native
+
+    create(world, """apiVersion: v1
+kind: Service
+metadata: {name: udpdns}
+spec:
+  selector: {app: udp}
+  ports: [{port: 53, protocol: UDP, targetPort: 5353}]
+""", "svc")
+    create(world, pod_yaml("udp-server", "sleep 60", "{app: udp}"), "server")
+    world.wait_column("udp-server", "Running")
+    pause = int((world.root / "pods" / "udp-server" / "sandbox.pid").read_text())
+    net = os.open(f"/proc/{pause}/ns/net", os.O_RDONLY)
+    server = socket.socket(fileno=native.socket_in_netns(net, socket.AF_INET, socket.SOCK_DGRAM))
+    os.close(net)
+    server.bind(("0.0.0.0", 5353))  # inside the server pod's network namespace
+
+    def answer() -> None:
+        data, client = server.recvfrom(512)
+        request = DNSRecord.parse(data)
+        reply = request.reply()
+        reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A("192.0.2.77"), ttl=5))
+        server.sendto(reply.pack(), client)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        create(world, pod_yaml("udp-client", "nslookup -type=a foo.example $UDPDNS_SERVICE_HOST"),
+               "client")
+        world.wait_column("udp-client", "Completed")
+    finally:
+        server.close()
+    assert "Address: 192.0.2.77" in logs(world, "udp-client")
+
+
+def test_host_network_pod_with_cluster_first_with_host_net_resolves_services(world):
+    create(world, WEB_SVC, "svc")
+    pod = pod_yaml("hn", "nslookup web").replace(
+        "restartPolicy: Never", "restartPolicy: Never\n  hostNetwork: true\n"
+        "  dnsPolicy: ClusterFirstWithHostNet")
+    create(world, pod, "hn")
+    world.wait_column("hn", "Completed")
+    ip = json.loads(world.nsrun("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+    out = logs(world, "hn")
+    assert out.startswith("Server:\t\t127.254.") and f"Address: {ip}" in out

@@ -176,3 +176,30 @@ def test_names_outside_the_cluster_are_relayed_to_the_upstream(world):
     assert "s=0" in out  # s.corp.example was answered NODATA locally, never relayed
     assert all(not n.startswith("s.") and "cluster.local" not in n for n in upstream.names)
     assert "outside.example." in upstream.names
+
+
+def test_a_dead_worlds_bridge_and_table_go_with_the_next_world(world, tmp_path):
+    import shutil
+
+    from nsrun.core import proxyrules
+    from nsrun.core.netconfig import make_config
+    from nsrun.host import network, nft
+
+    dead = tmp_path / "dead" / "state"
+    (dead / "network").mkdir(parents=True)
+    (dead / "network" / "config.json").write_text("{}")
+    first = [str(next(ipaddress.IPv4Network(c).subnets(new_prefix=28)))
+             for c in (world.pod_cidr, world.service_cidr)]
+    cfg = make_config(str(dead), *first)  # inside this world's range: it would block it
+    try:
+        network.ensure_bridge(cfg)
+        nft.load(proxyrules.ruleset(cfg, []))
+        shutil.rmtree(dead.parent)  # its state root is gone: nobody will ever clean it up
+        create(world, sleeper("p"))
+        world.wait_column("p", "Running")
+        assert not os.path.exists(f"/sys/class/net/{cfg.bridge}")
+        assert subprocess.run(["nft", "list", "table", "ip", cfg.table],
+                              capture_output=True).returncode != 0
+    finally:
+        network.remove_bridge(cfg)
+        nft.remove_table(cfg.table)

@@ -134,3 +134,11 @@ def test_other_kinds_are_refused():
     with pytest.raises(SpecError) as err:
         load_objects("kind: Deployment\napiVersion: apps/v1\n")
     assert str(err.value) == 'kind: Unsupported value: "Deployment": supported values: "Pod", "Service"'
+
+
+def test_object_refs_name_objects_without_validating_them():
+    from nsrun.core.objects import object_refs
+
+    text = ("kind: Service\nmetadata: {name: a, namespace: team}\nspec: {ports: [{port: 0}]}\n"
+            "---\nkind: Pod\nmetadata: {name: p}\n")
+    assert object_refs(text) == [("Service", "team/a"), ("Pod", "p")]
