@@ -126,6 +126,7 @@ struct nsr_spawn_req {
     int console;
     int console_fd;
     int preserve_fds;
+    const char *session_keyring;
 };
 
 struct nsr_dev_rule {

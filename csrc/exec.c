@@ -41,11 +41,30 @@ int nsr_step_signals(struct nsr_ctx *ctx)
     return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* KEYCTL_JOIN_SESSION_KEYRING: join the keyring of that name (an exec into the container
+ * finds the container's) or make it; then let its owner search it, as runc does, so the next
+ * join by name finds it (a user namespace's root is "other" to it). A kernel without keys
+ * (ENOSYS) is left alone, as runc does. */
+int nsr_join_session_keyring(const struct nsr_spawn_req *req)
+{
+    /* possessor: all; user: view, read, link, + search; or other: search (user namespace) */
+    long perm = 0x3f000000L | 0x00130000L | (req->new_user_ns ? 0x8L : 0x00080000L);
+    long id = syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, req->session_keyring);
+
+    if (id < 0)
+        return errno == ENOSYS ? 0 : -1;
+    return syscall(SYS_keyctl, 5 /* KEYCTL_SETPERM */, id, perm) < 0 ? -1 : 0;
+}
+
 int nsr_step_setsid(struct nsr_ctx *ctx)
 {
     /* A new session: Ctrl-C on the supervisor's terminal must reach the supervisor only,
      * which then stops the containers with their grace period. */
     if (setsid() < 0)
+        return -1;
+    /* And a session keyring of its own (runc's "_ses.<id>", unless --no-new-keyring): the
+     * supervisor's, with host root's user keyring linked in, is not inherited. */
+    if (ctx->req->session_keyring && nsr_join_session_keyring(ctx->req) < 0)
         return -1;
     /* Without a pod cgroup nothing could find the container again after a supervisor
      * crash: tie it to the supervisor (checked after the prctl, which closes the race). */

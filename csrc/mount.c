@@ -39,10 +39,18 @@ int nsr_step_mount_private(struct nsr_ctx *ctx)
 int nsr_step_bind_rootfs(struct nsr_ctx *ctx)
 {
     const char *rootfs = ctx->req->rootfs;
+    struct statfs sfs;
 
     /* pivot_root needs new_root to be a mount point: bind the rootfs onto itself. Then hold
      * the top of that bind: every path below is resolved from it. */
     if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -1;
+    /* nodev: a device node made (or shipped) in the image does not open. The remount keeps
+     * the flags the bind already has (a user namespace may not clear locked ones). */
+    if (statfs(rootfs, &sfs) < 0 ||
+        mount(NULL, rootfs, NULL,
+              MS_REMOUNT | MS_BIND | MS_NODEV | ((unsigned long)sfs.f_flags & KEEP_FLAGS),
+              NULL) < 0)
         return -1;
     ctx->rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return ctx->rootfd < 0 ? -1 : 0;

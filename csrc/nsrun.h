@@ -173,6 +173,7 @@ struct nsr_spawn_req {
     int console;              /* 1: a pty whose master goes to console_fd (a unix socket) */
     int console_fd;
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open in the container */
+    const char *session_keyring; /* NULL: keep the parent's (runc --no-new-keyring) */
 };
 
 /* One exception of a device allow-list (devices_bpf.c): type BPF_DEVCG_DEV_CHAR/BLOCK (0:
@@ -266,6 +267,7 @@ int nsr_fd_path(char buf[32], int fd);
 
 /* exec.c: process-attribute steps */
 int nsr_step_signals(struct nsr_ctx *ctx);
+int nsr_join_session_keyring(const struct nsr_spawn_req *req);
 int nsr_step_setsid(struct nsr_ctx *ctx);
 int nsr_step_oom_score_adj(struct nsr_ctx *ctx);
 int nsr_step_setgroups(struct nsr_ctx *ctx);

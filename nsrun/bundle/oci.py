@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from nsrun import jsonlite
-from nsrun.bundle import security
+from nsrun.bundle import hardening, security
 from nsrun.errors import BundleError
 
 # Mounts every container gets unless the bundle mounts something at the same destination.
@@ -192,7 +192,8 @@ def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[st
         env=merge_env(_field(config, "process.env", list, [], bundle), env),
         cwd=working_dir or _field(config, "process.cwd", str, "/", bundle),
         rootfs=rootfs_of(config, bundle),
-        mounts=mounts + volume_mounts,
+        mounts=hardening.nodev(mounts + volume_mounts, privileged=confinement.privileged,
+                               makes_nodes=bool(confinement.devices)),
         confinement=confinement,
     )
 

@@ -204,6 +204,10 @@ class NoCgroups:
 # ------------------------------------------------------------------ the choice
 
 
+# Said once when a pod gets no cgroup (bundle/hardening.py does what it says).
+NO_DEVICE_CGROUP = "no device cgroup: containers get nodev mounts and no CAP_MKNOD"
+
+
 def choose(mode: str, host: CgroupHost | None = None, fs: CgroupFs | None = None,
            say: Callable[[str], None] | None = None) -> CgroupDriver:
     """The driver for ``--cgroups mode`` on ``host``; in ``auto`` a choice other than v2
@@ -211,6 +215,7 @@ def choose(mode: str, host: CgroupHost | None = None, fs: CgroupFs | None = None
     host = host if host is not None else CgroupHost.probe()
     fs = fs if fs is not None else CgroupFs()
     if mode == NONE:
+        (say if say is not None else _say)(f"cgroup driver none: {NO_DEVICE_CGROUP}")
         return NoCgroups(host, NONE)
     if mode == V2:
         return _v2(host, fs, V2)
@@ -221,7 +226,8 @@ def choose(mode: str, host: CgroupHost | None = None, fs: CgroupFs | None = None
         return _v1(host, V1)
     kind, why = auto_kind(host, fs)
     if kind != V2:
-        (say if say is not None else _say)(f"cgroup driver {kind}: {why}")
+        extra = f"; {NO_DEVICE_CGROUP}" if kind == NONE else ""
+        (say if say is not None else _say)(f"cgroup driver {kind}: {why}{extra}")
     if kind == V1:
         return _v1(host, AUTO)
     return _v2(host, fs, AUTO) if kind == V2 else NoCgroups(host, AUTO)

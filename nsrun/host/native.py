@@ -260,7 +260,9 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     ``console_fd``: a connected unix socket; the process opens a pty in the container's own
     devpts (``/dev/ptmx``, as its user), sends the master there (payload ``/dev/pts/N``, one fd
     in ``SCM_RIGHTS``, as runc's ``--console-socket``) and gets the slave as fds 0-2 and
-    controlling terminal. ``preserve_fds`` n: the caller's fds 3..3+n-1 stay open in it."""
+    controlling terminal. ``preserve_fds`` n: the caller's fds 3..3+n-1 stay open in it.
+    ``session_keyring``: the name of the session keyring it joins (made if missing; runc's
+    ``_ses.<id>``); None keeps the caller's."""
 
     argv: list[str]
     env: list[str]
@@ -282,11 +284,12 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     stderr_fd: int = -1
     console_fd: int = -1
     preserve_fds: int = 0
+    session_keyring: str | None = None
 
 
 # What ``exec_in`` inherits from the container it joins (``ExecRequest.from_spawn``).
 CONFINEMENT_FIELDS = ("uid", "gid", "additional_gids", "capabilities", "no_new_privs",
-                      "seccomp_bpf", "seccomp_flags", "rlimits", "umask", "oom_score_adj")
+                      "seccomp_bpf", "seccomp_flags", "rlimits", "umask", "oom_score_adj", "session_keyring")
 
 
 class SpawnRequest(ProcessSpec, frozen=True, kw_only=True):
@@ -544,6 +547,7 @@ def _c_process(b: _Builder, c: Any, req: SpawnRequest | ExecRequest) -> None:
     if req.console_fd >= 0:
         c.console, c.console_fd, c.ctty = 1, req.console_fd, 1
     c.preserve_fds = req.preserve_fds
+    c.session_keyring = b.cstr(req.session_keyring)
     if req.seccomp_bpf:
         prog = ffi.from_buffer(req.seccomp_bpf)
         b.keep.append(prog)

@@ -12,6 +12,7 @@ import signal
 
 import msgspec
 
+from nsrun.bundle import hardening as confine
 from nsrun.bundle.images import ImageStore
 from nsrun.core.actions import (
     Action,
@@ -134,7 +135,10 @@ class Executor:
         leaf = self.cgroup.leaf(name)
         try:
             leaf.set_devices(plan.confinement.device_policy)  # the device allow-list
-            launched = launcher.spawn(plan, self.sandbox, leaf, log_fd)
+            if not self.cgroup.enabled:
+                plan = confine.without_mknod(plan)  # no device cgroup: nodev and no mknod
+            launched = launcher.spawn(plan, self.sandbox, leaf, log_fd,
+                                      confine.keyring_name(self.pod, name))
         except (SpawnError, BundleError, CgroupError) as err:
             message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
             os.write(log_fd, f"nsrun: {message}\n".encode())

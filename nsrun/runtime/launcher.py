@@ -132,22 +132,24 @@ def check_pod(pod: Pod, store: ImageStore) -> list[str]:
 
 
 def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int,
-            join_fds: tuple[int, ...] = ()):
+            join_fds: tuple[int, ...] = (), keyring: str | None = None):
     """The :class:`~nsrun.host.native.SpawnRequest` for ``plan`` (``BundleError`` for a
     mount the spawn path cannot express); ``cgroup_fd``/``join_fds``: the container's
-    cgroup (``cgroupdriver.Group``)."""
+    cgroup (``cgroupdriver.Group``); ``keyring``: its session keyring's name."""
     return oci.spawn_request(plan, join_ns=sandbox.ns_fds, cgroup_fd=cgroup_fd,
                              cgroup_join_fds=join_fds, stdio=(-1, log_fd, log_fd),
+                             session_keyring=keyring,
                              # no pod cgroup: nothing could find it after a crash
                              die_with_parent=cgroup_fd < 0 and not join_fds)
 
 
-def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, log_fd: int) -> Launched:
+def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, log_fd: int,
+          keyring: str | None = None) -> Launched:
     """Start the process in the ``cgroupdriver.Group`` ``cgroup`` (``SpawnError`` if a step
-    in the child failed)."""
+    in the child failed), with a session keyring of its own named ``keyring``."""
     from nsrun.host import native
 
-    req = request(plan, sandbox, cgroup.clone_fd, log_fd, cgroup.join_fds)
+    req = request(plan, sandbox, cgroup.clone_fd, log_fd, cgroup.join_fds, keyring)
     pid, pidfd = native.spawn(req)
     return Launched(pid, pidfd, req)
 

@@ -1,0 +1,168 @@
+"""The escape suite (issue 9): each escape tried from inside a real container through the real
+``nsrun`` CLI, each refused, with the mechanism that refused it asserted by its errno.
+
+* **Devices**: ``mknod`` + ``open`` of null (c 1:3), fuse (c 10:229), loop0 (b 7:0) and the
+  host's own disk (its major:minor from /sys/block) in ``/dev`` and in an ``emptyDir``:
+  ``mknod`` is allowed by the device cgroup (runc's ``c *:* m``) and the open fails with
+  ``EACCES``: both mounts are ``nodev``. In a fresh tmpfs mounted ``dev`` (CAP_SYS_ADMIN),
+  the device cgroup refuses with ``EPERM`` (null still opens). With ``--cgroups none`` there
+  is no device cgroup: ``CAP_MKNOD`` is gone, so ``mknod`` itself fails with ``EPERM``, even
+  when the pod adds MKNOD.
+* **Keyrings**: the test puts a key in host root's user keyring (``@u``); the container's
+  session keyring is its own (``_ses.<namespace>_<pod>_<container>``), so the key is not
+  possessed and reading it fails with ``EACCES``.
+* **seccomp** (``RuntimeDefault``, containerd's profile): ``unshare(CLONE_NEWUSER)``,
+  ``bpf``, ``keyctl``, ``perf_event_open``, ``process_vm_readv`` and ``AF_VSOCK``/``AF_ALG``
+  sockets fail with ``EPERM``; the same calls under ``Unconfined`` get the kernel's own
+  answer (so EPERM came from the filter). Devices and keyrings stay closed when Unconfined.
+
+The probe (``tests/shared/escape_probe.c``, built static with gcc into a copy of the busybox
+image) refuses to run unless ``/.nsrun-escape-marker`` exists: the test puts it only in the
+image's rootfs, the container's "/"."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, keyrings)"),
+              pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")]
+
+PROBE_SRC = Path(__file__).parents[1] / "shared" / "escape_probe.c"
+MARKER = ".nsrun-escape-marker"
+
+
+@pytest.fixture
+def world(net_world):
+    return net_world
+
+
+@pytest.fixture
+def image(world) -> str:
+    """``escape``: the busybox image plus the static probe and the marker in its rootfs."""
+    src, dst = world.images / "busybox" / "latest", world.images / "escape" / "latest"
+    shutil.copytree(src, dst, symlinks=True)
+    rootfs = dst / "rootfs"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(rootfs / "bin" / "escape_probe"),
+                    str(PROBE_SRC)], check=True, capture_output=True)
+    (rootfs / MARKER).write_text("only in the container's rootfs\n")
+    return "escape"
+
+
+def test_probe_refuses_to_run_on_the_host(image, world):
+    probe = world.images / "escape" / "latest" / "rootfs" / "bin" / "escape_probe"
+    assert not os.path.exists("/" + MARKER)
+    proc = subprocess.run([str(probe), "unshare-user"], capture_output=True, text=True)
+    assert proc.returncode == 99 and proc.stdout == "", proc
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYS_ADD_KEY, _SYS_KEYCTL = 248, 250  # x86_64
+_KEY_SPEC_USER_KEYRING, _KEYCTL_INVALIDATE = -4, 21
+
+
+@pytest.fixture
+def host_key():
+    """A key in host root's user keyring (@u), invalidated afterwards: its serial."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("syscall numbers are x86_64's")
+    payload = b"host secret"
+    serial = _libc.syscall(_SYS_ADD_KEY, b"user", f"nsrun-escape-{os.getpid()}".encode(),
+                           payload, len(payload), _KEY_SPEC_USER_KEYRING)
+    if serial < 0:
+        pytest.skip(f"add_key: {os.strerror(ctypes.get_errno())}")
+    yield serial
+    _libc.syscall(_SYS_KEYCTL, _KEYCTL_INVALIDATE, serial)
+
+
+def host_disk() -> str:
+    """"major:minor" of a real block device of this host (not loop, ram or zram)."""
+    for dev in sorted(os.listdir("/sys/block")):
+        if not dev.startswith(("loop", "ram", "zram", "nbd")):
+            return (Path("/sys/block") / dev / "dev").read_text().strip()
+    pytest.skip("no real block device in /sys/block")
+
+
+def device_args(where: str) -> list[str]:
+    major, minor = host_disk().split(":")
+    return [f"mknod:{where}/null2:c:1:3", f"mknod:{where}/fuse:c:10:229",
+            f"mknod:{where}/loop0:b:7:0", f"mknod:{where}/disk:b:{major}:{minor}"]
+
+
+def drivers() -> list:
+    from nsrun.host import cgroupdriver
+    from nsrun.host.preflight import CgroupHost
+
+    host = CgroupHost.probe()
+    v1 = "devices" in cgroupdriver.v1_hierarchies(host)
+    v2 = host.mount is not None and not host.readonly
+    return [pytest.param("v1", marks=pytest.mark.skipif(not v1, reason="no v1 devices")),
+            pytest.param("v2", marks=pytest.mark.skipif(not v2, reason="no cgroup2 mount")),
+            "none"]
+
+
+def run_pod(world, containers: list[dict], *extra: str, profile: str | None = None) -> dict:
+    """Run pod ``esc`` to completion; each container's probe lines as {what: result}."""
+    spec = {"restartPolicy": "Never", "containers": containers,
+            "volumes": [{"name": "vol", "emptyDir": {}}]}
+    if profile:
+        spec["securityContext"] = {"seccompProfile": {"type": profile}}
+    text = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "esc"},
+                       "spec": spec})
+    proc = world.nsrun(*world.run_args("-d", *extra), world.manifest("esc", text))
+    assert proc.returncode == 0, proc.stderr
+    world.wait_column("esc", "Completed", timeout=30)
+    out = {}
+    for c in containers:
+        log = (world.root / "pods" / "esc" / "logs" / c["name"] / "0.log").read_text()
+        out[c["name"]] = dict(line.rsplit(" ", 1) for line in log.splitlines()
+                              if line.count(" ") >= 1 and not line.startswith("nsrun:"))
+        out[c["name"]]["log"] = log
+    return out
+
+
+def container(name: str, args: list[str], *, shell: str = "", caps: list[str] = ()) -> dict:
+    command = (["sh", "-c", f'{shell} && exec /bin/escape_probe "$@"', "probe", *args]
+               if shell else ["/bin/escape_probe", *args])
+    c = {"name": name, "image": "escape", "command": command,
+         "volumeMounts": [{"name": "vol", "mountPath": "/vol"}]}
+    if caps:
+        c["securityContext"] = {"capabilities": {"add": list(caps)}}
+    return c
+
+
+FRESH_DEV = "mkdir -p /vol/d && mount -t tmpfs -o dev,mode=755 probe /vol/d"
+
+
+@pytest.mark.parametrize("driver", drivers())
+def test_device_nodes_do_not_open(world, image, host_key, driver):
+    found = run_pod(world, [
+        container("plain", [*device_args("/dev"), *device_args("/vol"),
+                            f"keyread:{host_key}", "keyring"]),
+        container("admin", device_args("/vol/d"), shell=FRESH_DEV, caps=["SYS_ADMIN", "MKNOD"]),
+    ], "--cgroups", driver, profile="Unconfined")
+    plain, admin = found["plain"], found["admin"]
+    for where in ("/dev", "/vol"):
+        for node in ("null2", "fuse", "loop0", "disk"):
+            if driver == "none":  # no device cgroup: no CAP_MKNOD
+                assert plain[f"mknod {where}/{node}"] == "EPERM", plain["log"]
+            else:  # the device cgroup allows mknod; nodev refuses the open
+                assert plain[f"mknod {where}/{node}"] == "ok", plain["log"]
+                assert plain[f"open {where}/{node}"] == "EACCES", plain["log"]
+    for node in ("fuse", "loop0", "disk"):
+        if driver == "none":
+            assert admin[f"mknod /vol/d/{node}"] == "EPERM", admin["log"]
+        else:  # a mount with dev: the device cgroup's EPERM
+            assert admin[f"open /vol/d/{node}"] == "EPERM", admin["log"]
+    if driver != "none":
+        assert admin["open /vol/d/null2"] == "ok", admin["log"]
+    # keyrings: not the supervisor's session keyring, so host root's key is not possessed
+    assert plain["keyread"] == "EACCES", plain["log"]
+    assert plain["keyring"].endswith(";_ses.default_esc_plain"), plain["log"]
