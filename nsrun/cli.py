@@ -19,7 +19,8 @@ EXIT_INTERNAL = 125
 
 
 GLOBAL_VALUE_OPTIONS = ("--root", "--images", "--secrets", "--configmaps", "--pod-cidr",
-                        "--service-cidr", "--cluster-domain", "--cluster-dns", "--resolv-conf")
+                        "--service-cidr", "--cluster-domain", "--cluster-dns", "--resolv-conf",
+                        "--seccomp-profile-root")
 MODEL_VERBS = ("validate", "resources", "convert")
 
 
@@ -56,6 +57,7 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
                    help="ConfigMaps: <DIR>/<name>/<key>, one file per key "
                         "(env NSRUN_CONFIGMAPS; default %(default)s)")
     _add_network_options(p)
+    _add_seccomp_options(p)
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs = {"run": _add_run, "create": _add_create, "apply": _add_apply,
              "get": _objcli("add_get"), "describe": _objcli("add_describe"),
@@ -387,11 +389,41 @@ def _path(p: str):
     return Path(p)
 
 
+def _add_seccomp_options(p: argparse.ArgumentParser) -> None:
+    """The kubelet's ``--seccomp-default`` (``=true|false``; here on unless said) and where
+    ``Localhost`` profiles live."""
+    p.add_argument("--seccomp-default", default=os.environ.get("NSRUN_SECCOMP_DEFAULT", "true"),
+                   metavar="BOOL", help="RuntimeDefault seccomp for containers whose pod names "
+                   "no seccompProfile (env NSRUN_SECCOMP_DEFAULT; default %(default)s)")
+    p.add_argument("--seccomp-profile-root",
+                   default=os.environ.get("NSRUN_SECCOMP_PROFILE_ROOT", "/var/lib/nsrun/seccomp"),
+                   help="Localhost seccomp profiles: <DIR>/<localhostProfile> "
+                        "(env NSRUN_SECCOMP_PROFILE_ROOT; default %(default)s)")
+
+
+def _seccomp_argv(argv: list[str]) -> list[str]:
+    """``--seccomp-default`` alone means true (a Go bool flag); ``=false`` turns it off."""
+    return ["--seccomp-default=true" if a == "--seccomp-default" else a for a in argv]
+
+
+def _seccomp_env(args: argparse.Namespace) -> None:
+    from nsrun.bundle.seccomp_select import parse_bool
+
+    word = str(args.seccomp_default)
+    try:
+        parse_bool(word, "--seccomp-default")
+    except NsrunError as err:
+        raise UsageError(str(err)) from None
+    os.environ["NSRUN_SECCOMP_DEFAULT"] = word
+    os.environ["NSRUN_SECCOMP_PROFILE_ROOT"] = args.seccomp_profile_root
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _seccomp_argv(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
     os.environ["NSRUN_SECRETS"], os.environ["NSRUN_CONFIGMAPS"] = args.secrets, args.configmaps
     try:
+        _seccomp_env(args)
         return int(args.func(args) or 0)
     except NsrunError as err:
         print(f"nsrun: {err}", file=sys.stderr)

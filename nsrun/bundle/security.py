@@ -53,6 +53,7 @@ from typing import Any
 
 import msgspec
 
+from nsrun.bundle import seccomp_select
 from nsrun.core import devices as device_rules
 from nsrun.core.spec import PodSecurityContext, SecurityContext
 from nsrun.errors import BundleError
@@ -203,6 +204,8 @@ class PodContext(msgspec.Struct, frozen=True):
     pod: str = ""  # the kubelet's format.Pod: name_namespace(uid)
     security_context: SecurityContext | None = None
     pod_security_context: PodSecurityContext | None = None
+    # --seccomp-default/--seccomp-profile-root (the default: the OCI face's, none of them)
+    seccomp: seccomp_select.Settings = seccomp_select.Settings()
 
 
 # ---------------------------------------------------------------- helpers
@@ -645,8 +648,8 @@ def _add_rule(f: _Fields, filt: Any, where: str, rule: Any, default: int, sc: An
     groups = [args] if len(set(indexes)) == len(indexes) else [[a] for a in args]
     for name in names:
         number = sc.resolve_syscall(sc.Arch.NATIVE, name)
-        if number < 0:
-            continue  # unknown to this kernel/arch: skipped, like runc (profiles list many)
+        if number == -1:  # (< -1: a call of another architecture the filter may cover)
+            continue  # unknown to libseccomp: skipped, like runc (profiles list many)
         for group in groups:
             try:
                 filt.add_rule(action, number, *group)
@@ -657,6 +660,19 @@ def _add_rule(f: _Fields, filt: Any, where: str, rule: Any, default: int, sc: An
 
 
 # ---------------------------------------------------------------- Kubernetes on top
+
+
+def _kube_seccomp(f: _Fields, pod: PodContext, caps: CapSets,
+                  bundle: Seccomp | None) -> Seccomp | None:
+    """``seccompProfile`` and ``--seccomp-default`` over the bundle's (``seccomp_select``)."""
+    chosen = seccomp_select.choose(pod.security_context, pod.pod_security_context, pod.seccomp,
+                                   f.get("linux.seccomp", dict) is not None,
+                                   frozenset(cap_list(caps.bounding)))
+    if chosen is seccomp_select.BUNDLE:
+        return bundle
+    if chosen is None:
+        return None
+    return _seccomp(_Fields({"linux": {"seccomp": chosen}}, "seccompProfile"))
 
 
 def _effective(pod: PodContext, name: str) -> Any:
@@ -822,6 +838,8 @@ def confine(config: dict[str, Any], where: str, pod: PodContext | None = None,
     elif sc is not None and sc.capabilities is not None:
         caps = _consistent(_kube_capabilities(caps, sc, host), "capabilities",
                            lambda w, m: BundleError(f"securityContext.{w}: {m}"), warnings)
+    if not privileged:
+        seccomp = _kube_seccomp(f, pod, caps, seccomp)
     _run_as_non_root(pod, uid)
     if uid_mappings:
         _check_user_ns(f, uid_mappings, gid_mappings, uid, gid, gids, privileged, devices)

@@ -141,6 +141,14 @@ class Capabilities(_S):
     drop: list[str] | None = None
 
 
+class SeccompProfile(_S):
+    """``RuntimeDefault``, ``Unconfined`` or ``Localhost`` (+ ``localhostProfile``, a path
+    below ``--seccomp-profile-root``)."""
+
+    type: str = ""
+    localhost_profile: str | None = None
+
+
 class SecurityContext(_S):
     run_as_user: int | None = None
     run_as_group: int | None = None
@@ -149,6 +157,7 @@ class SecurityContext(_S):
     capabilities: Capabilities | None = None
     privileged: bool | None = None
     allow_privilege_escalation: bool | None = None
+    seccomp_profile: SeccompProfile | None = None
 
 
 class Container(_S):
@@ -216,6 +225,7 @@ class PodSecurityContext(_S):
     run_as_non_root: bool | None = None
     supplemental_groups: list[int] | None = None
     fs_group: int | None = None
+    seccomp_profile: SeccompProfile | None = None
 
 
 class PodSpec(_S):
@@ -683,12 +693,12 @@ _POLICIES: dict[type, dict[str, _Policy]] = {
     SecurityContext: {
         "seLinuxOptions": _REJECT, "windowsOptions": _REJECT,
         "procMount": _Policy("reject", neutral=("", "Default")),
-        "seccompProfile": _UNCONFINED, "appArmorProfile": _UNCONFINED,
+        "appArmorProfile": _UNCONFINED,
     },
     PodSecurityContext: {
         **{k: _REJECT for k in ("seLinuxOptions", "windowsOptions", "fsGroupChangePolicy",
                                 "sysctls", "seLinuxChangePolicy")},
-        "seccompProfile": _UNCONFINED, "appArmorProfile": _UNCONFINED,
+        "appArmorProfile": _UNCONFINED,
         "supplementalGroupsPolicy": _Policy("reject", neutral=("", "Merge")),
     },
     Volume: {k: _REJECT for k in _VOLUME_TYPES},

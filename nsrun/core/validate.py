@@ -40,6 +40,7 @@ from nsrun.core.spec import (
     Probe,
     ResourceFieldSelector,
     ResourceRequirements,
+    SeccompProfile,
     SecurityContext,
     Volume,
     VolumeMount,
@@ -793,6 +794,7 @@ def _security_context(sc: SecurityContext | None, path: str) -> list[Problem]:
     if sc is None:
         return []
     out = _id(sc.run_as_user, f"{path}.runAsUser") + _id(sc.run_as_group, f"{path}.runAsGroup")
+    out += _seccomp_profile(sc.seccomp_profile, f"{path}.seccompProfile")
     if sc.allow_privilege_escalation is False:
         if sc.privileged:
             out.append(Problem(path, "Invalid value", "cannot set `allowPrivilegeEscalation` to "
@@ -808,8 +810,34 @@ def _pod_security_context(sc: PodSecurityContext | None, path: str) -> list[Prob
         return []
     out = _id(sc.run_as_user, f"{path}.runAsUser") + _id(sc.run_as_group, f"{path}.runAsGroup")
     out += _id(sc.fs_group, f"{path}.fsGroup")
+    out += _seccomp_profile(sc.seccomp_profile, f"{path}.seccompProfile")
     for i, gid in enumerate(sc.supplemental_groups or ()):
         out += _id(gid, f"{path}.supplementalGroups[{i}]")
+    return out
+
+
+SECCOMP_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
+
+
+def _seccomp_profile(sp: SeccompProfile | None, path: str) -> list[Problem]:
+    """The API server's validateSeccompProfileField, with its messages."""
+    if sp is None:
+        return []
+    out = []
+    if not sp.type:
+        out.append(required(f"{path}.type", "type is required when seccompProfile is set"))
+    elif sp.type not in SECCOMP_TYPES:
+        out.append(not_supported(f"{path}.type", sp.type, SECCOMP_TYPES))
+    where, local = f"{path}.localhostProfile", sp.localhost_profile
+    if sp.type == "Localhost" and local is None:
+        out.append(required(where, "must be set when seccomp type is Localhost"))
+    elif sp.type == "Localhost":
+        if local.startswith("/"):
+            out.append(invalid(where, local, "must be a relative path"))
+        if ".." in local.split("/"):
+            out.append(invalid(where, local, "must not contain '..'"))
+    elif local is not None:
+        out.append(invalid(where, local, "can only be set when seccomp type is Localhost"))
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from nsrun.bundle import oci, security
+from nsrun.bundle import oci, seccomp_select, security
 from nsrun.bundle.images import ImageStore
 from nsrun.core import expand
 from nsrun.core.spec import Container, Pod
@@ -57,7 +57,8 @@ def pod_context(pod: Pod, container: Container) -> security.PodContext:
     return security.PodContext(
         container=container.name, pod=f"{meta.name}_{meta.namespace}({meta.uid})",
         security_context=container.security_context,
-        pod_security_context=pod.spec.security_context)
+        pod_security_context=pod.spec.security_context,
+        seccomp=seccomp_select.Settings.from_env())
 
 
 def build_plan(pod: Pod, container: Container, bundle: Path, sandbox: Sandbox) -> oci.LaunchPlan:

@@ -108,7 +108,8 @@ def drivers() -> list:
             "none"]
 
 
-def run_pod(world, containers: list[dict], *extra: str, profile: str | None = None) -> dict:
+def run_pod(world, containers: list[dict], *extra: str, profile: str | None = None,
+            options: tuple[str, ...] = ()) -> dict:
     """Run pod ``esc`` to completion; each container's probe lines as {what: result}."""
     spec = {"restartPolicy": "Never", "containers": containers,
             "volumes": [{"name": "vol", "emptyDir": {}}]}
@@ -116,7 +117,7 @@ def run_pod(world, containers: list[dict], *extra: str, profile: str | None = No
         spec["securityContext"] = {"seccompProfile": {"type": profile}}
     text = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "esc"},
                        "spec": spec})
-    proc = world.nsrun(*world.run_args("-d", *extra), world.manifest("esc", text))
+    proc = world.nsrun(*options, *world.run_args("-d", *extra), world.manifest("esc", text))
     assert proc.returncode == 0, proc.stderr
     world.wait_column("esc", "Completed", timeout=30)
     out = {}
@@ -166,3 +167,38 @@ def test_device_nodes_do_not_open(world, image, host_key, driver):
     # keyrings: not the supervisor's session keyring, so host root's key is not possessed
     assert plain["keyread"] == "EACCES", plain["log"]
     assert plain["keyring"].endswith(";_ses.default_esc_plain"), plain["log"]
+
+
+SYSCALLS = ["unshare-user", "bpf", "keyctl", "perf", "vsock", "alg", "ptrace"]
+
+
+def test_runtime_default_denies_with_eperm(world, image, host_key):
+    found = run_pod(world, [container("probe", [*SYSCALLS, f"keyread:{host_key}"])],
+                    profile="RuntimeDefault")["probe"]
+    for what in ("unshare-user", "bpf", "keyctl", "perf", "vsock", "alg", "process_vm_readv",
+                 "keyread"):
+        assert found[what] == "EPERM", (what, found["log"])
+    # containerd allows ptrace itself (kernel >= 4.8): it reaches only the container's own
+    assert found["ptrace"] == "ok", found["log"]
+
+
+def test_unconfined_gets_the_kernels_answers(world, image, host_key):
+    """The same calls without a filter: the kernel's own errors (so EPERM above was the
+    filter's), and still no device access (test_device_nodes_do_not_open) and no key."""
+    found = run_pod(world, [container("probe", [*SYSCALLS, f"keyread:{host_key}"])],
+                    profile="Unconfined")["probe"]
+    assert found["unshare-user"] == "ok", found["log"]
+    assert found["bpf"] == "EINVAL" and found["keyctl"] == "EOPNOTSUPP", found["log"]
+    assert found["perf"] == "EFAULT", found["log"]
+    assert found["vsock"] != "EPERM" and found["alg"] != "EPERM", found["log"]
+    assert found["keyread"] == "EACCES", found["log"]  # not possessed: its own keyring
+
+
+@pytest.mark.parametrize(("options", "unshare"), [
+    ((), "EPERM"),                              # --seccomp-default is on unless said
+    (("--seccomp-default",), "EPERM"),
+    (("--seccomp-default=false",), "ok"),       # the kubelet's default
+])
+def test_seccomp_default_option(world, image, options, unshare):
+    found = run_pod(world, [container("probe", ["unshare-user"])], options=options)["probe"]
+    assert found["unshare-user"] == unshare, found["log"]
