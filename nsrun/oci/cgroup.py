@@ -174,6 +174,15 @@ def _create_v1(host, config, container_id, systemd, values, label):
     return {"driver": "v1", "dirs": {c: str(p) for c, p in dirs.items()}}, group, skipped
 
 
+def set_devices(group, policy, container_id: str) -> None:
+    """The device allow-list (``linux.resources.devices`` and the defaults, ``core.devices``)
+    on the container's cgroup: a BPF program on v2, the devices controller on v1."""
+    try:
+        group.set_devices(policy)
+    except CgroupError as err:
+        raise OciError(f"container {container_id}: device cgroup: {err}") from None
+
+
 def open_group(record: dict):
     """The container's ``cgroupdriver.Group`` from its record; None without cgroups (or
     when they are gone)."""

@@ -7,8 +7,8 @@ seccomp and cgroup are all done by the C child, which then waits on ``exec.fifo`
 (``csrc/oci.c``). The init is a child of the caller's process tree (conmon and containerd's
 shim are child subreapers and reap it); nothing of nsrun stays behind. The pid file (the
 init's host pid) is written before ``create`` returns; on any failure nothing is left (no
-process, cgroup or state). ``--no-pivot`` and ``--no-new-keyring`` are accepted: nsrun
-always pivots; it makes no session keyring.
+process, cgroup or state). The init joins a new session keyring named ``_ses.<ID>`` (as
+runc's), unless ``--no-new-keyring``. ``--no-pivot`` is accepted: nsrun always pivots.
 
 ``run ID [--bundle B] [--detach] ...``: create, then start; in the foreground it passes the
 signals it gets to the container, waits for it, deletes it (runc's ``run``) and exits with
@@ -219,6 +219,8 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     if group is not None:
         undo(group.close)
     clone_fd, join_fds = (group.clone_fd, group.join_fds) if group else (-1, ())
+    if group is not None:  # the allow-list, with linux.resources.devices (core.devices)
+        cgroup.set_devices(group, plan.confinement.device_policy, container.id)
     os.mkfifo(container.path(FIFO), 0o600)
     fifo_fd = os.open(container.path(FIFO), os.O_RDWR | os.O_CLOEXEC)
     undo(lambda: os.close(fifo_fd))
@@ -232,7 +234,8 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
                         stdio=_stdio(),
                         new_pid_ns=ns.new_pid, console_fd=console_fd, preserve_fds=preserve,
                         stops=native.STOP_START | (native.STOP_HOOKS if early else 0),
-                        stop_fd=fifo_fd)
+                        stop_fd=fifo_fd, session_keyring=None if opts["no_new_keyring"]
+                        else f"_ses.{container.id}")
     try:
         pid, pidfd, report_fd, stop = native.spawn_stopped(req)
     except SpawnError as err:

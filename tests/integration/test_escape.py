@@ -49,11 +49,15 @@ def image(world) -> str:
     """``escape``: the busybox image plus the static probe and the marker in its rootfs."""
     src, dst = world.images / "busybox" / "latest", world.images / "escape" / "latest"
     shutil.copytree(src, dst, symlinks=True)
-    rootfs = dst / "rootfs"
+    add_probe(dst / "rootfs")
+    return "escape"
+
+
+def add_probe(rootfs: Path) -> None:
+    """The static probe in ``rootfs``/bin and the marker at its top."""
     subprocess.run(["gcc", "-static", "-O1", "-o", str(rootfs / "bin" / "escape_probe"),
                     str(PROBE_SRC)], check=True, capture_output=True)
     (rootfs / MARKER).write_text("only in the container's rootfs\n")
-    return "escape"
 
 
 def test_probe_refuses_to_run_on_the_host(image, world):
@@ -202,3 +206,57 @@ def test_unconfined_gets_the_kernels_answers(world, image, host_key):
 def test_seccomp_default_option(world, image, options, unshare):
     found = run_pod(world, [container("probe", ["unshare-user"])], options=options)["probe"]
     assert found["unshare-user"] == unshare, found["log"]
+
+
+OCI_CAPS = ["CAP_SYS_ADMIN", "CAP_MKNOD"]
+OCI_PROBE = ("mount -t tmpfs -o dev,mode=755 t /tmp && mknod /tmp/tun c 10 200; "
+             "mknod /tmp/fuse c 10 229; head -c 0 /tmp/tun && echo tun-ok; head -c 0 /tmp/fuse")
+
+
+@pytest.mark.parametrize("name", ["nsrun-oci", "runc"])
+def test_oci_bundle_device_rules_apply(oci, name):
+    """nsrun-oci applies ``linux.resources.devices`` (issue 13) as runc does: the one device
+    the bundle allows opens, another is refused with EPERM (runc already refuses its mknod:
+    its list has no ``c *:* m``; nsrun adds runc >= 1.2's defaults, so mknod works and the
+    open is refused)."""
+    if oci_driver() not in ("v1", "v2"):
+        pytest.skip("no cgroup for a device allow-list")
+    caps = {k: OCI_CAPS for k in ("bounding", "effective", "permitted")}
+    bundle = oci.bundle("dev1", ["sh", "-c", OCI_PROBE], process_capabilities=caps,
+                        linux_resources={"devices": [
+                            {"allow": False, "access": "rwm"},
+                            {"allow": True, "type": "c", "major": 10, "minor": 200,
+                             "access": "rwm"}]})
+    for applet in ("mount", "mknod"):
+        link = oci.tmp / "rootfs" / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    out = oci.runtimes[name]("run", "--bundle", str(bundle), "dev1", stdin=open(os.devnull))
+    assert "tun-ok" in out.stdout, out
+    assert "fuse: Operation not permitted" in out.stderr, out
+
+
+def oci_driver() -> str:
+    from nsrun.host import cgroupdriver
+    from nsrun.host.cgroupfs import CgroupFs
+    from nsrun.host.preflight import CgroupHost
+
+    return cgroupdriver.auto_kind(CgroupHost.probe(), CgroupFs())[0]
+
+
+@pytest.mark.parametrize(("extra", "want"), [((), ";_ses.k1"), (("--no-new-keyring",), None)])
+def test_oci_session_keyring(oci, extra, want):
+    """``nsrun-oci create`` joins a new session keyring named as runc names it, unless
+    ``--no-new-keyring`` (then the caller's stays)."""
+    bundle = oci.bundle("k1", ["/bin/escape_probe", "keyring"])
+    add_probe(oci.tmp / "rootfs")
+    rt = oci.runtimes["nsrun-oci"]
+    assert oci.create(rt, "k1", bundle, *extra).returncode == 0
+    rt("start", "k1", check=True)
+    rt.wait_status("k1", "stopped")
+    out = oci.output("k1")[0]
+    rt("delete", "k1", check=True)
+    own = ctypes.create_string_buffer(256)
+    _libc.syscall(_SYS_KEYCTL, 6, -3, own, 256)  # KEYCTL_DESCRIBE @s: the caller's
+    line = out.strip().split(" ", 1)[1]
+    assert line.endswith(want) if want else line == own.value.decode(), (out, own.value)

@@ -77,7 +77,8 @@ def test_auto_picks_none_without_any_hierarchy(tmp_path):
     h = host(tmp_path, "", "")
     driver = cgroupdriver.choose("auto", h, FakeKernel(tmp_path / "none").fs, say=said)
     assert isinstance(driver, NoCgroups)
-    assert said == ["cgroup driver none: no usable cgroup hierarchy"]
+    assert said == ["cgroup driver none: no usable cgroup hierarchy; no device cgroup: "
+                    "containers get nodev mounts and no CAP_MKNOD"]
     pod = driver.create_pod(None, "u", {"memory.max": "1048576"}, {}, warn=warned)
     assert pod is NO_POD
     assert warned == ["no cgroup2 hierarchy is mounted: running without a pod cgroup, this "
@@ -96,8 +97,10 @@ def test_explicit_modes(hybrid, tmp_path):
     said = Lines()
     assert isinstance(cgroupdriver.choose("v2", h, v2.fs, say=said), V2Driver)
     assert isinstance(cgroupdriver.choose("v1", h, v2.fs, say=said), V1Driver)
+    assert said == []  # auto says what it picked; v2 and v1 are what was asked
     assert isinstance(cgroupdriver.choose("none", h, v2.fs, say=said), NoCgroups)
-    assert said == []  # only auto says what it picked
+    assert said == ["cgroup driver none: no device cgroup: containers get nodev mounts and "
+                    "no CAP_MKNOD"]  # what a pod then lacks, said in one line
     with pytest.raises(PreflightError, match="--cgroups=v1: no cgroup v1 hierarchy"):
         cgroupdriver.choose("v1", host(tmp_path, v2_line(v2.root), "0::/\n"), v2.fs)
 

@@ -206,7 +206,8 @@ def test_without_a_usable_cgroup2_hierarchy(tmp_path, mountinfo, why):
         driver = cgroupdriver.NoCgroups(host, "auto")
     else:
         driver = cgroupdriver.choose("auto", host, fs, say=said)
-        assert said == ["cgroup driver none: no usable cgroup hierarchy"]
+        assert said == ["cgroup driver none: no usable cgroup hierarchy; no device cgroup: "
+                        "containers get nodev mounts and no CAP_MKNOD"]
     cg = driver.create_pod(None, UID, POD, LEAVES, qos="Burstable", warn=warned)
     assert warned == [f"{why}: running without a pod cgroup, this pod's cpu.weight, "
                       "cpu.max, memory.max, pids.max are not enforced"]

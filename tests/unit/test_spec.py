@@ -195,8 +195,8 @@ def test_node_name_is_kept_for_the_downward_api():
      {"containers": [{**APP, "livenessProbe": {"grpc": {"port": 1}}}]}),
     ("spec.containers[0].lifecycle.preStop.httpGet",
      {"containers": [{**APP, "lifecycle": {"preStop": {"httpGet": {"port": 1}}}}]}),
-    ("spec.containers[0].securityContext.seccompProfile",
-     {"containers": [{**APP, "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}]}),
+    ("spec.containers[0].securityContext.appArmorProfile",
+     {"containers": [{**APP, "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}]}),
     ("spec.volumes[0].persistentVolumeClaim",
      {"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]}),
     ("metadata.generateName", None),
@@ -215,6 +215,8 @@ def test_behaviour_changing_fields_are_not_supported(path, doc):
     {"enableServiceLinks": True}, {"os": {"name": "linux"}}, {"hostUsers": True},
     {"containers": [{**APP, "tty": False, "stdin": False}]},
     {"containers": [{**APP, "securityContext": {"seccompProfile": {"type": "Unconfined"}}}]},
+    {"containers": [{**APP, "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}]},
+    {"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "a.json"}}},
 ])
 def test_neutral_values_are_accepted_silently(doc):
     pods, warnings = load_pods_with_warnings(manifest({"containers": [APP], **doc}))
