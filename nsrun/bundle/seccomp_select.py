@@ -79,6 +79,23 @@ def choose(security_context: Any, pod_security_context: Any, settings: Settings,
     return seccomp_default.profile(bounding)
 
 
+def confine_seccomp(f: Any, security_context: Any, pod_security_context: Any,
+                    settings: Settings, bounding: int, bundle: Any) -> Any:
+    """The container's compiled filter (``ociseccomp.Seccomp`` or None): ``bundle`` (the
+    bundle's own, already compiled) unless the pod or the default chooses another."""
+    from nsrun.bundle.capabilities import cap_list
+    from nsrun.bundle.configfields import Fields
+    from nsrun.bundle.ociseccomp import seccomp_of
+
+    chosen = choose(security_context, pod_security_context, settings,
+                    f.get("linux.seccomp", dict) is not None, frozenset(cap_list(bounding)))
+    if chosen is BUNDLE:
+        return bundle
+    if chosen is None:
+        return None
+    return seccomp_of(Fields({"linux": {"seccomp": chosen}}, "seccompProfile"))
+
+
 def load_localhost(root: str, name: str) -> dict:
     """The OCI seccomp JSON ``root/name``; ``BundleError`` with containerd's words if it
     cannot be read (the container waits with ``CreateContainerError``)."""
