@@ -36,7 +36,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "nsrun._native",
     '#include "nsrun.h"\n#include <sched.h>\n#include <sys/mount.h>\n#include <sys/resource.h>\n'
-    '#include <linux/capability.h>\n#include <linux/bpf.h>\n',
+    '#include <linux/capability.h>\n#include <linux/bpf.h>\n#include <linux/seccomp.h>\n',
     sources=[_rel(name) for name in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     depends=[_rel("nsrun.h"), _rel("cdef.h")],

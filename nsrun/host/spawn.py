@@ -119,20 +119,22 @@ def next_stop(req: SpawnRequest, report_fd: int) -> str:
     caller kills and reaps the child; it has ``_exit``ed or is about to)."""
     import os
 
+    ffi = native.ext().ffi
+    size = ffi.sizeof("struct nsr_report")
     data = b""
-    while len(data) < 12:
-        chunk = os.read(report_fd, 12 - len(data))
+    while len(data) < size:
+        chunk = os.read(report_fd, size - len(data))
         if not chunk:
             break
         data += chunk
     if not data:
         return ""
-    if len(data) < 12:
+    if len(data) < size:
         raise SpawnError("wait", errno.EPROTO)
-    step, err, index = (int.from_bytes(data[i:i + 4], "little", signed=True) for i in (0, 4, 8))
-    if err == 0 and index == native.NSR_STOPPED:
-        return native.step_name(step)
-    raise spawn_error(req, step, err, index)
+    rep = ffi.cast("struct nsr_report *", ffi.from_buffer(data))
+    if rep.err == 0 and rep.index == native.NSR_STOPPED:
+        return native.step_name(rep.step)
+    raise spawn_error(req, rep.step, rep.err, rep.index)
 
 
 def spawn(req: SpawnRequest, *, clone_mode: int | None = None) -> tuple[int, int]:
