@@ -1,5 +1,5 @@
 """Start a container process: a :class:`~nsrun.request.SpawnRequest` handed to the C
-extension, which does everything between ``clone3()`` and ``execve()`` (``csrc/spawn.c``).
+extension, which does everything between ``clone3()`` and ``execve()`` (``csrc/spawn.c``, the child's steps in ``csrc/steps.c``).
 
 The child runs the steps of :data:`nsrun.native.STEPS` in order; each skips itself when the
 request does not ask for it. Failures outside the child use the step names ``pipe``,
