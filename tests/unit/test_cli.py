@@ -246,3 +246,14 @@ def test_the_world_is_passed_not_read_from_the_environment(monkeypatch):
     from nsrun.host import sandbox
 
     assert sandbox.secrets_dir() == "/etc/nsrun/secrets"  # no environment below the CLI
+
+
+def test_readme_links_stay_inside_the_repository():
+    import re
+
+    top = README.parent
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text()):
+        if "://" in target:
+            continue
+        path = (top / target).resolve()
+        assert path.is_relative_to(top) and path.exists(), target
