@@ -6,7 +6,7 @@ Per driver (``none``, ``v2``, ``v1``), in one process, ``--runs`` times interlea
 * **leaf**: making one container's cgroup (``PodCgroups.leaf`` with the kubelet's values)
   and its device allow-list (``set_devices``: the BPF program on v2, ``devices.deny``/
   ``devices.allow`` on v1);
-* **spawn**: ``native.spawn`` of ``/bin/true`` in a busybox rootfs into that cgroup
+* **spawn**: ``host.spawn.spawn`` of ``/bin/true`` in a busybox rootfs into that cgroup
   (v2: ``CLONE_INTO_CGROUP``; v1: the child waits while the parent writes its pid into each
   hierarchy) and reaping it;
 * **import**: the driver's modules in a fresh interpreter that already has nsrun's start
@@ -42,13 +42,14 @@ def rootfs(tmp: Path) -> str:
 
 def one_start(pod, name: str, root: str, values: dict[str, str]) -> tuple[float, float]:
     from nsrun.core import devices
-    from nsrun.host import native
+    from nsrun.host.spawn import spawn
+    from nsrun.request import SpawnRequest
 
     t0 = time.perf_counter()
     leaf = pod.leaf(name, values)
     leaf.set_devices(devices.policy())
     t1 = time.perf_counter()
-    pid, pidfd = native.spawn(native.SpawnRequest(
+    pid, pidfd = spawn(SpawnRequest(
         argv=["/bin/true"], env=[], rootfs=root, cgroup_fd=leaf.clone_fd,
         cgroup_join_fds=leaf.join_fds))
     os.waitid(os.P_PIDFD, pidfd, os.WEXITED)

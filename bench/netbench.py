@@ -88,7 +88,7 @@ ATTACH = r"""
 import os, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from nsrun.core.netconfig import make_config
-from nsrun.host import native, network
+from nsrun.host import network, nsfds
 cfg = make_config("/nsrun-bench", "169.254.110.0/24", "169.254.210.0/24")
 network.ensure_bridge(cfg)
 def rtnl(fd, veth, ip):
@@ -109,7 +109,7 @@ out = {}
 for name, attach in (("rtnl", rtnl), ("pyroute2", pyroute)):
     times = []
     for i in range(int(sys.argv[2])):
-        sb = native.create_sandbox("b")
+        sb = nsfds.create_sandbox("b")
         start = time.perf_counter()
         attach(sb["net"], f"nsrunbench{i}", f"169.254.110.{i + 2}")
         times.append(time.perf_counter() - start)
@@ -129,7 +129,7 @@ def networking(name):
                     "spec:\n  containers: [{name: a, image: i}]\n")[0]
     paths = StateRoot(root).pod(name)
     paths.dir.mkdir(parents=True)
-    sb = native.create_sandbox("b")
+    sb = nsfds.create_sandbox("b")
     return Networking(root, cfg, pod, paths, ""), Sandbox(ns_fds=sb, volume_paths={}, pod=pod)
 keep, keep_sandbox = networking("keep")  # another pod keeps the bridge up meanwhile
 keep.start(keep_sandbox)
@@ -169,7 +169,7 @@ def dns_latency(world: World, queries: int = 1000) -> float:
     """Median ms of a Service-name query from inside a pod's network namespace."""
     from dnslib import DNSRecord
 
-    from nsrun.host import native
+    from nsrun.host import nsfds
 
     world("create", "-f", world.manifest("svc", "apiVersion: v1\nkind: Service\n"
                                          "metadata: {name: target}\nspec:\n"
@@ -179,7 +179,7 @@ def dns_latency(world: World, queries: int = 1000) -> float:
         pause = int((world.root / "pods" / "dns" / "sandbox.pid").read_text())
         cfg = json.loads((world.root / "network" / "config.json").read_text())
         net = os.open(f"/proc/{pause}/ns/net", os.O_RDONLY)
-        sock = socket.socket(fileno=native.socket_in_netns(net, socket.AF_INET,
+        sock = socket.socket(fileno=nsfds.socket_in_netns(net, socket.AF_INET,
                                                            socket.SOCK_DGRAM))
         os.close(net)
         sock.settimeout(2)

@@ -199,17 +199,18 @@ def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[st
 
 def spawn_request(plan: LaunchPlan, *, join_ns: dict[str, int], cgroup_fd: int,
                   stdio: tuple[int, int, int] = (-1, -1, -1), **extra: Any):
-    """The :class:`~nsrun.host.native.SpawnRequest` for ``plan``, joining ``join_ns`` and
+    """The :class:`~nsrun.request.SpawnRequest` for ``plan``, joining ``join_ns`` and
     starting in ``cgroup_fd``; ``extra`` sets further request fields (the OCI face: stops,
     console, hostname, ...). ``BundleError`` for a mount the spawn path cannot express."""
-    from nsrun.host import native
+    from nsrun.bundle.mounts import mount_from_oci
+    from nsrun.request import SpawnRequest
 
     try:
-        mounts = tuple(native.MountSpec.from_oci(m) for m in plan.mounts)
+        mounts = tuple(mount_from_oci(m) for m in plan.mounts)
     except ValueError as err:
         raise BundleError(f"mounts: {err}") from None
     c = plan.confinement
-    return native.SpawnRequest(
+    return SpawnRequest(
         argv=plan.argv, env=plan.env, rootfs=plan.rootfs, cwd=plan.cwd, uid=c.uid,
         gid=c.gid, additional_gids=c.additional_gids, rootfs_readonly=c.readonly_root,
         mounts=mounts, join_ns=dict(join_ns), cgroup_fd=cgroup_fd,
@@ -222,3 +223,4 @@ def spawn_request(plan: LaunchPlan, *, join_ns: dict[str, int], cgroup_fd: int,
         readonly_paths=c.readonly_paths, devices=c.devices,
         rootfs_propagation=c.rootfs_propagation,
         uid_mappings=c.uid_mappings, gid_mappings=c.gid_mappings, **extra)
+

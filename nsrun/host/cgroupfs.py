@@ -136,9 +136,9 @@ class Kernel(DirKernel):
     def attach_device_filter(self, dirfd: int, policy: Any, replace_fd: int) -> int:
         """Load ``policy`` as a BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the
         cgroup ``dirfd`` (replacing the program ``replace_fd`` when >= 0); its fd."""
-        from nsrun.host import native
+        from nsrun.host import devicebpf
 
-        return native.attach_device_filter(dirfd, policy, replace_fd)
+        return devicebpf.attach_device_filter(dirfd, policy, replace_fd)
 
 
 class DirFs:

@@ -66,9 +66,9 @@ class Rtnl:
 
     @classmethod
     def open_in(cls, net_fd: int) -> Rtnl:
-        from nsrun.host import native
+        from nsrun.host import nsfds
 
-        fd = native.socket_in_netns(net_fd, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        fd = nsfds.socket_in_netns(net_fd, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         return cls(socket.socket(fileno=fd))
 
     def close(self) -> None:

@@ -89,11 +89,11 @@ class Sandbox(msgspec.Struct):
     def _pod_shm(self, paths: PodPaths) -> None:
         """One /dev/shm for the whole pod, as the kubelet gives its sandbox: the containers
         share the IPC namespace, so POSIX shared memory must be shared too."""
-        from nsrun.host import native
+        from nsrun.host import mounts
 
         path = paths.dir / "shm"
         path.mkdir(exist_ok=True)
-        native.mount_tmpfs(str(path), SHM_OPTIONS)
+        mounts.mount_tmpfs(str(path), SHM_OPTIONS)
         self.tmpfs_mounts.append(str(path))
         self.shm_path = str(path)
 
@@ -102,13 +102,13 @@ class Sandbox(msgspec.Struct):
         sandbox is; with ``hostNetwork`` only IPC is fresh, network and UTS are the node's):
         when it dies the sandbox is lost and the pod starts over. The old ones, if any, are
         released; volumes are kept."""
-        from nsrun.host import native
+        from nsrun.host import nsfds
 
         assert self.pod is not None
         hostname = (self.pod.spec.hostname or self.pod.metadata.name)[:64]
         if self.pod.spec.host_network:
             hostname = None  # the node's network and UTS namespaces, as the kubelet's
-        fresh = native.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd)
+        fresh = nsfds.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd)
         self._release_namespaces()
         self.pause_pid, self.pause_pidfd = fresh.pop("pid"), fresh.pop("pidfd")
         self.ns_fds = fresh
@@ -148,10 +148,10 @@ class Sandbox(msgspec.Struct):
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o777)  # like the kubelet: any container user may write
         if volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
-            from nsrun.host import native
+            from nsrun.host import mounts
 
             size = _bytes(volume.empty_dir.size_limit)
-            native.mount_tmpfs(str(path), f"mode=777{f',size={size}' if size else ''}")
+            mounts.mount_tmpfs(str(path), f"mode=777{f',size={size}' if size else ''}")
             self.tmpfs_mounts.append(str(path))
         return str(path)
 
@@ -159,7 +159,7 @@ class Sandbox(msgspec.Struct):
 
     def _key_volume(self, volume: Volume, paths: PodPaths) -> str:
         """A pod-owned tmpfs holding the object's keys as files (see the module doc)."""
-        from nsrun.host import native
+        from nsrun.host import mounts
 
         kind, name, source = _key_source(volume)
         fail = f'MountVolume.SetUp failed for volume "{volume.name}" :'
@@ -173,7 +173,7 @@ class Sandbox(msgspec.Struct):
         path = paths.volume(volume.name)
         path.mkdir(parents=True, exist_ok=True)
         pages = sum(len(data) // 4096 + 1 for _, data, _ in files)
-        native.mount_tmpfs(str(path), f"mode=755,size={(pages + 16) * 4096},"
+        mounts.mount_tmpfs(str(path), f"mode=755,size={(pages + 16) * 4096},"
                                       f"nr_inodes={2 * len(files) + 16}")
         self.tmpfs_mounts.append(str(path))
         fs_group = self.pod.spec.security_context.fs_group if (
@@ -246,7 +246,7 @@ class Sandbox(msgspec.Struct):
         service account) where the container mounts nothing itself. A ``subPath`` (or
         ``subPathExpr`` expanded with ``env``) is resolved inside its volume by the spawn
         path, never following a symlink out of it."""
-        from nsrun.host.native import SUB_PATH_KEY
+        from nsrun.request import SUB_PATH_KEY
 
         mounts = []
         for vm in container.volume_mounts or []:
@@ -270,11 +270,11 @@ class Sandbox(msgspec.Struct):
 
     def close(self) -> None:
         """Release the namespaces and unmount memory-backed volumes."""
-        from nsrun.host import native
+        from nsrun.host import mounts
 
         self._release_namespaces()
         for path in self.tmpfs_mounts:
-            native.umount(path)
+            mounts.umount(path)
         self.tmpfs_mounts = []
 
 

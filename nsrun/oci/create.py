@@ -205,8 +205,9 @@ def _remove_dir(container: Container) -> None:
 
 def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: bytes,
             opts: dict, undo: Undo) -> Created:
+    from nsrun import native
     from nsrun.bundle.oci import spawn_request
-    from nsrun.host import native
+    from nsrun.host.spawn import next_stop, spawn_stopped
     from nsrun.oci import cgroup, namespaces
 
     plan = _plan(config, bundle)
@@ -231,10 +232,10 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     req = spawn_request(plan, join_ns=ns.join, cgroup_fd=clone_fd, cgroup_join_fds=join_fds,
                         stdio=_stdio(),
                         new_pid_ns=ns.new_pid, console_fd=console_fd, preserve_fds=preserve,
-                        stops=native.STOP_START | (native.STOP_HOOKS if early else 0),
+                        stops=native.NSR_STOP_START | (native.NSR_STOP_HOOKS if early else 0),
                         stop_fd=fifo_fd)
     try:
-        pid, pidfd, report_fd, stop = native.spawn_stopped(req)
+        pid, pidfd, report_fd, stop = spawn_stopped(req)
     except SpawnError as err:
         raise start_failure(err, plan.argv[0], "nsrun-oci create failed") from None
     undo(lambda: _kill_child(pid, pidfd))
@@ -248,7 +249,7 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
         _early_hooks(config, record, pid, pidfd, group, ctx)
         os.write(fifo_fd, b"g")
         try:
-            stop = native.next_stop(req, report_fd)
+            stop = next_stop(req, report_fd)
         except SpawnError as err:
             raise start_failure(err, plan.argv[0], "nsrun-oci create failed") from None
     if stop != "wait_start":

@@ -13,7 +13,7 @@ CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 def default_spec() -> dict:
     from nsrun.bundle.oci import DEFAULT_MOUNTS
     from nsrun.bundle.security import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
-    from nsrun.host.native import DEFAULT_PATH
+    from nsrun.request import DEFAULT_PATH
 
     return {
         "ociVersion": SPEC_VERSION,

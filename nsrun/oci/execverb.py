@@ -6,7 +6,7 @@ it) or from the container's own ``process`` with ``CMD ARG…``, ``--env K=V`` (
 and ``--tty``. Its confinement is computed by the same code as the container's
 (``nsrun.bundle.security.confine`` over the container's config with this process; seccomp
 from the container's ``linux.seccomp``), and the C path that joins a container
-(``native.exec_in``) starts it in the container's namespaces and cgroup, as a child of the
+(``host.execin.exec_in``) starts it in the container's namespaces and cgroup, as a child of the
 caller. ``--console-socket``: its pty (of the container's devpts) goes there; ``--tty``
 without one: ``nsrun-oci`` relays it. ``--detach`` returns once it runs (``--pid-file``
 holds its pid); otherwise the exit status is its own (128+n for signal n).
@@ -84,11 +84,11 @@ def _process(config: dict, opts: dict, argv: list[str]) -> dict:
 
 def request(config: dict, process: dict, group: object, console_fd: int,
             preserve: int):
-    """The :class:`~nsrun.host.native.ExecRequest` for ``process`` in a container made from
+    """The :class:`~nsrun.request.ExecRequest` for ``process`` in a container made from
     ``config``."""
     from nsrun.bundle import security
     from nsrun.errors import BundleError
-    from nsrun.host import native
+    from nsrun.request import ExecRequest
 
     try:
         c = security.confine({**config, "process": process}, "process")
@@ -97,7 +97,7 @@ def request(config: dict, process: dict, group: object, console_fd: int,
     argv = process.get("args")
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise OciError("process.args: a non-empty array of strings is needed")
-    return native.ExecRequest(
+    return ExecRequest(
         argv=argv, env=[str(e) for e in process.get("env") or []],
         cwd=process.get("cwd") or "/", uid=c.uid, gid=c.gid, additional_gids=c.additional_gids,
         capabilities=c.capabilities, no_new_privs=c.no_new_privileges,
@@ -169,10 +169,10 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
 
 
 def _start(record: dict, pidfd: int, req) -> tuple[int, int]:
-    from nsrun.host import native
+    from nsrun.host.execin import exec_in
 
     try:
-        return native.exec_in(record["pid"], pidfd, req)
+        return exec_in(record["pid"], pidfd, req)
     except SpawnError as err:
         if err.step == "setns" and err.errno == errno.ESRCH:
             raise OciError("cannot exec in a stopped container") from None

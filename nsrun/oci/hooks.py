@@ -13,7 +13,7 @@ poststop           delete: after the container is gone    the runtime's namespac
 
 "Failure" is a non-zero exit, a signal or the hook's ``timeout`` (seconds; killed then). A
 failing create or start hook fails the verb, which then destroys the container. Hooks in the
-container's namespaces join them (``native.exec_in``) from the runtime's side, as root with
+container's namespaces join them (``host.execin.exec_in``) from the runtime's side, as root with
 all capabilities, in the container's cgroup; before pivot_root their ``path`` resolves on the
 host (the spec says: in the runtime namespace), after it inside the container. ``env`` given:
 exactly that environment; absent: the runtime's.
@@ -75,7 +75,8 @@ def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
     import signal
 
     from nsrun.errors import SpawnError
-    from nsrun.host import native
+    from nsrun.host.execin import exec_in
+    from nsrun.request import ExecRequest
     from nsrun.runtime.launcher import _wait_reading
 
     argv, env = _argv_env(hook)
@@ -85,7 +86,7 @@ def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
         os.write(stdin_w, state)  # a state document fits in the pipe's buffer
         os.close(stdin_w)
         stdin_w = -1
-        req = native.ExecRequest(argv=argv, path=hook["path"],
+        req = ExecRequest(argv=argv, path=hook["path"],
                                  env=[f"{k}={v}" for k, v in os.environ.items()]
                                  if env is None else env,
                                  cgroup_fd=getattr(group, "clone_fd", -1),
@@ -93,7 +94,7 @@ def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
                                  stdin_fd=stdin_r, stdout_fd=out_w,
                                  stderr_fd=out_w)
         try:
-            _, child = native.exec_in(pid, pidfd, req)
+            _, child = exec_in(pid, pidfd, req)
         except SpawnError as err:
             return False, str(err)
         os.close(out_w)

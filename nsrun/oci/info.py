@@ -116,14 +116,14 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
 
 
 def features() -> dict:
-    from nsrun import __version__
-    from nsrun.host import native
+    from nsrun import __version__, native
+    from nsrun.bundle.mounts import mount_flags, propagation_flags
 
     return {
         "ociVersionMin": "1.0.0", "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
                   "poststart", "poststop"],
-        "mountOptions": sorted({*native._OCI_FLAGS, *native._OCI_PROPAGATION}),
+        "mountOptions": sorted({*mount_flags(), *propagation_flags()}),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": sorted(native.CAPABILITIES, key=native.CAPABILITIES.__getitem__),

@@ -247,14 +247,14 @@ def cmd_resume(ctx: Context, argv: list[str]) -> int:
 def wait_and_delete(ctx: Context, made: Created, keep: bool) -> int:
     """``run`` in the foreground: forward signals, wait for the init (our child), then delete
     the container (unless ``keep``); the exit status, 128+n for signal n."""
-    from nsrun.host import native
+    from nsrun.host.spawn import next_stop
     from nsrun.runtime.forward import Forward
 
     with Forward(made.pidfd, FORWARDED):
         failure = None
         if made.report_fd >= 0:
             try:
-                native.next_stop(made.request, made.report_fd)
+                next_stop(made.request, made.report_fd)
             except Exception as err:  # noqa: BLE001 - reported after the reaping
                 failure = err
         info = os.waitid(os.P_PIDFD, made.pidfd, os.WEXITED)

@@ -4,7 +4,7 @@
 * ``pid``: new (the container's init is pid 1) or the host's when absent; joining one by
   ``path`` is refused (``setns`` moves only children into it).
 * ``network``, ``ipc``, ``uts``: a ``path`` is opened and joined; new ones come from the
-  pods' sandbox helper (``native.create_sandbox``: ``lo`` up, the config's ``hostname`` set),
+  pods' sandbox helper (``nsfds.create_sandbox``: ``lo`` up, the config's ``hostname`` set),
   held by fds until the container holds them; absent: the host's.
 * ``cgroup``: joined by ``path``; a new one is refused for now.
 * ``user``: ``linux.uidMappings``/``gidMappings`` (``nsrun.bundle.security`` checks them).
@@ -125,12 +125,12 @@ def _open_ns(kind: str, path: str) -> int:
 
 def _make(ns: Namespaces, config: dict) -> None:
     """New network/ipc/uts namespaces from the sandbox helper (lo up, hostname set)."""
-    from nsrun.host import native
+    from nsrun.host import nsfds
 
     hostname = config.get("hostname") if "uts" in ns.new else None
     if hostname is not None and not isinstance(hostname, str):
         raise OciError("config.json: hostname: expected a string")
-    made = native.create_sandbox(hostname or os.uname().nodename)
+    made = nsfds.create_sandbox(hostname or os.uname().nodename)
     for kind, name in JOINABLE.items():
         fd = made.pop(name, -1)
         if kind in ns.new and fd >= 0:

@@ -36,9 +36,9 @@ class PodDNS:
     def __init__(self, net_fd: int, address: str, view_file: Path,
                  search: tuple[str, ...], upstreams: tuple[str, ...],
                  upstream_port: int = DNS_PORT) -> None:
-        from nsrun.host import native
+        from nsrun.host import nsfds
 
-        fd = native.socket_in_netns(net_fd, socket.AF_INET, socket.SOCK_DGRAM)
+        fd = nsfds.socket_in_netns(net_fd, socket.AF_INET, socket.SOCK_DGRAM)
         self.sock = socket.socket(fileno=fd)
         try:
             self.sock.bind((address, DNS_PORT))

@@ -4,7 +4,7 @@ with ``kubectl exec`` semantics.
 The command joins every namespace of the container's init (mount, pid, network, IPC, UTS, and
 cgroup when it has its own), starts in the container's cgroup, and gets what the container
 got: user, groups, capabilities, no_new_privs, seccomp filter, rlimits, umask, env and working
-directory (``native.exec_in``). Its stdio is the caller's (``-t``: a pty this process relays
+directory (``host.execin.exec_in``). Its stdio is the caller's (``-t``: a pty this process relays
 to its terminal); the exit code is the command's, 128+n when a signal ends it. SIGINT,
 SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to ``nsrun exec`` are passed on to it.
 
@@ -327,14 +327,15 @@ def _container_request(paths, pod: Any, container: Any, images: str | None,
 def _start(pid: int, pidfd: int, base, argv: list[str], cgroup,
            stdio: tuple[int, int, int], pod_name: str, name: str,
            console_fd: int = -1) -> tuple[int, int]:
-    from nsrun.host import native
+    from nsrun.host.execin import exec_in
+    from nsrun.request import ExecRequest
 
-    req = native.ExecRequest.from_spawn(base, argv, cgroup_fd=cgroup.clone_fd,
+    req = ExecRequest.from_spawn(base, argv, cgroup_fd=cgroup.clone_fd,
                                         cgroup_join_fds=cgroup.join_fds, stdin_fd=stdio[0],
                                         stdout_fd=stdio[1], stderr_fd=stdio[2],
                                         console_fd=console_fd)
     try:
-        return native.exec_in(pid, pidfd, req)
+        return exec_in(pid, pidfd, req)
     except SpawnError as err:
         if err.step == "setns" and err.errno == errno.ESRCH:
             raise ContainerNotRunning(f'container "{name}" in pod "{pod_name}" is not '

@@ -133,7 +133,7 @@ def check_pod(pod: Pod, store: ImageStore) -> list[str]:
 
 def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int,
             join_fds: tuple[int, ...] = ()):
-    """The :class:`~nsrun.host.native.SpawnRequest` for ``plan`` (``BundleError`` for a
+    """The :class:`~nsrun.request.SpawnRequest` for ``plan`` (``BundleError`` for a
     mount the spawn path cannot express); ``cgroup_fd``/``join_fds``: the container's
     cgroup (``cgroupdriver.Group``)."""
     return oci.spawn_request(plan, join_ns=sandbox.ns_fds, cgroup_fd=cgroup_fd,
@@ -145,10 +145,10 @@ def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int,
 def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, log_fd: int) -> Launched:
     """Start the process in the ``cgroupdriver.Group`` ``cgroup`` (``SpawnError`` if a step
     in the child failed)."""
-    from nsrun.host import native
+    from nsrun.host.spawn import spawn as spawn_process
 
     req = request(plan, sandbox, cgroup.clone_fd, log_fd, cgroup.join_fds)
-    pid, pidfd = native.spawn(req)
+    pid, pidfd = spawn_process(req)
     return Launched(pid, pidfd, req)
 
 
@@ -158,15 +158,16 @@ def exec_check(launched: Launched, argv: list[str], cgroup,
     probe or hook): (exited 0, the first ``PROBE_OUTPUT_LIMIT`` bytes of its output). ``timeout`` None: no limit."""
     import signal
 
-    from nsrun.host import native
+    from nsrun.host.execin import exec_in
+    from nsrun.request import ExecRequest
 
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     try:
-        req = native.ExecRequest.from_spawn(launched.request, argv,
-                                            cgroup_fd=cgroup.clone_fd,
-                                            cgroup_join_fds=cgroup.join_fds,
-                                            stdout_fd=wfd, stderr_fd=wfd)
-        pid, pidfd = native.exec_in(launched.pid, launched.pidfd, req)
+        req = ExecRequest.from_spawn(launched.request, argv,
+                                     cgroup_fd=cgroup.clone_fd,
+                                     cgroup_join_fds=cgroup.join_fds,
+                                     stdout_fd=wfd, stderr_fd=wfd)
+        pid, pidfd = exec_in(launched.pid, launched.pidfd, req)
     except BaseException:
         os.close(rfd)
         os.close(wfd)

@@ -228,10 +228,10 @@ def _unmount_below(directory: Path) -> None:
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
     if targets:
-        from nsrun.host import native
+        from nsrun.host import mounts
 
         for target in sorted(targets, reverse=True):
-            native.umount(target)
+            mounts.umount(target)
 
 
 def restart(state: StateRoot, name: str) -> None:

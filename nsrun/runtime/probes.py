@@ -119,9 +119,9 @@ def http_check(net_fd: int, action: HTTPGetAction, container: Container,
 def _connect(net_fd: int, host: str, port: int, timeout: float):
     import socket
 
-    from nsrun.host import native
+    from nsrun.host import nsfds
 
-    fd = native.socket_in_netns(net_fd, socket.AF_INET, socket.SOCK_STREAM)
+    fd = nsfds.socket_in_netns(net_fd, socket.AF_INET, socket.SOCK_STREAM)
     sock = socket.socket(fileno=fd)
     sock.settimeout(timeout)
     try:

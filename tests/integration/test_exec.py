@@ -1,6 +1,6 @@
 """A process joining a running container (``native.exec_in``), a socket made inside a pod's
 network namespace (``native.socket_in_netns``) and the sandbox's pause process
-(``native.create_sandbox(keep=True)``), against the real kernel. Root only; every test checks
+(``nsfds.create_sandbox(keep=True)``), against the real kernel. Root only; every test checks
 that no process, mount, fd or cgroup is left behind."""
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from nsrun import native
 from nsrun.bundle import security
 from nsrun.errors import SandboxError, SpawnError
-from nsrun.host import native
-from nsrun.host.native import ExecRequest, MountSpec, SpawnRequest
+from nsrun.host import execin, nsfds
+from nsrun.host.execin import exec_in
+from nsrun.host.spawn import spawn
+from nsrun.request import ExecRequest, MountSpec, SpawnRequest
 
 from world import World, leftovers, wait
 
@@ -76,7 +79,7 @@ class Container:
                                     rootfs=str(rootfs), mounts=MOUNTS, join_ns=sandbox,
                                     hostname=HOSTNAME, cgroup_fd=cgroup_fd, stdin_fd=r, **kw)
         try:
-            self.pid, self.pidfd = native.spawn(self.request)
+            self.pid, self.pidfd = spawn(self.request)
         except BaseException:
             os.close(self.w)
             raise
@@ -99,14 +102,17 @@ class Container:
             assert time.monotonic() < deadline, "timed out"
             time.sleep(0.005)
 
-    def exec(self, argv: list[str], out: Path | None = None, **kw) -> tuple[int, str]:
-        """Run ``argv`` in the container like the container (exec_in), wait; (code, output)."""
+    def exec(self, argv: list[str], out: Path | None = None, clone_mode: int | None = None,
+             setns: execin.Setns | None = None, **kw) -> tuple[int, str]:
+        """Run ``argv`` in the container like the container (exec_in, by ``clone_mode`` and
+        ``setns``), wait; (code, output)."""
         out = out or Path(self.request.rootfs).parent / "exec.out"
         with open(out, "w+b") as f:
             kw.setdefault("stdout_fd", f.fileno())
             kw.setdefault("stderr_fd", f.fileno())
-            pid, pidfd = native.exec_in(self.pid, self.pidfd,
-                                        ExecRequest.from_spawn(self.request, argv, **kw))
+            pid, pidfd = exec_in(self.pid, self.pidfd,
+                                 ExecRequest.from_spawn(self.request, argv, **kw),
+                                 clone_mode=clone_mode, setns=setns)
             code = wait(pidfd)
             f.seek(0)
             return code, f.read().decode()
@@ -124,7 +130,7 @@ class Container:
 
 @pytest.fixture
 def sandbox() -> Iterator[dict[str, int]]:
-    fds = native.create_sandbox(HOSTNAME)
+    fds = nsfds.create_sandbox(HOSTNAME)
     try:
         yield fds
     finally:
@@ -204,7 +210,7 @@ def test_joins_every_namespace_of_the_container(rootfs: Path, sandbox: dict[str,
     c = Container(rootfs, sandbox)
     containers.append(c)
     names = ("mnt", "pid", "net", "ipc", "uts")
-    assert set(native.target_namespaces(c.pid)) == set(names)  # not cgroup: it has none
+    assert set(execin.target_namespaces(c.pid)) == set(names)  # not cgroup: it has none
     code, out = c.exec(["sh", "-c", "for n in " + " ".join(names) +
                         "; do readlink /proc/self/ns/$n; done"])
     assert code == 0, out
@@ -223,10 +229,10 @@ def test_joins_a_cgroup_namespace_when_the_target_has_one(cgroup_leaf: Path) -> 
     try:
         Container.wait_for(lambda: os.readlink(f"/proc/{target.pid}/ns/cgroup")
                            != os.readlink("/proc/self/ns/cgroup"))
-        assert native.target_namespaces(target.pid) == ("cgroup",)
+        assert execin.target_namespaces(target.pid) == ("cgroup",)
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            pid, epidfd = native.exec_in(target.pid, pidfd, ExecRequest(
+            pid, epidfd = exec_in(target.pid, pidfd, ExecRequest(
                 argv=["sh", "-c", "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup"],
                 env=["PATH=/usr/bin:/bin"], cgroup_fd=fd, stdout_fd=w))
         finally:
@@ -278,7 +284,7 @@ def test_exit_code_and_signal_come_back_through_the_pidfd(rootfs: Path, sandbox:
     c = Container(rootfs, sandbox)
     containers.append(c)
     assert c.exec(["sh", "-c", "exit 7"]) == (7, "")
-    pid, pidfd = native.exec_in(c.pid, c.pidfd, ExecRequest.from_spawn(c.request, ["sleep", "30"]))
+    pid, pidfd = exec_in(c.pid, c.pidfd, ExecRequest.from_spawn(c.request, ["sleep", "30"]))
     assert not os.get_inheritable(pidfd)
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -325,7 +331,7 @@ def test_tty_becomes_the_controlling_terminal(rootfs: Path, sandbox: dict[str, i
     master, slave = os.openpty()
     try:
         with open(tmp_path / "stat", "w+b") as f:
-            pid, pidfd = native.exec_in(c.pid, c.pidfd, ExecRequest.from_spawn(
+            pid, pidfd = exec_in(c.pid, c.pidfd, ExecRequest.from_spawn(
                 c.request, ["sh", "-c", "cat /proc/self/stat >&2; test -t 0 && echo tty"],
                 stdin_fd=slave, stdout_fd=slave, stderr_fd=f.fileno(), tty=True))
             os.close(slave)
@@ -342,32 +348,31 @@ def test_tty_becomes_the_controlling_terminal(rootfs: Path, sandbox: dict[str, i
     assert c.stop() == 0
 
 
-@pytest.mark.parametrize("mode", [native.CLONE_AUTO, native.CLONE_FORK, native.CLONE_FALLBACK])
+@pytest.mark.parametrize("mode", [native.NSR_CLONE_AUTO, native.NSR_CLONE_FORK,
+                                  native.NSR_CLONE_FALLBACK])
 def test_every_clone_path(confined: tuple[Container, int], cgroup_leaf: Path,
-                          monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
-    monkeypatch.setattr(native, "_CLONE_MODE", mode)
+                          mode: int) -> None:
     c, fd = confined
     code, out = c.exec(["sh", "-c", "hostname; cat /only/marker /proc/self/cgroup; id -u"],
-                       cgroup_fd=fd)
+                       clone_mode=mode, cgroup_fd=fd)
     assert code == 0, out
     lines = out.splitlines()
     assert lines[:2] == [HOSTNAME, "only-in-the-container"]
     assert f"0::/{cgroup_leaf.name}" in lines and lines[-1] == "1000"
     with pytest.raises(SpawnError) as info:
-        c.exec(["no-such-command"])
+        c.exec(["no-such-command"], clone_mode=mode)
     assert (info.value.step, info.value.errno) == ("execve", errno.ENOENT)
 
 
 def test_namespace_fds_when_setns_by_pidfd_is_missing(rootfs: Path, sandbox: dict[str, int],
-                                                      containers: list[Container],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      containers: list[Container]) -> None:
     """Before Linux 5.8 setns takes no pidfd: the fds of /proc/<pid>/ns/* one at a time."""
-    monkeypatch.setattr(native, "_SETNS_PIDFD", False)
+    setns = execin.Setns(by_pidfd=False)
     c = Container(rootfs, sandbox)
     containers.append(c)
-    assert c.exec(["sh", "-c", "hostname; cat /only/marker"]) == \
+    assert c.exec(["sh", "-c", "hostname; cat /only/marker"], setns=setns) == \
         (0, f"{HOSTNAME}\nonly-in-the-container\n")
-    assert native._SETNS_PIDFD is False
+    assert setns.by_pidfd is False
     assert c.stop() == 0
 
 
@@ -406,23 +411,20 @@ def test_bad_cgroup_fails_at_the_first_clone(rootfs: Path, sandbox: dict[str, in
 
 
 def test_setns_failure_names_the_namespace(rootfs: Path, sandbox: dict[str, int],
-                                           containers: list[Container],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                           containers: list[Container]) -> None:
     c = Container(rootfs, sandbox)
     containers.append(c)
-    monkeypatch.setattr(native, "_SETNS_PIDFD", False)
-    real_open = native._open_ns_fds
 
-    def with_a_bad_one(pid: int, pidfd: int, names: tuple[str, ...]) -> list[int]:
-        fds = real_open(pid, pidfd, names)
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, fds[names.index("net")], inheritable=False)  # not a namespace
-        os.close(null)
-        return fds
+    class NetIsNoNamespace(execin.Setns):
+        def open_fds(self, pid: int, pidfd: int, names: tuple[str, ...]) -> list[int]:
+            fds = super().open_fds(pid, pidfd, names)
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, fds[names.index("net")], inheritable=False)  # not a namespace
+            os.close(null)
+            return fds
 
-    monkeypatch.setattr(native, "_open_ns_fds", with_a_bad_one)
     with pytest.raises(SpawnError) as info:
-        c.exec(["true"])
+        c.exec(["true"], setns=NetIsNoNamespace(by_pidfd=False))
     assert (info.value.step, info.value.errno) == ("setns", errno.EINVAL)
     assert info.value.__notes__ == ["namespace net"]
     assert c.stop() == 0
@@ -434,7 +436,7 @@ def test_target_gone(rootfs: Path, sandbox: dict[str, int]) -> None:
     try:
         assert c.stop() == 0  # exited and reaped: the pidfd refers to nothing now
         with pytest.raises(SpawnError) as info:
-            native.exec_in(pid, pidfd, ExecRequest.from_spawn(c.request, ["true"]))
+            exec_in(pid, pidfd, ExecRequest.from_spawn(c.request, ["true"]))
         assert (info.value.step, info.value.errno) == ("setns", errno.ESRCH)
     finally:
         os.close(pidfd)
@@ -445,27 +447,26 @@ def test_pidfd_of_another_process_is_refused(rootfs: Path, sandbox: dict[str, in
     a, b = Container(rootfs, sandbox), Container(rootfs, sandbox)
     containers.extend((a, b))
     with pytest.raises(ValueError, match="does not refer to process"):
-        native.exec_in(a.pid, b.pidfd, ExecRequest.from_spawn(a.request, ["true"]))
+        exec_in(a.pid, b.pidfd, ExecRequest.from_spawn(a.request, ["true"]))
     assert a.stop() == 0 and b.stop() == 0
 
 
 def test_step_names_match_the_c_side() -> None:
-    mod = native._native()
-    c_names = {mod.ffi.string(mod.lib.nsr_step_name(i)).decode()
-               for i in range(mod.lib.NSR_STEP_COUNT)}
-    assert set(native.SANDBOX_STEPS) <= c_names and "ctty" in native.STEPS
+    c_names = {native.step_name(i) for i in range(native.NSR_STEP_COUNT)}
+    assert {"pipe", "clone", "cgroup_attach", "sethostname", "lo_up", "pdeathsig", "pidfd_open",
+            "wait", "open_ns"} <= c_names and "ctty" in native.STEPS
     assert "socket" in c_names
 
 
 def test_bad_requests_are_value_errors() -> None:
     with pytest.raises(ValueError, match="argv"):
-        native.exec_in(1, -1, ExecRequest(argv=[], env=[]))
+        exec_in(1, -1, ExecRequest(argv=[], env=[]))
     with pytest.raises(ValueError, match="cannot join"):
-        native.exec_in(1, -1, ExecRequest(argv=["x"], env=[], namespaces=("time",)))
+        exec_in(1, -1, ExecRequest(argv=["x"], env=[], namespaces=("time",)))
     with pytest.raises(ValueError, match="tty"):
-        native.exec_in(1, -1, ExecRequest(argv=["x"], env=[], tty=True))
+        exec_in(1, -1, ExecRequest(argv=["x"], env=[], tty=True))
     with pytest.raises(ValueError, match="not a pidfd"):
-        native.exec_in(os.getpid(), -1, ExecRequest(argv=["x"], env=[]))
+        exec_in(os.getpid(), -1, ExecRequest(argv=["x"], env=[]))
 
 
 def test_concurrent_execs_with_signals_arriving(rootfs: Path, sandbox: dict[str, int],
@@ -512,7 +513,7 @@ def test_exec_latency(rootfs: Path, sandbox: dict[str, int], containers: list[Co
     times = []
     for _ in range(200):
         t0 = time.perf_counter()
-        _, pidfd = native.exec_in(c.pid, c.pidfd, req)
+        _, pidfd = exec_in(c.pid, c.pidfd, req)
         assert wait(pidfd) == 0
         times.append(time.perf_counter() - t0)
     with capsys.disabled():
@@ -543,7 +544,7 @@ def test_socket_in_netns_reaches_a_listener_only_the_pod_has(rootfs: Path,
     containers.append(c)
 
     def connected() -> socket.socket | None:
-        s = socket.socket(fileno=native.socket_in_netns(sandbox["net"], socket.AF_INET,
+        s = socket.socket(fileno=nsfds.socket_in_netns(sandbox["net"], socket.AF_INET,
                                                         socket.SOCK_STREAM))
         try:
             s.connect(("127.0.0.1", port))
@@ -568,7 +569,7 @@ def test_socket_in_netns_reaches_a_listener_only_the_pod_has(rootfs: Path,
 
 def test_socket_in_netns_leaves_the_caller_where_it_was(sandbox: dict[str, int]) -> None:
     before = os.readlink("/proc/thread-self/ns/net")
-    fd = native.socket_in_netns(sandbox["net"], socket.AF_INET6, socket.SOCK_DGRAM)
+    fd = nsfds.socket_in_netns(sandbox["net"], socket.AF_INET6, socket.SOCK_DGRAM)
     os.close(fd)
     assert os.readlink("/proc/thread-self/ns/net") == before
 
@@ -577,14 +578,14 @@ def test_socket_in_netns_errors() -> None:
     fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with pytest.raises(SandboxError, match="setns") as info:
-            native.socket_in_netns(fd, socket.AF_INET, socket.SOCK_STREAM)
+            nsfds.socket_in_netns(fd, socket.AF_INET, socket.SOCK_STREAM)
         assert info.value.errno == errno.EINVAL
     finally:
         os.close(fd)
     own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with pytest.raises(SandboxError, match="socket") as info:
-            native.socket_in_netns(own, 12345, socket.SOCK_STREAM)
+            nsfds.socket_in_netns(own, 12345, socket.SOCK_STREAM)
         assert info.value.errno == errno.EAFNOSUPPORT
     finally:
         os.close(own)
@@ -605,7 +606,7 @@ def _state(pid: int) -> str:
 def paused(cgroup_leaf: Path) -> Iterator[dict[str, int]]:
     fd = os.open(cgroup_leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sb = native.create_sandbox(HOSTNAME, keep=True, cgroup_fd=fd)
+        sb = nsfds.create_sandbox(HOSTNAME, keep=True, cgroup_fd=fd)
     finally:
         os.close(fd)
     try:
@@ -624,7 +625,7 @@ def test_pause_process_holds_the_namespaces(paused: dict[str, int], cgroup_leaf:
     sb = paused
     pid, pidfd = sb["pid"], sb["pidfd"]
     assert set(sb) == {"net", "ipc", "uts", "pid", "pidfd"}
-    assert not os.get_inheritable(pidfd) and native._pidfd_pid(pidfd) == pid
+    assert not os.get_inheritable(pidfd) and execin.pidfd_pid(pidfd) == pid
     for name in ("net", "ipc", "uts"):
         assert os.readlink(f"/proc/{pid}/ns/{name}") == os.readlink(f"/proc/self/fd/{sb[name]}")
     net = os.readlink(f"/proc/self/fd/{sb['net']}")
@@ -674,8 +675,8 @@ def test_pause_process_ignores_signals_but_sigkill(paused: dict[str, int]) -> No
 def test_pause_process_dies_with_its_parent(tmp_path: Path) -> None:
     """PR_SET_PDEATHSIG: the supervisor (here a child Python) dies, the pause process too."""
     code = ("import os, sys\n"
-            "from nsrun.host import native\n"
-            "sb = native.create_sandbox('orphan', keep=True)\n"
+            "from nsrun.host import nsfds\n"
+            "sb = nsfds.create_sandbox('orphan', keep=True)\n"
             "print(sb['pid'], flush=True)\n"
             "sys.stdin.read()\n"
             "os._exit(0)\n")
@@ -698,7 +699,7 @@ def test_pause_process_dies_with_its_parent(tmp_path: Path) -> None:
 
 
 def test_sandbox_without_keep_is_unchanged() -> None:
-    sb = native.create_sandbox(HOSTNAME)
+    sb = nsfds.create_sandbox(HOSTNAME)
     try:
         assert set(sb) == {"net", "ipc", "uts"}
     finally:
@@ -708,11 +709,11 @@ def test_sandbox_without_keep_is_unchanged() -> None:
 
 def test_pause_sandbox_failure_leaves_nothing(cgroup_leaf: Path) -> None:
     with pytest.raises(SandboxError, match="sethostname"):
-        native.create_sandbox("x" * 65, keep=True)
+        nsfds.create_sandbox("x" * 65, keep=True)
     fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with pytest.raises(SandboxError, match="clone") as info:
-            native.create_sandbox(HOSTNAME, keep=True, cgroup_fd=fd)
+            nsfds.create_sandbox(HOSTNAME, keep=True, cgroup_fd=fd)
         assert info.value.errno == errno.EBADF
     finally:
         os.close(fd)

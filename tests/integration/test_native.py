@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from nsrun import native
+from nsrun.bundle.mounts import mount_from_oci
 from nsrun.errors import SandboxError, SpawnError
-from nsrun.host import native
-from nsrun.host.native import MountSpec, SpawnRequest
+from nsrun.host import mounts, nsfds
+from nsrun.host.childreq import exec_candidates
+from nsrun.host.spawn import has_clone3, spawn
+from nsrun.request import MountSpec, SpawnRequest
 
 from world import wait
 
@@ -37,6 +41,7 @@ PTS = MountSpec("/dev/pts", "devpts", "devpts", native.MS_NOSUID | native.MS_NOE
 SYS = MountSpec("/sys", "sysfs", "sysfs",
                 native.MS_RDONLY | native.MS_NOSUID | native.MS_NODEV | native.MS_NOEXEC)
 BASE_MOUNTS = (PROC, DEV, PTS, SYS)
+CLONE_MODES = (native.NSR_CLONE_AUTO, native.NSR_CLONE_FORK, native.NSR_CLONE_FALLBACK)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -44,15 +49,15 @@ BASE_MOUNTS = (PROC, DEV, PTS, SYS)
 
 
 
-def run(rootfs: Path, argv: list[str], log: Path | None = None, **kw) -> tuple[int, str]:
-    """Spawn, wait, and return (exit code, stdout+stderr)."""
+def run(rootfs: Path, argv: list[str], log: Path | None = None, clone_mode: int | None = None,
+        **kw) -> tuple[int, str]:
+    """Spawn (by ``clone_mode``), wait, and return (exit code, stdout+stderr)."""
     log = log or rootfs.parent / "out.log"
     kw.setdefault("mounts", BASE_MOUNTS)
     kw.setdefault("env", ["PATH=/bin"])
     with open(log, "w+b") as out:
-        pid, pidfd = native.spawn(SpawnRequest(argv=argv, rootfs=str(rootfs),
-                                               stdout_fd=out.fileno(), stderr_fd=out.fileno(),
-                                               **kw))
+        pid, pidfd = spawn(SpawnRequest(argv=argv, rootfs=str(rootfs), stdout_fd=out.fileno(),
+                                        stderr_fd=out.fileno(), **kw), clone_mode=clone_mode)
         code = wait(pidfd)
         out.seek(0)
         return code, out.read().decode()
@@ -61,12 +66,13 @@ def run(rootfs: Path, argv: list[str], log: Path | None = None, **kw) -> tuple[i
 class Held:
     """A container kept alive by ``cat`` on a pipe: inspect it from the host, then release."""
 
-    def __init__(self, rootfs: Path, **kw) -> None:
+    def __init__(self, rootfs: Path, clone_mode: int | None = None, **kw) -> None:
         r, self.w = os.pipe()
         kw.setdefault("mounts", BASE_MOUNTS)
         try:
-            self.pid, self.pidfd = native.spawn(SpawnRequest(
-                argv=["cat"], env=["PATH=/bin"], rootfs=str(rootfs), stdin_fd=r, **kw))
+            self.pid, self.pidfd = spawn(SpawnRequest(
+                argv=["cat"], env=["PATH=/bin"], rootfs=str(rootfs), stdin_fd=r, **kw),
+                clone_mode=clone_mode)
         except BaseException:
             os.close(self.w)
             raise
@@ -95,7 +101,7 @@ def held(busybox_rootfs: Path) -> Iterator[list[Held]]:
 
 @pytest.fixture
 def sandbox() -> Iterator[dict[str, int]]:
-    fds = native.create_sandbox("pod-sandbox-x")
+    fds = nsfds.create_sandbox("pod-sandbox-x")
     try:
         yield fds
     finally:
@@ -106,36 +112,41 @@ def sandbox() -> Iterator[dict[str, int]]:
 # ---- the Python side (no root needed) ---------------------------------------------------
 
 
-def test_steps_and_constants_match_the_c_side() -> None:
-    mod = native._native()
-    c_names = tuple(mod.ffi.string(mod.lib.nsr_step_name(i)).decode()
-                    for i in range(mod.lib.NSR_STEP_COUNT))
-    assert c_names[:mod.lib.NSR_CHILD_STEPS] == native.STEPS
-    assert set(native.PARENT_STEPS) <= set(c_names[mod.lib.NSR_CHILD_STEPS:])
-    assert native._step_name(mod.lib.NSR_CHILD_STEPS) == "pipe"
-    for name in ("MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND",
-                 "MS_REC", "MS_PRIVATE", "MS_SLAVE", "MS_SHARED", "MS_UNBINDABLE",
-                 "MS_RELATIME", "MS_STRICTATIME", "MS_NOATIME", "MS_NODIRATIME",
-                 "MS_LAZYTIME", "MS_SYNCHRONOUS", "MS_DIRSYNC", "MS_MANDLOCK"):
-        assert getattr(native, name) == getattr(mod.lib, name), name
-    for ns, flag in (("net", "CLONE_NEWNET"), ("ipc", "CLONE_NEWIPC"), ("uts", "CLONE_NEWUTS"),
-                     ("cgroup", "CLONE_NEWCGROUP")):
-        assert native.NAMESPACE_TYPES[ns] == getattr(mod.lib, flag)
+def test_constants_and_step_names_come_from_the_extension() -> None:
+    lib = native.ext().lib
+    c_names = tuple(native.step_name(i) for i in range(lib.NSR_STEP_COUNT))
+    assert c_names[:lib.NSR_CHILD_STEPS] == native.STEPS
+    assert native.STEPS[0] == "signals" and native.STEPS[-1] == "execve"
+    assert {"pipe", "clone", "cgroup_attach", "pidfd_open", "wait", "id_map"} <= set(
+        c_names[lib.NSR_CHILD_STEPS:])
+    assert len(set(c_names)) == len(c_names)  # every step id has its own name
+    # every capability up to the kernel headers' last one has its name in the table
+    assert sorted(native.CAPABILITIES.values()) == list(range(lib.CAP_LAST_CAP + 1))
+    assert native.CAP_NAMES[native.CAP_SYS_ADMIN] == "CAP_SYS_ADMIN"
+    flags = list(native.NS_FLAGS.values())
+    assert len(set(flags)) == 7 and all(f and f & (f - 1) == 0 for f in flags)
+    assert native.MS_PROPAGATION & native.MS_BIND == 0
+    from nsrun import request
+
+    assert set(request.JOIN_NAMESPACES) | set(request.EXEC_NAMESPACES) == set(native.NS_FLAGS)
+    for name in ("nsr_spawn", "ext2", "MS_NOPE"):  # only integer constants, by known names
+        with pytest.raises(AttributeError):
+            getattr(native, name)
 
 
 def test_mountspec_from_oci() -> None:
-    m = MountSpec.from_oci({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+    m = mount_from_oci({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
                             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]})
     assert m == MountSpec("/dev", "tmpfs", "tmpfs",
                           native.MS_NOSUID | native.MS_STRICTATIME, "mode=755,size=65536k")
-    b = MountSpec.from_oci({"destination": "/data", "type": "bind", "source": "/srv",
+    b = mount_from_oci({"destination": "/data", "type": "bind", "source": "/srv",
                             "options": ["rbind", "ro", "rprivate"]})
     assert b.flags == native.MS_BIND | native.MS_REC | native.MS_RDONLY and b.fstype == ""
     assert b.propagation == native.MS_PRIVATE | native.MS_REC
-    plain = MountSpec.from_oci({"destination": "/d", "type": "none", "source": "/s",
+    plain = mount_from_oci({"destination": "/d", "type": "none", "source": "/s",
                                 "options": ["bind", "ro", "rw", "private"]})
     assert plain.flags == native.MS_BIND and plain.propagation == native.MS_PRIVATE
-    rel = MountSpec.from_oci({"destination": "/d", "source": "vol", "options": ["bind"]},
+    rel = mount_from_oci({"destination": "/d", "source": "vol", "options": ["bind"]},
                              bundle="/bundles/b")
     assert rel.source == "/bundles/b/vol"
 
@@ -153,7 +164,7 @@ def test_mountspec_from_oci() -> None:
 ])
 def test_mountspec_from_oci_rejects(entry, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        MountSpec.from_oci(entry)
+        mount_from_oci(entry)
 
 
 def test_resolve_in_root_stays_inside(tmp_path: Path) -> None:
@@ -163,30 +174,30 @@ def test_resolve_in_root_stays_inside(tmp_path: Path) -> None:
     (root / "up").symlink_to("../../../../..")  # cannot climb out
     (root / "rel").symlink_to("real")
     r = str(root)
-    assert native.resolve_in_root(r, "/abs/x") == f"{r}/etc/x"
-    assert native.resolve_in_root(r, "/up/etc") == f"{r}/etc"
-    assert native.resolve_in_root(r, "/rel/../rel/y") == f"{r}/real/y"
-    assert native.resolve_in_root(r, "/missing/z") == f"{r}/missing/z"
+    assert mounts.resolve_in_root(r, "/abs/x") == f"{r}/etc/x"
+    assert mounts.resolve_in_root(r, "/up/etc") == f"{r}/etc"
+    assert mounts.resolve_in_root(r, "/rel/../rel/y") == f"{r}/real/y"
+    assert mounts.resolve_in_root(r, "/missing/z") == f"{r}/missing/z"
     (root / "loop").symlink_to("loop")
     with pytest.raises(ValueError, match="symbolic links"):
-        native.resolve_in_root(r, "/loop")
+        mounts.resolve_in_root(r, "/loop")
 
 
 def test_exec_candidates_follow_path() -> None:
-    assert native.exec_candidates("/bin/sh", []) == ["/bin/sh"]
-    assert native.exec_candidates("./x", []) == ["./x"]
-    assert native.exec_candidates("sh", ["PATH=/a:/b/:"]) == ["/a/sh", "/b/sh", "./sh"]
-    assert native.exec_candidates("sh", [])[0] == "/usr/local/sbin/sh"
+    assert exec_candidates("/bin/sh", []) == ["/bin/sh"]
+    assert exec_candidates("./x", []) == ["./x"]
+    assert exec_candidates("sh", ["PATH=/a:/b/:"]) == ["/a/sh", "/b/sh", "./sh"]
+    assert exec_candidates("sh", [])[0] == "/usr/local/sbin/sh"
 
 
 def test_bad_requests_are_value_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="argv"):
-        native.spawn(SpawnRequest(argv=[], env=[], rootfs=str(tmp_path)))
+        spawn(SpawnRequest(argv=[], env=[], rootfs=str(tmp_path)))
     with pytest.raises(ValueError, match="cannot join"):
-        native.spawn(SpawnRequest(argv=["x"], env=[], rootfs=str(tmp_path),
+        spawn(SpawnRequest(argv=["x"], env=[], rootfs=str(tmp_path),
                                   join_ns={"mnt": 0}))
     with pytest.raises(ValueError, match="absolute host path"):
-        native.spawn(SpawnRequest(argv=["x"], env=[], rootfs=str(tmp_path),
+        spawn(SpawnRequest(argv=["x"], env=[], rootfs=str(tmp_path),
                                   mounts=(MountSpec("/d", "rel", flags=native.MS_BIND),)))
 
 
@@ -195,7 +206,7 @@ def test_bad_requests_are_value_errors(tmp_path: Path) -> None:
 
 @needs_root
 def test_has_clone3() -> None:
-    assert native.has_clone3() is True  # kernel 6.x; the fallback is tested by forcing it
+    assert has_clone3() is True  # kernel 6.x; the fallback is tested by forcing it
 
 
 @needs_root
@@ -208,7 +219,7 @@ def test_exit_status_via_pidfd(busybox_rootfs: Path, code: int) -> None:
 def test_pidfd_is_cloexec_and_signals(busybox_rootfs: Path) -> None:
     import signal
 
-    pid, pidfd = native.spawn(SpawnRequest(argv=["sleep", "30"], env=["PATH=/bin"],
+    pid, pidfd = spawn(SpawnRequest(argv=["sleep", "30"], env=["PATH=/bin"],
                                            rootfs=str(busybox_rootfs)))
     assert not os.get_inheritable(pidfd)
     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -225,16 +236,17 @@ def test_host_tmpfs_helpers_in_a_private_mount_namespace(tmp_path: Path) -> None
     target.mkdir()
     code = (
         "import os, sys\n"
-        "from nsrun.host import native\n"
+        "from nsrun.errors import SandboxError\n"
+        "from nsrun.host import mounts\n"
         "t = sys.argv[1]\n"
-        "native.mount_tmpfs(t, 'mode=777,size=1m')\n"
+        "mounts.mount_tmpfs(t, 'mode=777,size=1m')\n"
         "assert any(l.split()[4] == t for l in open('/proc/self/mountinfo'))\n"
-        "native.umount(t)\n"
-        "native.umount(t)  # not a mount point any more: fine\n"
+        "mounts.umount(t)\n"
+        "mounts.umount(t)  # not a mount point any more: fine\n"
         "assert not any(l.split()[4] == t for l in open('/proc/self/mountinfo'))\n"
         "try:\n"
-        "    native.mount_tmpfs(t + '/missing')\n"
-        "except native.SandboxError as err:\n"
+        "    mounts.mount_tmpfs(t + '/missing')\n"
+        "except SandboxError as err:\n"
         "    print(err)\n"
     )
     out = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
@@ -295,7 +307,7 @@ def test_hostname_in_new_uts_namespace(busybox_rootfs: Path) -> None:
 @needs_root
 def test_sandbox_hostname_too_long() -> None:
     with pytest.raises(SandboxError, match="sethostname") as info:
-        native.create_sandbox("x" * 65)
+        nsfds.create_sandbox("x" * 65)
     assert info.value.errno == errno.EINVAL
 
 
@@ -309,9 +321,9 @@ def test_bind_mounts(busybox_rootfs: Path, tmp_path: Path) -> None:
     single = tmp_path / "single.txt"
     single.write_text("one file\n")
     mounts = BASE_MOUNTS + (
-        MountSpec.from_oci({"destination": "/data", "type": "bind", "source": str(data),
+        mount_from_oci({"destination": "/data", "type": "bind", "source": str(data),
                             "options": ["rbind", "rw"]}),
-        MountSpec.from_oci({"destination": "/deep/ro", "type": "bind", "source": str(ro),
+        mount_from_oci({"destination": "/deep/ro", "type": "bind", "source": str(ro),
                             "options": ["rbind", "ro", "nosuid"]}),
         MountSpec("/etc/single.txt", str(single), flags=native.MS_BIND),
     )
@@ -381,7 +393,7 @@ def test_stdout_stderr_and_stdin(busybox_rootfs: Path, tmp_path: Path) -> None:
     log.write_text("previous\n")
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     try:
-        pid, pidfd = native.spawn(SpawnRequest(
+        pid, pidfd = spawn(SpawnRequest(
             argv=["sh", "-c", "echo out; echo err >&2; cat; echo eof"], env=["PATH=/bin"],
             rootfs=str(busybox_rootfs), mounts=BASE_MOUNTS, stdout_fd=fd, stderr_fd=fd))
     finally:
@@ -395,7 +407,7 @@ def test_stdio_fds_may_be_0_1_2(busybox_rootfs: Path, tmp_path: Path) -> None:
     # stdout_fd=2 and stderr_fd=1: swapped, dup2 in sequence would clobber one of them
     log1, log2 = tmp_path / "1.log", tmp_path / "2.log"
     with open(log1, "wb") as f1, open(log2, "wb") as f2:
-        pid, pidfd = native.spawn(SpawnRequest(
+        pid, pidfd = spawn(SpawnRequest(
             argv=["sh", "-c", "echo to1; echo to2 >&2"], env=["PATH=/bin"],
             rootfs=str(busybox_rootfs), stdout_fd=f2.fileno(), stderr_fd=f1.fileno()))
         assert wait(pidfd) == 0
@@ -456,7 +468,7 @@ def test_failed_step_is_reported(busybox_rootfs: Path, kw: dict, step: str, err:
     (busybox_rootfs / "root").mkdir(mode=0o700)
     kw = {"argv": ["true"], "env": ["PATH=/bin"], "rootfs": str(busybox_rootfs), **kw}
     with pytest.raises(SpawnError) as info:
-        native.spawn(SpawnRequest(**kw))
+        spawn(SpawnRequest(**kw))
     assert (info.value.step, info.value.errno) == (step, err)
     assert str(info.value) == f"spawn failed at {step}: {os.strerror(err)}"
     named = info.value.for_container("web", "init container")
@@ -468,7 +480,7 @@ def test_failed_step_is_reported(busybox_rootfs: Path, kw: dict, step: str, err:
 def test_failed_mount_names_the_mount(busybox_rootfs: Path) -> None:
     mounts = (PROC, MountSpec("/data", "/nonexistent/source", flags=native.MS_BIND))
     with pytest.raises(SpawnError) as info:
-        native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
+        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
                                   mounts=mounts))
     assert info.value.__notes__ == ["mount #1: /nonexistent/source on /data"]
 
@@ -478,7 +490,7 @@ def test_setns_failure(busybox_rootfs: Path) -> None:
     fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with pytest.raises(SpawnError) as info:
-            native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
+            spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
                                       join_ns={"net": fd}))
     finally:
         os.close(fd)
@@ -487,13 +499,12 @@ def test_setns_failure(busybox_rootfs: Path) -> None:
 
 
 @needs_root
-@pytest.mark.parametrize("mode", [native.CLONE_AUTO, native.CLONE_FORK, native.CLONE_FALLBACK])
+@pytest.mark.parametrize("mode", CLONE_MODES)
 def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup_leaf: Path, held: list[Held],
-                           monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
-    monkeypatch.setattr(native, "_CLONE_MODE", mode)
+                           mode: int) -> None:
     fd = os.open(cgroup_leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        h = Held(busybox_rootfs, cgroup_fd=fd)
+        h = Held(busybox_rootfs, clone_mode=mode, cgroup_fd=fd)
     finally:
         os.close(fd)
     held.append(h)
@@ -505,15 +516,12 @@ def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup_leaf: Path, held: list[H
 
 
 @needs_root
-@pytest.mark.parametrize("mode", [native.CLONE_FORK, native.CLONE_FALLBACK])
-def test_other_clone_paths_run_the_same_steps(busybox_rootfs: Path,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              mode: int) -> None:
-    monkeypatch.setattr(native, "_CLONE_MODE", mode)
-    assert run(busybox_rootfs, ["sh", "-c", "echo $$; hostname"], hostname="h") == \
-        (0, "1\nh\n")
+@pytest.mark.parametrize("mode", CLONE_MODES[1:])
+def test_other_clone_paths_run_the_same_steps(busybox_rootfs: Path, mode: int) -> None:
+    assert run(busybox_rootfs, ["sh", "-c", "echo $$; hostname"], hostname="h",
+               clone_mode=mode) == (0, "1\nh\n")
     with pytest.raises(SpawnError, match="chdir"):
-        run(busybox_rootfs, ["true"], cwd="/nonexistent")
+        run(busybox_rootfs, ["true"], cwd="/nonexistent", clone_mode=mode)
 
 
 @needs_root
@@ -521,7 +529,7 @@ def test_spawn_into_missing_cgroup_fails_in_parent(busybox_rootfs: Path) -> None
     fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)  # not a cgroup directory
     try:
         with pytest.raises(SpawnError) as info:
-            native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
+            spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
                                       cgroup_fd=fd))
     finally:
         os.close(fd)
@@ -573,7 +581,7 @@ def test_spawn_latency(busybox_rootfs: Path, capsys: pytest.CaptureFixture[str])
     times = []
     for _ in range(200):
         t0 = time.perf_counter()
-        _, pidfd = native.spawn(req)
+        _, pidfd = spawn(req)
         assert wait(pidfd) == 0
         times.append(time.perf_counter() - t0)
     with capsys.disabled():

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from nsrun.host import nsfds
+
 from world import World
 
 pytestmark = [pytest.mark.root,
@@ -276,7 +278,6 @@ def test_host_network_host_port_must_match(world):
 def test_udp_service_reaches_a_udp_server_in_the_pod(world):
     from dnslib import QTYPE, RR, A, DNSRecord
 
-    from nsrun.host import native
 
     create(world, """apiVersion: v1
 kind: Service
@@ -289,7 +290,7 @@ spec:
     world.wait_column("udp-server", "Running")
     pause = int((world.root / "pods" / "udp-server" / "sandbox.pid").read_text())
     net = os.open(f"/proc/{pause}/ns/net", os.O_RDONLY)
-    server = socket.socket(fileno=native.socket_in_netns(net, socket.AF_INET, socket.SOCK_DGRAM))
+    server = socket.socket(fileno=nsfds.socket_in_netns(net, socket.AF_INET, socket.SOCK_DGRAM))
     os.close(net)
     server.bind(("0.0.0.0", 5353))  # inside the server pod's network namespace
 

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from nsrun import native
 from nsrun.bundle import oci, security
 from nsrun.bundle.security import PodContext, cap_mask
 from nsrun.core.spec import Capabilities, SecurityContext
 from nsrun.errors import SpawnError
-from nsrun.host import native
-from nsrun.host.native import MountSpec, SpawnRequest
+from nsrun.host import mounts, nsfds
 from nsrun.host.sandbox import Sandbox
+from nsrun.host.spawn import spawn
+from nsrun.request import Device, MountSpec, SpawnRequest
 from nsrun.runtime import launcher
 
 from world import wait
@@ -77,7 +79,7 @@ def run(rootfs: Path, config: dict, script: str, *, sandbox: Sandbox | None = No
     log = rootfs.parent / "out.log"
     with open(log, "w+b") as out:
         req = launcher.request(p, sandbox or Sandbox({}, {}), -1, out.fileno())
-        _, pidfd = native.spawn(req)
+        _, pidfd = spawn(req)
         code = wait(pidfd)
         out.seek(0)
         return code, out.read().decode()
@@ -280,7 +282,7 @@ def test_devices_and_rootfs_propagation(rootfs: Path) -> None:
 
 
 def test_sysctls_land_in_the_pods_namespaces_not_the_hosts(rootfs: Path) -> None:
-    ns = native.create_sandbox("sysctl-pod")
+    ns = nsfds.create_sandbox("sysctl-pod")
     host_port = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()
     host_rmid = Path("/proc/sys/kernel/shm_rmid_forced").read_text()
     try:
@@ -329,8 +331,8 @@ def test_dev_symlinked_out_of_the_rootfs(rootfs: Path, host_dir: Path) -> None:
     (rootfs / "dev").symlink_to("../../../../../../../../" + str(host_dir).lstrip("/"))
     # no /dev tmpfs: the device nodes are made in the image's /dev
     req = SpawnRequest(argv=["true"], env=["PATH=/bin"], rootfs=str(rootfs),
-                       devices=(native.Device("/dev/extra", "c", 1, 3),))
-    _, pidfd = native.spawn(req)
+                       devices=(Device("/dev/extra", "c", 1, 3),))
+    _, pidfd = spawn(req)
     assert wait(pidfd) == 0
     assert_untouched(host_dir)
     inside = rootfs / str(host_dir).lstrip("/")
@@ -340,7 +342,7 @@ def test_dev_symlinked_out_of_the_rootfs(rootfs: Path, host_dir: Path) -> None:
 def test_device_node_symlink_in_image_is_refused(rootfs: Path, host_dir: Path) -> None:
     (rootfs / "dev" / "null").symlink_to(str(host_dir / "victim"))
     with pytest.raises(SpawnError) as info:
-        native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs)))
+        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs)))
     assert (info.value.step, info.value.errno) == ("populate_dev", errno.ELOOP)
     assert info.value.__notes__ == ["/dev/null"]
     assert_untouched(host_dir)
@@ -350,7 +352,7 @@ def test_magic_link_mount_target_is_refused(rootfs: Path, host_dir: Path) -> Non
     mounts = (MountSpec("/proc", "proc", "proc"),
               MountSpec(f"/proc/self/root{host_dir}/m", "tmpfs", "tmpfs"))
     with pytest.raises(SpawnError) as info:
-        native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs), mounts=mounts))
+        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs), mounts=mounts))
     assert info.value.step == "mountpoint"
     assert info.value.errno in (errno.ELOOP, errno.EXDEV)
     assert_untouched(host_dir)
@@ -366,7 +368,7 @@ def test_sub_path_symlink_stays_inside_its_volume(rootfs: Path, host_dir: Path,
               MountSpec("/b", str(vol), flags=native.MS_BIND, sub_path="up/victim"))
     req = SpawnRequest(argv=["sh", "-c", "echo pwned > /a/f; echo pwned > /b/g"],
                        env=["PATH=/bin"], rootfs=str(rootfs), mounts=mounts)
-    _, pidfd = native.spawn(req)
+    _, pidfd = spawn(req)
     assert wait(pidfd) == 0
     assert_untouched(host_dir)
     assert (vol / str(host_dir).lstrip("/") / "x" / "f").read_text() == "pwned\n"
@@ -381,7 +383,7 @@ def test_sub_path_through_a_file_fails_cleanly(rootfs: Path, tmp_path: Path) -> 
                        mounts=(MountSpec("/a", str(vol), flags=native.MS_BIND,
                                          sub_path="file/below"),))
     with pytest.raises(SpawnError) as info:
-        native.spawn(req)
+        spawn(req)
     assert (info.value.step, info.value.errno) == ("subpath", errno.ENOTDIR)
     assert info.value.__notes__ == [f"mount #0: {vol} (subPath file/below) on /a"]
 
@@ -393,8 +395,8 @@ def test_open_in_root_never_leaves_the_root(tmp_path: Path, host_dir: Path) -> N
     (root / "rel").symlink_to("../../../../../../" + str(host_dir).lstrip("/"))
     for path in ("abs/victim", "rel/victim", "../host/victim"):
         with pytest.raises(FileNotFoundError):
-            os.close(native.open_in_root(str(root), path))
-    fd = native.open_in_root(str(root), "abs/victim", "file")
+            os.close(mounts.open_in_root(str(root), path))
+    fd = mounts.open_in_root(str(root), "abs/victim", "file")
     try:
         assert os.readlink(f"/proc/self/fd/{fd}") == f"{root}{host_dir}/victim"
     finally:
@@ -405,16 +407,16 @@ def test_open_in_root_never_leaves_the_root(tmp_path: Path, host_dir: Path) -> N
 def test_failures_name_their_item(rootfs: Path) -> None:
     too_high = native.RLIM_INFINITY  # the host's NOFILE hard limit is lower: EPERM
     with pytest.raises(SpawnError) as info:
-        native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs),
+        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs),
                                   rlimits=((7, 10, too_high),)))  # RLIMIT_NOFILE
     assert (info.value.step, info.value.__notes__) == ("rlimits", ["RLIMIT_NOFILE"])
     with pytest.raises(SpawnError) as info:
-        native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs),
+        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs),
                                   sysctls=(("net.ipv4.no_such_key", "1"),)))
     assert (info.value.step, info.value.errno) == ("sysctl", errno.ENOENT)
     assert info.value.__notes__ == ["sysctl net.ipv4.no_such_key"]
     with pytest.raises(ValueError, match="invalid sysctl key"):
-        native.spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs),
+        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(rootfs),
                                   sysctls=(("net/../../etc/x", "1"),)))
 
 

@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from nsrun import native
 from nsrun.bundle import oci
 from nsrun.bundle.security import PodContext
 from nsrun.errors import BundleError, SpawnError
-from nsrun.host import native
+from nsrun.host import nsfds
+from nsrun.host.execin import exec_in
 from nsrun.host.sandbox import Sandbox
+from nsrun.host.spawn import spawn
+from nsrun.request import ExecRequest
 from nsrun.runtime import launcher
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers"),
@@ -50,7 +54,8 @@ def world(busybox_rootfs: Path) -> Iterator[Path]:
         shutil.rmtree(base)
 
 
-def run(base: Path, linux: dict, script: str, sandbox: Sandbox | None = None) -> tuple[int, str]:
+def run(base: Path, linux: dict, script: str, sandbox: Sandbox | None = None,
+        clone_mode: int | None = None) -> tuple[int, str]:
     config = {"process": {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/"},
               "root": {"path": "rootfs"}, "linux": linux}
     vol = [{"destination": "/vol", "type": "bind", "source": str(base / "vol"),
@@ -60,7 +65,7 @@ def run(base: Path, linux: dict, script: str, sandbox: Sandbox | None = None) ->
     log = base / "out.log"
     with open(log, "w+b") as out:
         req = launcher.request(plan, sandbox or Sandbox({}, {}), -1, out.fileno())
-        pid, pidfd = native.spawn(req)
+        pid, pidfd = spawn(req, clone_mode=clone_mode)
         try:
             info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         finally:
@@ -71,7 +76,7 @@ def run(base: Path, linux: dict, script: str, sandbox: Sandbox | None = None) ->
 
 
 def test_root_inside_is_host_uid_100000_in_the_pods_netns(world: Path) -> None:
-    ns = native.create_sandbox("userns-pod")
+    ns = nsfds.create_sandbox("userns-pod")
     try:
         net_inode = os.fstat(ns["net"]).st_ino
         code, out = run(world, USER_NS, "id; cat /proc/self/uid_map /proc/self/gid_map; "
@@ -94,15 +99,14 @@ def test_root_inside_is_host_uid_100000_in_the_pods_netns(world: Path) -> None:
     assert (st.st_uid, st.st_gid) == (HOST_ROOT, HOST_ROOT)
 
 
-@pytest.mark.parametrize("mode", [native.CLONE_AUTO, native.CLONE_FORK, native.CLONE_FALLBACK])
-def test_proc_sys_and_masked_paths_by_each_clone_path(world: Path, mode: int,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native, "_CLONE_MODE", mode)
+@pytest.mark.parametrize("mode", [native.NSR_CLONE_AUTO, native.NSR_CLONE_FORK,
+                                  native.NSR_CLONE_FALLBACK])
+def test_proc_sys_and_masked_paths_by_each_clone_path(world: Path, mode: int) -> None:
     linux = {**USER_NS}
     config_script = ("test -r /proc/self/status && echo proc; ls /sys/kernel >/dev/null && "
                      "echo sys; touch /sys/x 2>/dev/null || echo sys-ro; "
                      "cat /proc/kcore 2>/dev/null | head -c1 | wc -c")
-    code, out = run(world, linux, config_script)
+    code, out = run(world, linux, config_script, clone_mode=mode)
     assert code == 0, out
     assert out.split() == ["proc", "sys", "sys-ro", "0"]
 
@@ -113,13 +117,13 @@ def test_exec_joins_the_user_namespace(world: Path) -> None:
     plan = oci.plan(config, world, command=["sleep", "30"], args=None, env=[],
                     working_dir=None, volume_mounts=[], pod=PodContext("app", "p_default(u1)"))
     req = launcher.request(plan, Sandbox({}, {}), -1, -1)
-    pid, pidfd = native.spawn(req)
+    pid, pidfd = spawn(req)
     try:
         r, w = os.pipe()
         try:
-            xreq = native.ExecRequest.from_spawn(req, ["sh", "-c", "id -u; cat /proc/self/uid_map"],
+            xreq = ExecRequest.from_spawn(req, ["sh", "-c", "id -u; cat /proc/self/uid_map"],
                                                  stdout_fd=w)
-            xpid, xpidfd = native.exec_in(pid, pidfd, xreq)
+            xpid, xpidfd = exec_in(pid, pidfd, xreq)
             os.close(w)
             w = -1
             out = b""
@@ -170,4 +174,4 @@ def test_a_failed_step_in_the_user_namespace_is_reported_and_reaped(world: Path)
     plan = oci.plan(config, world, command=None, args=None, env=[], working_dir=None,
                     volume_mounts=[], pod=PodContext("app", "p_default(u1)"))
     with pytest.raises(SpawnError, match="execve"):
-        native.spawn(launcher.request(plan, Sandbox({}, {}), -1, -1))
+        spawn(launcher.request(plan, Sandbox({}, {}), -1, -1))

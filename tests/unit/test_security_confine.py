@@ -8,27 +8,28 @@ import copy
 import msgspec
 import pytest
 
+from nsrun import native
 from nsrun.bundle import security
+from nsrun.bundle.capabilities import cap_list
 from nsrun.bundle.security import (
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
     HostFacts,
     PodContext,
-    cap_list,
     cap_mask,
     confine,
 )
 from nsrun.core.spec import Capabilities, PodSecurityContext, SecurityContext
 from nsrun.errors import BundleError
-from nsrun.host.native import CAPABILITIES, RLIM_INFINITY, CapSets
+from nsrun.request import CapSets, Device
 
-ALL = (1 << (max(CAPABILITIES.values()) + 1)) - 1
-SYS_RESOURCE = 1 << CAPABILITIES["CAP_SYS_RESOURCE"]
+ALL = (1 << (max(native.CAPABILITIES.values()) + 1)) - 1
+SYS_RESOURCE = 1 << native.CAPABILITIES["CAP_SYS_RESOURCE"]
 NOFILE = security.RLIMITS["RLIMIT_NOFILE"]
 # Like this host: everything but CAP_SYS_RESOURCE, NOFILE hard limit 20000.
 HOST = HostFacts(capabilities=ALL & ~SYS_RESOURCE, sys_resource=False,
                  rlimits={NOFILE: (1024, 20000), security.RLIMITS["RLIMIT_CORE"]:
-                          (0, RLIM_INFINITY)},
+                          (0, native.RLIM_INFINITY)},
                  nr_open=1048576, oom_score_adj=0, apparmor=False, selinux=False)
 WHERE = "/b/config.json"
 # What containerd gives a Kubernetes pod: the 14 default capabilities.
@@ -97,7 +98,7 @@ def test_bundle_fields_are_taken_as_given() -> None:
     assert c.sysctls == (("net.ipv4.ip_forward", "1"), ("kernel.shmmax", "65536"))
     assert [(d.path, d.kind, d.major, d.minor, d.mode, d.uid) for d in c.devices] == [
         ("/dev/fuse", "c", 10, 229, 0o600, 1000)]
-    assert c.rootfs_propagation == 0x80000 | 0x4000  # MS_SLAVE | MS_REC
+    assert c.rootfs_propagation == native.MS_SLAVE | native.MS_REC
     assert c.masked_paths == ("/proc/keys",)
 
 
@@ -171,7 +172,7 @@ def test_bad_bundle_names_file_and_field(config: dict, message: str) -> None:
 def test_rlimits_within_the_host_and_with_sys_resource() -> None:
     lower = {"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20000},
                                      {"type": "RLIMIT_CORE", "soft": 0,
-                                      "hard": RLIM_INFINITY}]}}
+                                      "hard": native.RLIM_INFINITY}]}}
     assert len(conf(lower).rlimits) == 2
     higher = {"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 40000}]}}
     root_host = msgspec.structs.replace(HOST, sys_resource=True)
@@ -277,15 +278,13 @@ def test_bad_security_context(sc: SecurityContext, message: str) -> None:
     fails(message, sc=sc)
 
 
-def test_privileged_gets_everything_nsrun_holds(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nsrun.host.native import Device
-
-    monkeypatch.setattr(security, "host_devices", lambda: (Device("/dev/sda", "b", 8, 0),))
+def test_privileged_gets_everything_nsrun_holds() -> None:
+    host = msgspec.structs.replace(HOST, devices=(Device("/dev/sda", "b", 8, 0),))
     bundle = {"process": {"noNewPrivileges": True, "capabilities": {}},
               "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
                         "maskedPaths": ["/proc/kcore"]}}
     c = conf(bundle, sc=SecurityContext(privileged=True,
-                                        capabilities=Capabilities(drop=["ALL"])))
+                                        capabilities=Capabilities(drop=["ALL"])), host=host)
     assert c.privileged
     assert c.capabilities == CapSets(HOST.capabilities, HOST.capabilities, HOST.capabilities)
     assert not c.capabilities.bounding & SYS_RESOURCE  # nsrun cannot give what it lacks
