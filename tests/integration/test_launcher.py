@@ -84,8 +84,8 @@ def test_ready_reaches_notify_socket_only_after_the_last_init_container(world, t
 
 
 def test_get_watch_json_and_events_watch_json_are_streams_of_documents(world):
-    manifest = world.manifest("s", INITS_THEN_APP.format(name="s", app="sleep 1"))
-    world.nsrun(*world.run_args("-d", manifest), check=True)
+    text = INITS_THEN_APP.format(name="s", app="sleep 1").replace("sleep 0.3", "sleep 3")
+    world.nsrun(*world.run_args("-d", world.manifest("s", text)), check=True)
     get = popen(world, "get", "s", "-w", "-o", "json")
     events = popen(world, "events", "s", "-w", "-o", "json")
     try:
