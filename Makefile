@@ -15,7 +15,9 @@ TEST_PACKAGES := podman containerd runc crun
 BENCH_PACKAGES := runc crun hyperfine
 PYTEST_ARGS ?=
 
-.PHONY: all setup deps demo test test-host test-unit test-integration lint bench clean
+PREFIX ?= /usr/local
+
+.PHONY: all setup install deps demo test test-host test-unit test-integration lint bench clean
 
 all: setup
 
@@ -37,6 +39,12 @@ $(STAMP): pyproject.toml setup.py csrc/*.c csrc/*.h csrc/build_ffi.py | deps
 	touch $@
 
 setup: deps $(STAMP)
+
+# nsrun and nsrun-oci on PATH: symlinks to this checkout's .venv (its interpreter and code).
+install: setup
+	install -d $(PREFIX)/bin
+	ln -sfn $(abspath $(VENV))/bin/nsrun $(PREFIX)/bin/nsrun
+	ln -sfn $(abspath $(VENV))/bin/nsrun-oci $(PREFIX)/bin/nsrun-oci
 
 demo: setup
 	bash examples/demo.sh

@@ -6,13 +6,7 @@ trailing period. The CLI prints ``nsrun: <message>`` and exits with ``exit_code`
 reaches the user as a traceback. Raise once at the lowest layer that knows, and wrap with
 one clause of context per layer (``raise X(...) from err``).
 
-Exit codes (documented in the README):
-  0  success; for ``run``: the pod Succeeded
-  1  ``run``: the pod Failed
-  2  bad input: usage, unreadable file, invalid manifest or bundle
-  3  the host cannot run it: not root, missing kernel feature, cgroup mode refused
-  4  state conflict: no such pod, pod already exists, pod is locked
-  5  runtime failure on the host: cgroup, sandbox or spawn failed outside a container
+The exit codes are ``nsrun.exitcodes`` (one table, the README's).
 """
 
 from __future__ import annotations
@@ -21,17 +15,19 @@ import os as _os
 
 import msgspec
 
+from nsrun import exitcodes
+
 
 class NsrunError(Exception):
     """Base class: ``str(err)`` is the one line shown to the user."""
 
-    exit_code = 5
+    exit_code = exitcodes.RUNTIME
 
 
 class UsageError(NsrunError):
     """Bad command line or unreadable input file."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -59,7 +55,7 @@ class SpecError(NsrunError):
         * spec.containers[0].image: Required value
     """
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
     def __init__(self, problems: list[Problem], *, pod: str = "", source: str = "",
                  kind: str = "Pod") -> None:
@@ -82,25 +78,61 @@ class SpecError(NsrunError):
 class BundleError(NsrunError):
     """An OCI bundle (``config.json`` + ``rootfs``) that cannot be used."""
 
-    exit_code = 2
+    exit_code = exitcodes.USAGE
 
 
 class PreflightError(NsrunError):
     """The host lacks something nsrun needs (root, clone3, a cgroup controller)."""
 
-    exit_code = 3
+    exit_code = exitcodes.HOST
 
 
 class StateError(NsrunError):
     """State-dir conflict: no such pod, pod exists, pod locked."""
 
-    exit_code = 4
+    exit_code = exitcodes.STATE
+
+
+class ServerError(StateError):
+    """An error kubectl shows as coming from the API server:
+    ``Error from server (<reason>): <message>``."""
+
+    reason = "BadRequest"
+
+    def kubectl(self) -> str:
+        """The line kubectl prints for it."""
+        return f"Error from server ({self.reason}): {self}"
+
+
+class NotFound(ServerError):
+    """No such object: ``Error from server (NotFound): pods "x" not found``."""
+
+    reason = "NotFound"
+
+    def __init__(self, resource: str, name: str, verb: str = "not found") -> None:
+        self.resource, self.name = resource, name
+        super().__init__(f'{resource} "{name}" {verb}')
+
+
+class AlreadyExists(NotFound):
+    """An object of that name exists: ``Error from server (AlreadyExists): pods "x" already
+    exists``."""
+
+    reason = "AlreadyExists"
+
+    def __init__(self, resource: str, name: str) -> None:
+        super().__init__(resource, name, "already exists")
+
+
+class BadRequest(ServerError):
+    """A request about an existing object that cannot be served (``container nosuch is not
+    valid for pod myapp-pod``)."""
 
 
 class HostError(NsrunError):
     """A host operation failed: ``what`` failed on ``obj`` with ``errno``."""
 
-    exit_code = 5
+    exit_code = exitcodes.RUNTIME
 
     def __init__(self, what: str, obj: str = "", err: int = 0, detail: str = "") -> None:
         self.what, self.obj, self.errno = what, obj, err
@@ -124,7 +156,7 @@ class SpawnError(NsrunError):
     """The C spawn path failed at ``step`` with ``errno``; reaches the user as
     ``init container "init-mydb": spawn failed at pivot_root: Invalid argument``."""
 
-    exit_code = 5
+    exit_code = exitcodes.RUNTIME
 
     def __init__(self, step: str, err: int, container: str = "", kind: str = "container") -> None:
         self.step, self.errno, self.container, self.kind = step, err, container, kind

@@ -18,8 +18,7 @@ EXIT_OK = 0
 EXIT_INVALID = 2
 
 
-def register(subparsers: Any) -> None:
-    """Add ``validate``, ``resources`` and ``convert`` to an argparse subparsers object."""
+def add_validate(subparsers: Any) -> None:
     v = subparsers.add_parser("validate", help="check Pod manifests like the API server would")
     v.add_argument("files", nargs="+", metavar="FILE", help="manifest (YAML or JSON; - for stdin)")
     v.add_argument("-o", "--output", choices=("json",),
@@ -27,6 +26,9 @@ def register(subparsers: Any) -> None:
     v.add_argument("--legacy-annotations", action="store_true",
                    help="honour the pre-1.8 init-container annotations")
     v.set_defaults(func=cmd_validate)
+
+
+def add_resources(subparsers: Any) -> None:
     r = subparsers.add_parser("resources", help="show effective requests/limits, QoS and the "
                               "cgroup values nsrun writes")
     r.add_argument("file", metavar="FILE")
@@ -36,11 +38,20 @@ def register(subparsers: Any) -> None:
     r.add_argument("--legacy-annotations", action="store_true",
                    help="honour the pre-1.8 init-container annotations")
     r.set_defaults(func=cmd_resources)
+
+
+def add_convert(subparsers: Any) -> None:
     c = subparsers.add_parser("convert", help="rewrite legacy init-container annotations as "
                               "spec.initContainers")
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     c.set_defaults(func=cmd_convert)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``validate``, ``resources`` and ``convert`` to an argparse subparsers object."""
+    for add in (add_validate, add_resources, add_convert):
+        add(subparsers)
 
 
 # ---------------------------------------------------------------- helpers
@@ -138,6 +149,8 @@ def cmd_resources(args: Any) -> int:
 
     try:
         pods = _load(args.file, args.legacy_annotations)
+        from nsrun.runtime.lifecycle import node_memory
+
         memory = node_memory()
         computed = [(p, resources.compute(p, node_pids_limit=args.pod_max_pids,
                                           node_memory=memory)) for p in pods]
@@ -149,18 +162,6 @@ def cmd_resources(args: Any) -> int:
     else:
         print("\n\n".join(resources_table(p.metadata.name, r) for p, r in computed))
     return EXIT_OK
-
-
-def node_memory(meminfo: str = "/proc/meminfo") -> int | None:
-    """The node's memory capacity in bytes (``MemTotal``), or None if unknown."""
-    try:
-        with open(meminfo) as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _resource_names(r: Any) -> list[str]:

@@ -10,26 +10,35 @@ file order.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from nsrun.errors import NsrunError, SpecError, StateError, UsageError
+from nsrun.errors import NotFound, NsrunError, ServerError, SpecError, UsageError
+from nsrun.report.selector import selected
 
 KINDS = {"pods": "pod", "pod": "pod", "po": "pod", "services": "service",
-         "service": "service", "svc": "service", "endpoints": "endpoints", "ep": "endpoints"}
+         "service": "service", "svc": "service", "endpoints": "endpoints", "ep": "endpoints",
+         "events": "event", "event": "event", "ev": "event"}
+RESOURCE = {"pod": "pods", "service": "services", "endpoints": "endpoints"}
 
 
 def add_get(sub) -> None:
-    g = sub.add_parser("get", help="show pods, services or endpoints like kubectl get")
+    g = sub.add_parser("get", help="show pods, services, endpoints or events like kubectl get")
     g.add_argument("names", nargs="*", metavar="[TYPE] NAME",
-                   help="pods|po, services|svc or endpoints|ep, then names (default: pods)")
+                   help="pods|po, services|svc, endpoints|ep or events|ev, then names, or "
+                        "TYPE/NAME (default: pods)")
     g.add_argument("-f", "--filename", help="the objects of a manifest (- for stdin)")
-    g.add_argument("-o", "--output", choices=("json", "yaml", "wide", "name"))
+    g.add_argument("-o", "--output", metavar="FORMAT",
+                   help="json, yaml, wide, name, jsonpath=TEMPLATE, custom-columns=SPEC")
+    g.add_argument("-l", "--selector", help="label selector (k=v, k!=v, k, !k, "
+                   "k in (a,b), k notin (a,b); comma: and)")
+    g.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="accepted for kubectl compatibility: one host, every pod is listed")
     g.add_argument("-w", "--watch", action="store_true",
-                   help="after the table, print a row each time a pod's status changes")
+                   help="after the list, print each pod again when its status changes (-o "
+                        "json: one JSON object per line)")
     g.set_defaults(func=cmd_get)
 
 
@@ -37,6 +46,7 @@ def add_describe(sub) -> None:
     d = sub.add_parser("describe", help="show a pod or service like kubectl describe")
     d.add_argument("names", nargs="*", metavar="[TYPE] NAME")
     d.add_argument("-f", "--filename", help="the objects of a manifest (- for stdin)")
+    d.add_argument("-l", "--selector", help="label selector")
     d.set_defaults(func=cmd_describe)
 
 
@@ -44,42 +54,92 @@ def add_delete(sub) -> None:
     d = sub.add_parser("delete", help="stop pods gracefully, delete services; every trace goes")
     d.add_argument("names", nargs="*", metavar="[TYPE] NAME")
     d.add_argument("-f", "--filename", help="the objects of a manifest (- for stdin)")
+    d.add_argument("-l", "--selector", help="label selector")
+    d.add_argument("--all", action="store_true", help="every object of the type")
     d.add_argument("--timeout", type=float, help="seconds to wait for a pod's supervisor")
     d.add_argument("--grace-period", type=float, metavar="SECONDS",
                    help="override terminationGracePeriodSeconds (0 = kill at once)")
+    d.add_argument("--now", action="store_true", help="the same as --grace-period=1")
+    d.add_argument("--force", action="store_true", help="do not wait out a grace period: "
+                   "kill at once (--grace-period=0)")
+    d.add_argument("--ignore-not-found", action="store_true",
+                   help="a missing object is not an error")
+    d.add_argument("-o", "--output", choices=("name",), help="name: print pod/NAME")
     d.set_defaults(func=cmd_delete)
+
+
+def add_create(sub) -> None:
+    from nsrun.podcli import add_output, add_pod_options
+
+    c = sub.add_parser("create", help="create the Pods and Services of a manifest (kubectl "
+                       "create -f): pods start in the background")
+    c.add_argument("-f", "--filename", required=True,
+                   help="manifest: Pods and Services, several documents (- for stdin)")
+    add_output(c)
+    add_pod_options(c)
+    c.set_defaults(func=cmd_create)
+
+
+def add_apply(sub) -> None:
+    from nsrun.podcli import add_output, add_pod_options
+
+    a = sub.add_parser("apply", help="create pods and services, or update them: a changed init "
+                       "container image restarts the pod, a changed app image that container")
+    a.add_argument("file", nargs="?", help="manifest (YAML or JSON; - for stdin)")
+    a.add_argument("-f", "--filename", help="the same, kubectl's way")
+    add_output(a)
+    add_pod_options(a)
+    a.set_defaults(func=cmd_apply)
 
 
 # ---------------------------------------------------------------- what the command names
 
 
-def _load(args) -> list[Any]:
-    from nsrun.cli import read_manifest
-    from nsrun.core.objects import load_objects
-
-    objects, warnings = load_objects(read_manifest(args.filename), args.filename,
-                                     legacy_annotations=getattr(args, "legacy_annotations",
-                                                                False))
-    for w in warnings:
-        print(f"nsrun: warning: {w}", file=sys.stderr)
-    return objects
-
-
 def targets(args) -> list[tuple[str, str | None]]:
-    """(kind, name) pairs the command is about; name None: every object of that kind."""
+    """(kind, name) pairs the command is about; name None: every object of that kind.
+    Words: ``[TYPE] NAME...`` or ``TYPE/NAME...`` (kubectl's two forms)."""
     if args.filename:
-        from nsrun.cli import read_manifest
         from nsrun.core.objects import object_refs
+        from nsrun.runtime.lifecycle import read_manifest
 
         if args.names:
             raise UsageError("when -f is given, no names may be given")
         refs = object_refs(read_manifest(args.filename), args.filename)
         return [(kind.lower(), name) for kind, name in refs]
-    names = list(args.names)
-    kind = "pod"
-    if names and names[0] in KINDS:
+    names, kind = list(args.names), "pod"
+    if names and "/" not in names[0] and names[0] in KINDS:
         kind = KINDS[names.pop(0)]
-    return [(kind, n) for n in names] or [(kind, None)]
+        if names and "/" in names[0]:
+            raise UsageError("there is no need to specify a resource type as a separate "
+                             "argument when passing arguments in resource/name form")
+    out = [_typed(n, kind) for n in names]
+    if not out or getattr(args, "all", False) or getattr(args, "selector", None):
+        if out and getattr(args, "all", False):
+            raise UsageError("name cannot be provided when --all is specified")
+        return [(kind, None)]
+    return out
+
+
+def _typed(word: str, kind: str) -> tuple[str, str]:
+    if "/" in word:
+        head, _, name = word.partition("/")
+        if head in KINDS:
+            return KINDS[head], name
+        if head not in ("default",):
+            raise UsageError(f'the server doesn\'t have a resource type "{head}"')
+    return kind, word
+
+
+def pod_names(words: list[str]) -> list[str]:
+    """Pod names of ``NAME``, ``pod/NAME`` or ``pod NAME...`` words."""
+    if not words:
+        return []
+    class A:
+        filename, names = None, words
+    wanted = targets(A)
+    if any(k != "pod" or n is None for k, n in wanted):
+        raise UsageError("expected pod names (NAME or pod/NAME)")
+    return [split(n)[1] for _, n in wanted if n]
 
 
 def _root(args) -> Path:
@@ -101,7 +161,7 @@ def _services(args, name: str | None) -> list[dict[str, Any]]:
                 for s in net.services()]
     obj = net.service_object(*split(name))
     if obj is None:
-        raise StateError(f'services "{split(name)[1]}" not found')
+        raise NotFound("services", split(name)[1])
     return [obj]
 
 
@@ -123,50 +183,52 @@ def _endpoints(args, svc_obj: dict[str, Any]):
 
 
 def cmd_get(args) -> int:
-    from nsrun.state import StateRoot
+    from nsrun.report import output
 
     wanted = targets(args)
     kinds = list(dict.fromkeys(k for k, _ in wanted))
+    if "event" in kinds:
+        from nsrun.watchcli import show_events
+
+        return show_events(args, [n for _, n in wanted if n])
     if args.watch and kinds != ["pod"]:
         raise UsageError("-w watches pods only")
-    objects = {k: _objects(args, k, [n for kk, n in wanted if kk == k]) for k in kinds}
-    if args.output in ("json", "yaml"):
-        items = [o for k in kinds for o, _ in objects[k]]
-        single = len(wanted) == 1 and wanted[0][1] is not None
-        _dump(items[0] if single and items else {"apiVersion": "v1", "kind": "List",
-                                                  "items": items}, args.output)
-    elif args.output == "name":
-        for k in kinds:
-            for obj, _ in objects[k]:
-                print(f"{k}/{obj['metadata']['name']}")
-    else:
+    output.check_format(args.output)
+    objects = {k: [o for o in _objects(args, k, [n for kk, n in wanted if kk == k])
+                   if selected(o[0], args.selector)] for k in kinds}
+    items = [o for k in kinds for o, _ in objects[k]]
+    if args.output in (None, "wide"):
         _tables(args, kinds, objects)
+    elif args.watch:
+        for item in items:
+            output.print_stream(item, args.output)
+    else:
+        single = len(wanted) == 1 and wanted[0][1] is not None
+        output.print_objects(items, args.output, single=single and len(items) == 1)
     if args.watch:
         from nsrun.report.follow import watch
 
         names = [n for _, n in wanted if n]
-        watch(StateRoot(_root(args)), names[0] if len(names) == 1 else None,
-              [o for o, _ in objects["pod"]])
+        watch(args.world.state, names[0] if len(names) == 1 else None, items, args.output)
     return 0
 
 
 def _objects(args, kind: str, names: list[str | None]) -> list[tuple[dict, Any]]:
     """(object, endpoints) of ``kind``: every one when a name is None."""
     from nsrun.report.follow import read_pods
-    from nsrun.state import StateRoot
 
     out: list[tuple[dict, Any]] = []
     for name in names:
         if kind == "pod":
             pod = split(name)[1] if name else None  # pods are one per name in a state root
-            out += [(p, None) for p in read_pods(StateRoot(_root(args)), pod)]
+            out += [(p, None) for p in read_pods(args.world.state, pod)]
         elif kind == "service":
             out += [(s, None) for s in _services(args, name)]
         else:
             for svc in _services(args, name):
                 addrs = _endpoints(args, svc)
                 if addrs is None and name is not None:
-                    raise StateError(f'endpoints "{name}" not found')
+                    raise NotFound("endpoints", name)
                 if addrs is not None:
                     out.append((_endpoints_object(svc, addrs), (svc, addrs)))
     return out
@@ -183,7 +245,7 @@ def _tables(args, kinds: list[str], objects: dict[str, list]) -> None:
     from nsrun.core.printer import COLUMNS, get_row, table
 
     now, wide = time.time(), args.output == "wide"
-    prefix = len(kinds) > 1 or bool(args.filename and len(kinds) > 1)
+    prefix = len(kinds) > 1
     blocks = []
     for kind in kinds:
         if kind == "pod":
@@ -206,15 +268,6 @@ def _tables(args, kinds: list[str], objects: dict[str, list]) -> None:
         print("No resources found in default namespace.", file=sys.stderr)
 
 
-def _dump(obj: Any, output: str) -> None:
-    if output == "json":
-        print(json.dumps(obj, indent=4))
-    else:
-        import yaml
-
-        print(yaml.safe_dump(obj, sort_keys=False), end="")
-
-
 # ---------------------------------------------------------------- describe
 
 
@@ -222,21 +275,24 @@ def cmd_describe(args) -> int:
     from nsrun.core.svcprinter import describe_service
     from nsrun.report import events, statusfile
     from nsrun.report.describe import describe
-    from nsrun.state import StateRoot
 
     texts = []
-    state = StateRoot(_root(args))
+    state = args.world.state
     for kind, name in targets(args):
         if kind == "service":
-            texts += [describe_service(s, _endpoints(args, s)) for s in _services(args, name)]
+            texts += [describe_service(s, _endpoints(args, s)) for s in _services(args, name)
+                      if selected(s, args.selector)]
         elif kind == "pod":
             names = [split(name)[1]] if name else state.pod_names()
             for n in names:
                 paths = state.existing(n)
-                texts.append(describe(statusfile.read(paths) or {}, events.read(paths),
-                                      time.time()))
+                pod = statusfile.read(paths) or {}
+                if selected(pod, args.selector):
+                    texts.append(describe(pod, events.read(paths), time.time()))
         else:
             raise UsageError("describe takes pods and services")
+    if not texts:
+        print("No resources found in default namespace.", file=sys.stderr)
     print("\n\n\n".join(texts))
     return 0
 
@@ -246,39 +302,79 @@ def cmd_describe(args) -> int:
 
 def cmd_delete(args) -> int:
     wanted = targets(args)
-    if any(name is None for _, name in wanted):
-        raise UsageError("delete needs names (or -f FILE)")
-    return _each(wanted, lambda t: _delete_one(args, *t), lambda t: "")
+    if not args.names and not args.filename and not args.all and not args.selector:
+        raise UsageError("you must specify the names of resources to delete, or --all, "
+                         "-l or -f")
+    grace = _grace(args)
+    items = []
+    for kind, name in wanted:
+        items += [(kind, n) for n in _names_of(args, kind)] if name is None else [(kind, name)]
+    return each(items, lambda t: _delete_one(args, grace, *t), lambda t: "")
 
 
-def _delete_one(args, kind: str, name: str) -> str:
-    from nsrun.runtime import podrun, services
-    from nsrun.state import StateRoot
+def _grace(args) -> float | None:
+    if args.force:
+        print("Warning: Immediate deletion does not wait for confirmation that the running "
+              "resource has been terminated. The resource may continue to run on the "
+              "cluster indefinitely.", file=sys.stderr)
+        return 0.0 if args.grace_period is None else args.grace_period
+    if args.now:
+        if args.grace_period is not None:
+            raise UsageError("--now and --grace-period cannot be specified together")
+        return 1.0
+    return args.grace_period
+
+
+def _names_of(args, kind: str) -> list[str]:
+    """Every object of ``kind`` the selector picks (``--all``, ``-l``)."""
+    if kind == "pod":
+        from nsrun.report.follow import read_pods
+
+        return [p["metadata"]["name"] for p in read_pods(args.world.state, None)
+                if selected(p, args.selector)]
+    if kind == "service":
+        return [s["metadata"]["name"] for s in _services(args, None)
+                if selected(s, args.selector)]
+    raise UsageError("delete takes pods and services")
+
+
+def _delete_one(args, grace: float | None, kind: str, name: str) -> str | None:
+    from nsrun.runtime import lifecycle, services
 
     namespace, bare = split(name)
-    if kind == "pod":
-        podrun.delete(StateRoot(_root(args)), bare, args.timeout, args.grace_period)
-    elif kind == "service":
-        from nsrun.netstate import NetState
+    try:
+        if kind == "pod":
+            lifecycle.delete_pod(args.world, bare, args.timeout, grace)
+        elif kind == "service":
+            from nsrun.netstate import NetState
 
-        services.delete(_root(args), NetState(_root(args)).stored_config(), namespace, bare)
-    else:
-        raise UsageError("delete takes pods and services")
-    return f'{kind} "{bare}" deleted'
+            services.delete(_root(args), NetState(_root(args)).stored_config(), namespace,
+                            bare)
+        else:
+            raise UsageError("delete takes pods and services")
+    except NotFound:
+        if args.ignore_not_found:
+            return None
+        raise
+    return f"{kind}/{bare}" if args.output == "name" else f'{kind} "{bare}" deleted'
 
 
-def _each(items: list[Any], act, label) -> int:
+def each(items: list[Any], act, label=lambda item: "") -> int:
     """``act`` on every item, printing the line it returns; a failure is printed (with
     ``label(item)``) and the next item goes on, as kubectl does. The first failure's code."""
     code = 0
     for item in items:
         try:
             line = act(item)
+        except ServerError as err:
+            print(err.kubectl(), file=sys.stderr)
+            code = code or err.exit_code
         except NsrunError as err:
             print(f"nsrun: {label(item)}{err}", file=sys.stderr)
             code = code or err.exit_code
         else:
-            print(line, flush=True)
+            if line is not None:
+                print(line, flush=True)
     return code
 
 
@@ -290,16 +386,19 @@ def cmd_create(args) -> int:
 
 
 def cmd_apply(args) -> int:
+    if bool(args.file) == bool(args.filename):
+        raise UsageError("apply takes one manifest: FILE or -f FILE")
+    args.filename = args.filename or args.file
     return _create_or_apply(args, apply=True)
 
 
 def _create_or_apply(args, apply: bool) -> int:
-    from nsrun.cli import net_config
     from nsrun.core import service as service_model
     from nsrun.core import validate
     from nsrun.core.objects import ref
+    from nsrun.runtime.lifecycle import load_objects, net_config
 
-    objects = _load(args)
+    objects = load_objects(args.filename, getattr(args, "legacy_annotations", False))
     invalid = []
     for obj in objects:
         try:
@@ -309,16 +408,42 @@ def _create_or_apply(args, apply: bool) -> int:
             invalid.append(str(err))
     if invalid:
         raise UsageError("\n".join(invalid))
-    cfg = net_config(args)
+    cfg = net_config(args.world)
     _precheck(args, cfg, objects, apply)
-    return _each(objects, lambda o: f"{ref(o)} {_act(args, cfg, o, apply)}",
-                 lambda o: f"{ref(o)}: ")
+    return each(objects, lambda o: _result(args, o, _act(args, cfg, o, apply)),
+                lambda o: f"{ref(o)}: ")
+
+
+def _result(args, obj, word: str) -> str:
+    from nsrun.core.objects import ref
+
+    if args.output == "name":
+        return ref(obj)
+    if args.output in ("json", "yaml"):
+        import io
+        from contextlib import redirect_stdout
+
+        from nsrun.report import output
+
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            output.print_stream(_stored(args, obj), args.output)
+        return buf.getvalue().rstrip("\n")
+    return f"{ref(obj)} {word}"
+
+
+def _stored(args, obj) -> dict[str, Any]:
+    """The object as stored (a pod with its status, a Service with its ClusterIP)."""
+    if obj.kind == "Service":
+        return _services(args, f"{obj.metadata.namespace}/{obj.metadata.name}")[0]
+    from nsrun.report import statusfile
+
+    return statusfile.read(args.world.state.existing(obj.metadata.name)) or {}
 
 
 def _precheck(args, cfg, objects: list[Any], apply: bool) -> None:
     """Every reason one object cannot be made, all at once; nothing is created then."""
     from nsrun.runtime import services
-    from nsrun.state import StateRoot
 
     lines: list[str] = []
     seen: set[tuple[str, str]] = set()
@@ -328,7 +453,7 @@ def _precheck(args, cfg, objects: list[Any], apply: bool) -> None:
             lines.append(f'{obj.kind}.{obj.metadata.name}: Duplicate value: '
                          f'"{obj.metadata.name}" (twice in {args.filename})')
         seen.add(key)
-        if obj.kind == "Pod" and not apply and StateRoot(_root(args)).pod(
+        if obj.kind == "Pod" and not apply and args.world.state.pod(
                 obj.metadata.name).dir.exists():
             lines.append(_exists(args, "pods", obj.metadata.name))
     svcs = [o for o in objects if o.kind == "Service"]
@@ -347,15 +472,14 @@ def _exists(args, resource: str, name: str) -> str:
 
 
 def _act(args, cfg, obj, apply: bool) -> str:
-    from nsrun.cli import pod_options
-    from nsrun.runtime import podrun, services
-    from nsrun.state import StateRoot
+    from nsrun.runtime import lifecycle, services
 
     if obj.kind == "Service":
         return services.store(_root(args), cfg, obj)
-    state = StateRoot(_root(args))
+    flags = lifecycle.RunFlags.of(args)
     if apply:
-        return podrun.apply(state, obj, pod_options(args, obj))
-    podrun.run(podrun.with_uid(obj), state, pod_options(args, obj), detach=True, keep=True,
-               quiet=True)
+        return lifecycle.apply_pod(args.world, flags, obj)
+    from nsrun.runtime.podrun import with_uid
+
+    lifecycle.run(args.world, flags, with_uid(obj), detach=True, quiet=True)
     return "created"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import msgspec
 
-from nsrun.errors import StateError
+from nsrun.errors import AlreadyExists, NotFound
 from nsrun.files import remove_tree, write_atomic  # noqa: F401 (re-exported)
 
 DEFAULT_ROOT = "/run/nsrun"
@@ -83,7 +83,7 @@ class StateRoot(msgspec.Struct, frozen=True):
         """The pod's paths, or ``StateError`` when no such pod exists."""
         paths = self.pod(name)
         if not paths.dir.is_dir():
-            raise StateError(f'pods "{name}" not found')
+            raise NotFound("pods", name)
         return paths
 
     def create(self, name: str) -> PodPaths:
@@ -93,7 +93,7 @@ class StateRoot(msgspec.Struct, frozen=True):
         try:
             paths.dir.mkdir(mode=0o711)
         except FileExistsError:
-            raise StateError(f'pods "{name}" already exists') from None
+            raise AlreadyExists("pods", name) from None
         return paths
 
 

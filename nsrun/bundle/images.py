@@ -45,42 +45,94 @@ class ImageStore:
         return path if (path / "config.json").is_file() else None
 
     def list(self) -> list[tuple[str, Path]]:
-        """(reference, bundle dir) of every image, sorted."""
+        """(reference, bundle dir) of every image, sorted: only ``<name>/<tag>`` directories
+        holding ``config.json`` and ``rootfs`` (never a ``config.json`` inside an image's
+        files, never an import in progress)."""
         found = []
-        for config in sorted(self.root.glob("**/config.json")):
-            bundle = config.parent
-            rel = bundle.relative_to(self.root)
-            if len(rel.parts) >= 2:
-                found.append((f"{'/'.join(rel.parts[:-1])}:{rel.parts[-1]}", bundle))
-        return found
+        for top, dirs, files in os.walk(self.root):
+            here = Path(top)
+            rel = here.relative_to(self.root)
+            if "config.json" in files and "rootfs" in dirs and len(rel.parts) >= 2:
+                found.append((f"{'/'.join(rel.parts[:-1])}:{rel.parts[-1]}", here))
+                dirs.clear()  # a bundle is a leaf: its rootfs is not searched
+                continue
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        return sorted(found)
 
-    def remove(self, ref: str) -> None:
+    def remove(self, ref: str, progress=None) -> None:
         path = self.find(ref)
         if path is None:
             raise UsageError(f'image "{ref}" not found in {self.root}')
-        import shutil  # image management only: kept off the pod start path
+        remove_files(path, progress)
 
-        shutil.rmtree(path)
-
-    def import_rootfs(self, ref: str, rootfs: str, args: list[str] | None = None) -> Path:
-        """Copy ``rootfs`` into a new bundle for ``ref`` with a generated config.json."""
+    def import_rootfs(self, ref: str, rootfs: str, args: list[str] | None = None,
+                      progress=None) -> Path:
+        """Copy ``rootfs`` into a bundle for ``ref`` with a generated config.json: built
+        beside the old one, then swapped in at once (a running pod or a reader never sees
+        half an image, and a failed import leaves the old one)."""
         if not os.path.isdir(rootfs):
             raise UsageError(f"--rootfs {rootfs}: not a directory")
-        bundle = self._fresh(ref)
-        import shutil
+        return self.build(ref, lambda bundle: _copy_rootfs(rootfs, bundle, args, progress))
 
-        shutil.copytree(rootfs, bundle / "rootfs", symlinks=True)
-        write_config(bundle, args or ["sh"])
-        return bundle
+    def build(self, ref: str, make) -> Path:
+        """``make(dir)`` fills a new bundle beside ``ref``'s; then it replaces it atomically."""
+        final = self.path(ref)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f".{final.name}.importing-{os.getpid()}"
+        if staging.exists():
+            remove_files(staging)
+        staging.mkdir()
+        try:
+            make(staging)
+            swap_in(staging, final)
+        finally:
+            if staging.exists():
+                remove_files(staging)
+        return final
 
-    def _fresh(self, ref: str) -> Path:
-        bundle = self.path(ref)
-        if bundle.exists():
-            import shutil
 
-            shutil.rmtree(bundle)
-        bundle.mkdir(parents=True)
-        return bundle
+def _copy_rootfs(rootfs: str, bundle: Path, args: list[str] | None, progress) -> None:
+    import shutil
+
+    def copy(src, dst):
+        shutil.copy2(src, dst)
+        if progress is not None:
+            progress(1, os.lstat(dst).st_size)
+        return dst
+    shutil.copytree(rootfs, bundle / "rootfs", symlinks=True, copy_function=copy)
+    write_config(bundle, args or ["sh"])
+
+
+def swap_in(new: Path, final: Path) -> None:
+    """Put ``new`` at ``final``: a rename, or an exchange (``renameat2(RENAME_EXCHANGE)``)
+    when ``final`` exists, after which ``new`` holds the old bundle."""
+    if not final.exists():
+        os.rename(new, final)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    rename_exchange, at_fdcwd = 2, -100
+    if libc.renameat2(at_fdcwd, bytes(new), at_fdcwd, bytes(final), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise BundleError(f"replace image {final}: {os.strerror(err)}")
+
+
+def remove_files(path: Path, progress=None) -> None:
+    """Remove a directory tree (symlinks are removed, never followed), reporting each
+    file to ``progress(files, bytes)``."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            full = os.path.join(top, name)
+            size = os.lstat(full).st_size
+            os.unlink(full)
+            if progress is not None:
+                progress(1, size)
+        for name in dirs:
+            full = os.path.join(top, name)
+            if not os.path.islink(full):
+                os.rmdir(full)
+    os.rmdir(path)
 
 
 def default_config(args: list[str]) -> dict:
@@ -114,7 +166,10 @@ def build_busybox(store: ImageStore, ref: str = "busybox") -> Path:
     busybox = next((p for p in BUSYBOX_CANDIDATES if _is_static(p)), None)
     if busybox is None:
         raise UsageError("busybox-static not found: apt-get install busybox-static")
-    bundle = store._fresh(ref)
+    return store.build(ref, lambda bundle: _busybox_bundle(busybox, bundle))
+
+
+def _busybox_bundle(busybox: str, bundle: Path) -> None:
     rootfs = bundle / "rootfs"
     for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "root", "var", "run", "usr"):
         (rootfs / d).mkdir(parents=True)
@@ -129,7 +184,6 @@ def build_busybox(store: ImageStore, ref: str = "busybox") -> Path:
                                            "nobody:x:65534:65534:nobody:/:/bin/false\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     write_config(bundle, ["sh"])
-    return bundle
 
 
 def _is_static(path: str) -> bool:

@@ -13,19 +13,36 @@ COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
 
 
 def human_duration(seconds: float) -> str:
-    """kubectl's HumanDuration: 45s, 3m20s, 15m, 5h, 3d."""
-    s = max(0, int(seconds))
+    """kubectl's HumanDuration (apimachinery ``duration.HumanDuration``): 45s, 3m20s, 15m,
+    5h30m, 10h, 3d5h, 30d, 2y30d, 9y."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    s = max(0, s)
     if s < 120:
         return f"{s}s"
     minutes = s // 60
     if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+        return _two(minutes, "m", s % 60, "s")
     if minutes < 180:
         return f"{minutes}m"
     hours = minutes // 60
+    if hours < 8:
+        return _two(hours, "h", minutes % 60, "m")
     if hours < 48:
         return f"{hours}h"
-    return f"{hours // 24}d"
+    days = hours // 24
+    if hours < 24 * 8:
+        return _two(days, "d", hours % 24, "h")
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return _two(days // 365, "y", days % 365, "d")
+    return f"{days // 365}y"
+
+
+def _two(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    return f"{big}{big_unit}{small}{small_unit}" if small else f"{big}{big_unit}"
 
 
 def parse_time(text: str | None) -> float | None:

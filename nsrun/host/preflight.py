@@ -14,13 +14,12 @@ Nothing in this module writes to cgroupfs; ``CgroupHost.probe`` reads ``/proc/se
 and ``/proc/self/cgroup`` (both injectable), and availability is read from the deepest
 existing cgroup on the pod's path (controllers there are exactly what nsrun can enable below
 it), through the ``cgroupfs.CgroupFs`` the caller passes. It also holds the delegation
-helpers: whether nsrun's own cgroup is a delegated systemd unit, and the ``systemd-run``
-command ``nsrun run --systemd`` runs.
+helpers: whether nsrun's own cgroup is a delegated systemd unit (the ``systemd-run``
+command ``nsrun run --systemd`` runs is ``nsrun.runtime.systemd``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,8 +37,6 @@ SUPERVISOR_LEAF = "nsrun-supervisor"
 DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")
 # Cgroups systemd owns: nsrun never removes them, even when empty.
 SYSTEMD_UNIT_SUFFIXES = (".slice", ".scope", ".service", ".socket", ".mount", ".swap")
-# Environment a detached ``--systemd`` service needs from the caller (services start empty).
-PASSED_ENV = ("NSRUN_ROOT", "NSRUN_IMAGES", "NSRUN_DEBUG", "PATH", "PYTHONPATH")
 
 
 class CgroupHost(msgspec.Struct, frozen=True):
@@ -335,37 +332,3 @@ def may_prune(path: Path, host: CgroupHost, fs: CgroupFs) -> bool:
     if path.name.endswith(SYSTEMD_UNIT_SUFFIXES) or path.name == SUPERVISOR_LEAF:
         return False
     return not delegated(path, fs)
-
-
-def systemd_unit(pod_name: str) -> str:
-    """The transient unit name ``nsrun run --systemd`` uses for a pod."""
-    return f"nsrun-{pod_name}"
-
-
-def systemd_run_argv(command: list[str], pod_name: str, *, detach: bool,
-                     env: Mapping[str, str] | None = None, pidfile: str | None = None,
-                     stop_timeout: float | None = None) -> list[str]:
-    """The ``systemd-run`` command line ``nsrun run --systemd`` executes; ``command`` is the
-    nsrun command without ``--systemd``.
-
-    Foreground: a ``Delegate=yes`` scope around the very same command (same terminal,
-    environment and working directory; Ctrl-C still deletes the pod). ``-d``: a
-    ``Delegate=yes`` service running ``nsrun run -d`` as ``Type=forking`` (its start job
-    finishes once the pod's containers can start, and fails if the pod cannot start),
-    ``KillMode=mixed`` so ``systemctl stop`` sends SIGTERM to the supervisor only, which
-    stops the containers in order; the environment nsrun reads is passed explicitly."""
-    unit = systemd_unit(pod_name)
-    if not detach:
-        return ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={unit}",
-                "-p", "Delegate=yes", "--", *command]
-    argv = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", "--same-dir",
-            "-p", "Delegate=yes", "-p", "Type=forking", "-p", "KillMode=mixed"]
-    if pidfile:
-        argv += ["-p", f"PIDFile={pidfile}"]
-    if stop_timeout is not None:
-        argv += ["-p", f"TimeoutStopSec={max(1, int(stop_timeout + 0.999))}"]
-    for name in PASSED_ENV:
-        value = (env if env is not None else os.environ).get(name)
-        if value is not None:
-            argv.append(f"--setenv={name}={value}")
-    return [*argv, "--", *command]

@@ -34,7 +34,6 @@ from nsrun.core.spec import Container, Pod, Volume
 from nsrun.errors import SandboxError
 from nsrun.state import PodPaths
 
-SECRETS_ENV, CONFIGMAPS_ENV = "NSRUN_SECRETS", "NSRUN_CONFIGMAPS"
 SHM_OPTIONS = "mode=1777,size=65536k"  # the kubelet's 64 MiB default (nosuid, nodev)
 DEFAULT_SECRETS_DIR, DEFAULT_CONFIGMAPS_DIR = "/etc/nsrun/secrets", "/etc/nsrun/configmaps"
 MAX_OBJECT_BYTES = 1024 * 1024  # the API server's limit for one Secret or ConfigMap
@@ -43,11 +42,11 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 def secrets_dir() -> str:
-    return os.environ.get(SECRETS_ENV) or DEFAULT_SECRETS_DIR
+    return DEFAULT_SECRETS_DIR
 
 
 def configmaps_dir() -> str:
-    return os.environ.get(CONFIGMAPS_ENV) or DEFAULT_CONFIGMAPS_DIR
+    return DEFAULT_CONFIGMAPS_DIR
 
 
 class Sandbox(msgspec.Struct):
@@ -72,8 +71,8 @@ class Sandbox(msgspec.Struct):
     def create(cls, pod: Pod, paths: PodPaths, *, secrets: str | None = None,
                configmaps: str | None = None, cgroup_fd: int = -1) -> Sandbox:
         """Volumes first (a missing secret fails before any namespace exists), then the
-        namespaces. ``secrets``/``configmaps`` default to ``$NSRUN_SECRETS`` /
-        ``$NSRUN_CONFIGMAPS``, else ``/etc/nsrun/{secrets,configmaps}``."""
+        namespaces. ``secrets``/``configmaps`` (``--secrets``/``--configmaps``) default to
+        ``/etc/nsrun/{secrets,configmaps}``."""
         self = cls(ns_fds={}, volume_paths={}, pod=pod,
                    secrets_dir=secrets or secrets_dir(),
                    configmaps_dir=configmaps or configmaps_dir())

@@ -23,7 +23,7 @@ def _when(text: str | None) -> str:
 
 def _pairs(rows: list[tuple[str, str]], indent: str = "", width: int = 0) -> list[str]:
     width = width or max((len(k) for k, _ in rows), default=0) + 2
-    return [f"{indent}{(k + ':').ljust(width)}{v}".rstrip() for k, v in rows]
+    return [f"{indent}{(k + ':').ljust(max(width, len(k) + 2))}{v}".rstrip() for k, v in rows]
 
 
 def _labels(values: dict[str, str]) -> str:
@@ -85,13 +85,36 @@ def _mounts(c: dict[str, Any]) -> list[str]:
 def _container(c: dict[str, Any], st: dict[str, Any]) -> list[str]:
     lines = [f"  {c['name']}:"]
     lines += _pairs([("Container ID", st.get("containerID", "")), ("Image", c.get("image", "")),
-                     ("Image ID", st.get("imageID", ""))], "    ", 16)
+                     ("Image ID", st.get("imageID", "")), *_ports(c)], "    ", 16)
     lines += _command(c)
     lines += _state_lines("State", st.get("state", {}))
     lines += _state_lines("Last State", st.get("lastState", {}))
     lines += _pairs([("Ready", str(st.get("ready", False))),
                      ("Restart Count", str(st.get("restartCount", 0)))], "    ", 16)
-    return lines + _env(c) + _mounts(c)
+    return lines + _resources(c.get("resources") or {}) + _env(c) + _mounts(c)
+
+
+def _ports(c: dict[str, Any]) -> list[tuple[str, str]]:
+    """kubectl's Port/Host Port (Ports/Host Ports when there are several)."""
+    ports = c.get("ports") or []
+    if not ports:
+        return [("Port", "<none>"), ("Host Port", "<none>")]
+    s = "s" if len(ports) > 1 else ""
+    return [(f"Port{s}", ", ".join(f"{p.get('containerPort')}/{p.get('protocol', 'TCP')}"
+                                   for p in ports)),
+            (f"Host Port{s}", ", ".join(f"{p.get('hostPort', 0)}/{p.get('protocol', 'TCP')}"
+                                        for p in ports))]
+
+
+def _resources(res: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, title in (("limits", "Limits"), ("requests", "Requests")):
+        values = res.get(key) or {}
+        if values:
+            width = max(len(k) for k in values) + 3
+            lines.append(f"    {title}:")
+            lines += [f"      {(k + ':').ljust(width)}{v}" for k, v in values.items()]
+    return lines
 
 
 def _containers(title: str, specs: list[dict], statuses: list[dict]) -> list[str]:
@@ -169,6 +192,10 @@ def describe(pod: dict[str, Any], events: list[dict[str, Any]], now: float) -> s
     node = spec.get("nodeName", "")
     node += f"/{status['hostIP']}" if node and status.get("hostIP") else ""
     head = _pairs([("Name", meta.get("name", "")), ("Namespace", meta.get("namespace", "")),
+                   ("Priority", str(spec.get("priority") or 0)),
+                   *([("Priority Class Name", spec["priorityClassName"])]
+                     if spec.get("priorityClassName") else []),
+                   ("Service Account", spec.get("serviceAccountName") or "default"),
                    ("UID", meta.get("uid", "")), ("Node", node or "<none>"),
                    ("Start Time", _when(status.get("startTime"))),
                    ("Labels", _labels(meta.get("labels") or {})),

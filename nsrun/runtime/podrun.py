@@ -121,7 +121,7 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     os.setsid()
     if os.fork() != 0:
         return 0
-    _redirect_stdio(paths.supervisor_log)
+    _redirect_stdio(paths)
     paths.pidfile.write_text(f"{os.getpid()}\n")
     sup = Supervisor(pod, paths, options)
     try:
@@ -148,16 +148,21 @@ def _reported_error(report: bytes) -> NsrunError:
     return err
 
 
-def _redirect_stdio(log: Path) -> None:
+def _redirect_stdio(paths: PodPaths) -> None:
+    """stdout and stderr to ``supervisor.log``; warnings also to the pod's events and, when
+    nsrun was started on the journal's stream, to the journal (``report.warnlog``)."""
+    from nsrun.report.warnlog import WarningTee, journal_fd
+
+    journal = journal_fd(2)
     null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(paths.supervisor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.close(null)
     os.close(out)
     sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = os.fdopen(2, "w", buffering=1)
+    sys.stderr = WarningTee(2, paths, journal)
 
 
 def _read_all(fd: int) -> bytes:

@@ -50,6 +50,8 @@ class Options(msgspec.Struct):
     on_change: Callable[[dict[str, Any]], None] | None = None
     net: NetConfig | None = None  # None: the pod keeps only ``lo`` (no network of its own)
     resolv_conf: str | None = "/etc/resolv.conf"
+    secrets: str | None = None  # --secrets DIR (None: /etc/nsrun/secrets)
+    configmaps: str | None = None  # --configmaps DIR (None: /etc/nsrun/configmaps)
 
 
 class Supervisor:
@@ -72,7 +74,9 @@ class Supervisor:
         self.cgroup = self._create_cgroup()
         if self.cgroup.record:
             (self.paths.dir / "cgroup").write_text("".join(f"{p}\n" for p in self.cgroup.record))
-        self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup())
+        self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup(),
+                                      secrets=self.options.secrets,
+                                      configmaps=self.options.configmaps)
         self._record_pause()
         write_atomic(self.paths.dir / "runtime.json", msgspec.json.encode({
             "images": str(self.options.images.root), "secrets": self.sandbox.secrets_dir,

@@ -1,36 +1,100 @@
-"""``nsrun run --systemd``: run the same command again inside a systemd transient unit with
-``Delegate=yes`` (a scope in the foreground, a ``Type=forking`` service with ``-d``)."""
+"""``nsrun run --systemd``: run the same pod again inside a systemd transient unit with
+``Delegate=yes``, and the ``systemd-run`` command line for it.
+
+Foreground: a scope around the very same command (same terminal and working directory;
+Ctrl-C still deletes the pod), ``KillMode=mixed`` so ``systemctl stop`` sends SIGTERM to
+nsrun only, which stops the containers as a delete does (preStop, grace period, sidecars
+last), and SIGKILL to what is left. ``-d``: a ``Type=notify`` service whose main process is
+the pod's supervisor (``nsrun run --sdnotify=initialized``, foreground): its start job ends
+once the pod is initialized, so a unit ordered ``After=`` it starts only then; it fails if
+the pod fails first. Every property nsrun sets is listed in ``properties`` (and the README).
+
+Unit names are ``nsrun-<pod>`` for the default state root and ``nsrun-<8 hex>-<pod>`` for
+any other (the same hash as the world's bridge), so two state roots never collide.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+import zlib
 
-from nsrun.core.spec import Pod
 from nsrun.errors import PreflightError, UsageError
 
+SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists iff systemd is PID 1 (sd_booted(3))
+STOP_MARGIN = 30  # seconds beyond the grace period before systemd kills what is left
 
-def run_under_systemd(root: str, manifest: str, pod: Pod, detach: bool) -> int:
-    """Re-run this command (without --systemd) under ``systemd-run``; returns its exit code
-    (the foreground form replaces this process)."""
+
+def unit_name(root: str, pod: str) -> str:
+    """The transient unit's name (without ``.scope``/``.service``)."""
+    from nsrun.state import DEFAULT_ROOT
+
+    root = os.path.normpath(os.path.abspath(root))
+    if root == DEFAULT_ROOT:
+        return f"nsrun-{pod}"
+    return f"nsrun-{zlib.crc32(root.encode()):08x}-{pod}"
+
+
+def preflight(runtime_dir: str = SYSTEMD_RUNTIME_DIR) -> None:
+    """``PreflightError`` (exit 3) unless systemd runs this host and ``systemd-run`` is
+    there."""
     import shutil
+
+    if not os.path.isdir(runtime_dir):
+        raise PreflightError(f"--systemd: systemd is not running on this host ({runtime_dir} "
+                             "does not exist); run without --systemd")
+    if shutil.which("systemd-run") is None:
+        raise PreflightError("--systemd: systemd-run not found in PATH")
+
+
+def properties(detach: bool, grace: float) -> list[str]:
+    """The unit properties nsrun sets."""
+    props = ["Delegate=yes", "KillMode=mixed"]
+    if detach:
+        props += ["Type=notify", "NotifyAccess=all", "SuccessExitStatus=130 143",
+                  f"TimeoutStopSec={max(1, int(grace + STOP_MARGIN + 0.999))}",
+                  "TimeoutStartSec=infinity"]
+    return props
+
+
+def systemd_run_argv(command: list[str], unit: str, *, detach: bool,
+                     grace: float = 30.0) -> list[str]:
+    """The ``systemd-run`` command line; ``command`` is the nsrun command to run in it."""
+    argv = ["systemd-run", "--quiet", "--collect", f"--unit={unit}"]
+    argv += ["--same-dir"] if detach else ["--scope"]
+    for prop in properties(detach, grace):
+        argv += ["-p", prop]
+    return [*argv, "--", *command]
+
+
+def inner_command(world, rest: list[str], detach: bool, sdnotify: str) -> list[str]:
+    """The nsrun command the unit runs: this world's options spelled out (a service starts
+    with an empty environment), then the verb's words; ``-d`` becomes a foreground run
+    that tells systemd when it is ready."""
+    words, skip = [], False
+    for w in rest:
+        if not skip and w not in ("-d", "--detach") and not w.startswith("--sdnotify"):
+            words.append(w)
+        skip = w == "--sdnotify"
+    if detach:
+        words[1:1] = [f"--sdnotify={sdnotify}", "--quiet"]
+    return [sys.executable, "-m", "nsrun", *world.argv(), *words]
+
+
+def run_under_systemd(world, flags, manifest: str, pod, detach: bool,
+                      rest: list[str]) -> int:
+    """Run this command under ``systemd-run``; the foreground form replaces this process,
+    ``-d`` returns once the unit is active (the pod initialized) and prints its name."""
     import subprocess
 
-    from nsrun.host import preflight
-    from nsrun.state import StateRoot
-
-    if shutil.which("systemd-run") is None:
-        raise PreflightError("--systemd: systemd-run not found (is systemd running?)")
     if manifest == "-":
         raise UsageError("--systemd: the manifest cannot come from stdin (nsrun runs "
                          "again inside the unit and reads it there)")
-    command = [sys.executable, "-m", "nsrun", *(a for a in sys.argv[1:] if a != "--systemd")]
-    pidfile = str(StateRoot(Path(root)).pod(pod.metadata.name).pidfile)
+    preflight()
     grace = float(pod.spec.termination_grace_period_seconds or 30)
-    argv = preflight.systemd_run_argv(command, pod.metadata.name, detach=detach,
-                                      pidfile=pidfile if detach else None,
-                                      stop_timeout=grace + 30 if detach else None)
+    argv = systemd_run_argv(inner_command(world, rest, detach, flags.sdnotify),
+                            unit_name(world.root, pod.metadata.name), detach=detach,
+                            grace=grace)
     if not detach:
         os.execvp(argv[0], argv)
     code = subprocess.run(argv).returncode

@@ -179,7 +179,9 @@ def test_convert_bad_input(capsys, files):
 
 
 def test_node_memory(tmp_path):
+    from nsrun.runtime import lifecycle
+
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16384 kB\nMemFree: 1 kB\n")
-    assert modelcli.node_memory(str(meminfo)) == 16384 * 1024
-    assert modelcli.node_memory(str(tmp_path / "none")) is None
+    assert lifecycle.node_memory(str(meminfo)) == 16384 * 1024
+    assert lifecycle.node_memory(str(tmp_path / "none")) is None

@@ -403,19 +403,3 @@ def test_what_counts_as_a_limit():
     assert need == {"memory": ["memory.max"]}
     assert preflight.needed({"cpu.weight": "39", "pids.max": "9"}, {}, True) == \
         {"cpu": ["cpu.weight"], "pids": ["pids.max"]}
-
-
-def test_systemd_run_command_lines():
-    cmd = ["/venv/bin/python", "-m", "nsrun", "run", "p.yaml"]
-    assert preflight.systemd_run_argv(cmd, "web", detach=False) == [
-        "systemd-run", "--scope", "--quiet", "--collect", "--unit=nsrun-web",
-        "-p", "Delegate=yes", "--", *cmd]
-    argv = preflight.systemd_run_argv(cmd, "web", detach=True,
-                                      env={"NSRUN_ROOT": "/r", "HOME": "/root"},
-                                      pidfile="/r/pods/web/supervisor.pid", stop_timeout=31.5)
-    assert argv[:5] == ["systemd-run", "--quiet", "--collect", "--unit=nsrun-web", "--same-dir"]
-    for prop in ("Delegate=yes", "Type=forking", "KillMode=mixed",
-                 "PIDFile=/r/pods/web/supervisor.pid", "TimeoutStopSec=32"):
-        assert argv[argv.index(prop) - 1] == "-p"
-    assert "--setenv=NSRUN_ROOT=/r" in argv and not any("HOME" in a for a in argv)
-    assert argv[argv.index("--") + 1:] == cmd

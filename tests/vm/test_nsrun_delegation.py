@@ -75,20 +75,26 @@ def test_systemd_run_scope_delegate_yes(pods, systemd, slow):
     pods.wait(lambda: not scope.exists(), 10, f"systemd to remove {scope}")
 
 
+def unit_of(pods, name: str) -> str:
+    from nsrun.runtime.systemd import unit_name
+
+    return unit_name(str(pods.root), name)
+
+
 def test_run_systemd_foreground_is_a_scope(pods, systemd):
     name = unique("sd")
     proc = pods.run(pod(ctr("init", "true"), ctr("app", "true"), name=name), "--systemd",
                     name=name, parent=False)
     assert proc.returncode == 0, proc.stderr
     uid = pods.status(name)["metadata"]["uid"]
-    scope = Path("/sys/fs/cgroup/system.slice", f"nsrun-{name}.scope")
+    scope = Path("/sys/fs/cgroup/system.slice", f"{unit_of(pods, name)}.scope")
     assert pods.cgroup(name) == scope / "besteffort" / f"pod-{uid}"
     pods.wait(lambda: not scope.exists(), 10, f"systemd to remove {scope}")
 
 
 def test_run_systemd_detached_is_a_service(pods, systemd, slow):
     name = unique("sd")
-    service = f"nsrun-{name}.service"
+    service = f"{unit_of(pods, name)}.service"
     proc = pods.run(pod(ctr("init", "true"), ctr("app", "sleep 600", limits="memory: 64Mi"),
                         name=name), "--systemd", "-d", name=name, parent=False)
     assert proc.returncode == 0, proc.stderr
@@ -105,3 +111,37 @@ def test_run_systemd_detached_is_a_service(pods, systemd, slow):
     assert supervisor == f"0::/system.slice/{service}/{SUPERVISOR_LEAF}"
     pods.delete(name)
     pods.wait(lambda: not unit.exists(), 10, f"systemd to remove {unit}")
+
+
+def test_notify_unit_is_active_only_after_the_last_init_container(pods, systemd, slow):
+    """``run --systemd -d`` is a ``Type=notify`` unit: ``systemd-run`` returns, and the
+    unit turns ``active``, only once the pod is Initialized."""
+    name = unique("sd")
+    service = f"{unit_of(pods, name)}.service"
+    text = pod(ctr("init-1", "sleep 1") + ", " + ctr("init-2", "sleep 2"),
+               ctr("app", "sleep 600"), name=name)
+    proc = subprocess.Popen(pods.argv("run", "--systemd", "-d", pods.manifest(name, text)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    while proc.poll() is None:
+        state = subprocess.run(["systemctl", "show", "-P", "ActiveState", service],
+                               capture_output=True, text=True).stdout.strip()
+        if state == "active":
+            inits = pods.status(name)["status"]["initContainerStatuses"]
+            assert all(s["state"].get("terminated", {}).get("exitCode") == 0 for s in inits)
+        seen.append(state)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.split() == [name]
+    assert "activating" in seen, seen
+    inits = pods.status(name)["status"]["initContainerStatuses"]
+    assert [s["state"]["terminated"]["exitCode"] for s in inits] == [0, 0]
+    show = subprocess.run(["systemctl", "show", "-P", "ActiveState", service],
+                          capture_output=True, text=True).stdout.strip()
+    assert show == "active"
+    props = subprocess.run(["systemctl", "show", "-P", "KillMode", service],
+                           capture_output=True, text=True).stdout.strip()
+    assert props == "mixed"
+    pods.delete(name)
+    unit = Path("/sys/fs/cgroup/system.slice", service)
+    pods.wait(lambda: not unit.exists(), 10 * slow, f"systemd to remove {unit}")

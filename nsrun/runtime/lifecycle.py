@@ -1,0 +1,200 @@
+"""The pod lifecycle API the command line calls: one ``World`` (the global options: state
+root, image store, Secrets/ConfigMaps, network settings) and ``RunFlags`` (how a pod is
+run), then ``run``, ``apply_pod``, ``restart``, ``delete``, ``exec_in``.
+
+The CLI builds these from its arguments and passes them down; nothing below reads the
+environment for them. What it computes from a manifest (resources, QoS, cgroup values) and
+how it reaches the supervisor is here and below, never in the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from nsrun.errors import UsageError
+
+DEFAULT_SECRETS, DEFAULT_CONFIGMAPS = "/etc/nsrun/secrets", "/etc/nsrun/configmaps"
+
+
+class World(msgspec.Struct, frozen=True):
+    """The global options: one nsrun world (``--root`` and what goes with it)."""
+
+    root: str
+    images: str
+    secrets: str = DEFAULT_SECRETS
+    configmaps: str = DEFAULT_CONFIGMAPS
+    pod_cidr: str = ""
+    service_cidr: str = ""
+    cluster_domain: str = ""
+    cluster_dns: str = ""
+    resolv_conf: str = "/etc/resolv.conf"
+
+    @property
+    def state(self):
+        from nsrun.state import StateRoot
+
+        return StateRoot(Path(self.root))
+
+    def argv(self) -> list[str]:
+        """These options as nsrun's global arguments (absolute paths), for a command run
+        again elsewhere (a systemd unit starts with an empty environment)."""
+        out = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name in ("root", "images", "secrets", "configmaps") or \
+                    (name == "resolv_conf" and value):
+                value = os.path.abspath(value)
+            if value or name == "resolv_conf":
+                out += [f"--{name.replace('_', '-')}", value]
+        return out
+
+
+class RunFlags(msgspec.Struct):
+    """How to run a pod (``run``/``create``/``apply`` options)."""
+
+    cgroup_parent: str | None = None
+    cgroups: str = "auto"
+    pod_pids_limit: int | None = None
+    backoff_initial: float = 10.0
+    backoff_max: float = 300.0
+    legacy_annotations: bool = False
+    log_max_attempts: int = 20
+    log_max_bytes: int = 10 * 1024 * 1024
+    sdnotify: str = "none"
+
+    @classmethod
+    def of(cls, args: Any) -> RunFlags:
+        """The flags among an argparse namespace's attributes."""
+        return cls(**{f: getattr(args, f) for f in cls.__struct_fields__ if hasattr(args, f)})
+
+
+def read_manifest(path: str) -> bytes:
+    """A manifest's bytes (``-``: stdin); ``UsageError`` when unreadable."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UsageError(f"{path}: {err.strerror}") from None
+
+
+def warn(lines: list[Any]) -> None:
+    for w in lines:
+        print(f"nsrun: warning: {w}", file=sys.stderr)
+
+
+def load_one_pod(path: str, legacy: bool):
+    """The one valid Pod of a manifest (with a uid), or ``UsageError``/``SpecError``."""
+    from nsrun.core import validate
+    from nsrun.core.spec import load_pods_with_warnings
+    from nsrun.runtime.podrun import with_uid
+
+    pods, warnings = load_pods_with_warnings(read_manifest(path), path,
+                                             legacy_annotations=legacy)
+    warn(warnings)
+    if len(pods) != 1:
+        raise UsageError(f"{path}: run takes one Pod, found {len(pods)}")
+    validate.check(pods[0], path)
+    return with_uid(pods[0])
+
+
+def load_objects(path: str, legacy: bool = False) -> list[Any]:
+    """Every Pod and Service of a manifest (not validated yet)."""
+    from nsrun.core.objects import load_objects as load
+
+    objects, warnings = load(read_manifest(path), path, legacy_annotations=legacy)
+    warn(warnings)
+    return objects
+
+
+def net_config(world: World):
+    """The world's network settings (fixed in the state root on first use)."""
+    from nsrun.core.netconfig import make_config
+    from nsrun.netstate import NetState
+
+    root = os.path.abspath(world.root)
+    try:
+        wanted = make_config(os.path.normpath(root), world.pod_cidr, world.service_cidr,
+                             world.cluster_domain, world.cluster_dns)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return NetState(Path(root)).settle_config(wanted)
+
+
+def node_memory(meminfo: str = "/proc/meminfo") -> int | None:
+    """The node's memory capacity in bytes (``MemTotal``), or None if unknown."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def pod_options(world: World, flags: RunFlags, pod,
+                on_change: Callable[[dict[str, Any]], None] | None = None):
+    """The supervisor's ``Options`` for ``pod``: its resources computed, the world's dirs."""
+    from nsrun.bundle.images import ImageStore
+    from nsrun.core import resources
+    from nsrun.core.backoff import BackoffPolicy
+    from nsrun.runtime.supervisor import Options
+
+    computed = resources.compute(pod, node_pids_limit=flags.pod_pids_limit,
+                                 node_memory=node_memory())
+    return Options(images=ImageStore(world.images),
+                   backoff=BackoffPolicy(flags.backoff_initial, flags.backoff_max),
+                   cgroup_parent=flags.cgroup_parent, cgroup_mode=flags.cgroups,
+                   cgroup_files=computed.cgroup_files(), qos_class=computed.qos_class,
+                   oom_score_adj={c.name: computed.oom_score_adj(c.name)
+                                  for c in computed.containers},
+                   log_max_attempts=max(1, flags.log_max_attempts),
+                   log_max_bytes=flags.log_max_bytes, on_change=on_change,
+                   net=net_config(world), resolv_conf=world.resolv_conf,
+                   secrets=world.secrets, configmaps=world.configmaps)
+
+
+def run(world: World, flags: RunFlags, pod, *, detach: bool, keep: bool = True,
+        quiet: bool = False, on_change=None) -> int:
+    """Run ``pod`` (foreground: until it ends; ``detach``: until it can start)."""
+    from nsrun.runtime import podrun
+
+    return podrun.run(pod, world.state, pod_options(world, flags, pod, on_change),
+                      detach=detach, keep=keep, quiet=quiet)
+
+
+def apply_pod(world: World, flags: RunFlags, pod) -> str:
+    """Create or update ``pod``: kubectl's word for what happened."""
+    from nsrun.runtime import podrun
+
+    return podrun.apply(world.state, pod, pod_options(world, flags, pod))
+
+
+def restart(world: World, name: str) -> None:
+    from nsrun.runtime import podrun
+
+    podrun.restart(world.state, name)
+
+
+def delete_pod(world: World, name: str, timeout: float | None = None,
+               grace: float | None = None) -> None:
+    from nsrun.runtime import podrun
+
+    podrun.delete(world.state, name, timeout, grace)
+
+
+def exec_in(world: World, pod: str, container: str | None, command: list[str],
+            tty: bool) -> int:
+    from nsrun.runtime import execcmd
+
+    return execcmd.exec_in_pod(Path(world.root), pod, container, command, tty=tty,
+                               images=world.images, secrets=world.secrets,
+                               configmaps=world.configmaps)
