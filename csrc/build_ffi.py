@@ -5,7 +5,9 @@ after editing ``csrc/`` with::
 
     .venv/bin/pip install -q --no-build-isolation --config-settings editable_mode=compat -e .
 
-The declarations live in ``cdef.h``; the C in ``spawn.c`` (parent + step driver), ``clone_vm.c``,
+The declarations live in ``cdef.h``; the C in ``spawn.c`` (the parent of a spawn), ``steps.c``
+(the child's step tables and their driver), ``proc.c`` (process creation shared by all),
+``clone_vm.c``,
 ``exec.c``, ``execin.c`` (a process joining a running container; a socket in a netns),
 ``ns.c`` (namespace steps, the sandbox and its pause process), ``mount.c``, ``resolve.c``
 (paths inside the rootfs), ``caps.c`` (capabilities, no_new_privs, seccomp),
@@ -19,7 +21,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("spawn.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
+SOURCES = ("spawn.c", "steps.c", "proc.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
            "caps.c", "devices_bpf.c", "oci.c")
 
 
@@ -36,7 +38,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "nsrun._native",
     '#include "nsrun.h"\n#include <sched.h>\n#include <sys/mount.h>\n#include <sys/resource.h>\n'
-    '#include <linux/capability.h>\n#include <linux/bpf.h>\n',
+    '#include <linux/capability.h>\n#include <linux/bpf.h>\n#include <linux/seccomp.h>\n',
     sources=[_rel(name) for name in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     depends=[_rel("nsrun.h"), _rel("cdef.h")],

@@ -1,6 +1,6 @@
 /* caps.c: capabilities, no_new_privs and the seccomp filter.
  *
- * The order is the point (see the step table in spawn.c):
+ * The order is the point (see the step table in steps.c):
  *   bounding      PR_CAPBSET_DROP needs CAP_SETPCAP: done first, while the child is still
  *                 full root (before setgroups/setgid/setuid);
  *   setuid        with PR_SET_KEEPCAPS, so the permitted set survives a switch to non-root;

@@ -26,13 +26,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
 #define CHILD_STACK_SIZE (256 * 1024)  /* steps use a few PATH_MAX buffers at most */
 #define GUARD_SIZE 4096
 

@@ -35,13 +35,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-
 /* The final process: the container's step functions without the filesystem set-up (the
  * mount namespace joined is the container's, pivot_root done) and without the namespace
- * work the intermediate did. Same order as child_steps in spawn.c. */
+ * work the intermediate did. Same order as child_steps in steps.c. */
 static const struct nsr_step_entry exec_steps[] = {
     {NSR_STEP_SIGNALS, nsr_step_signals},
     {NSR_STEP_SETSID, nsr_step_setsid},

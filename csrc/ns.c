@@ -18,10 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 int nsr_step_setns(struct nsr_ctx *ctx)
 {
     const struct nsr_spawn_req *req = ctx->req;

@@ -18,9 +18,21 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
-/* Step ids. The child steps come first, in the order the child runs them; their names
- * (nsr_step_name) must match native.STEPS, which a test checks. Parent-side failures use
+/* Newer than some libc headers (after <sys/wait.h>, whose idtype_t may hold P_PIDFD). */
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* Step ids. The child steps come first, in the order the child runs them; Python reads
+ * their names (nsr_step_name) from here (nsrun.native.STEPS). Parent-side failures use
  * the ids after NSR_CHILD_STEPS. */
 enum nsr_step {
     NSR_STEP_SIGNALS = 0,   /* reset signal dispositions, unblock signals */
@@ -159,7 +171,7 @@ struct nsr_spawn_req {
     int clone_mode;           /* enum nsr_clone_mode */
     int ctty;                 /* 1: fd 0 (a tty) becomes the controlling terminal */
     int die_with_parent;      /* 1: SIGKILL when the supervisor dies (no cgroup to find it) */
-    int new_user_ns;          /* 1: a user namespace (spawn.c has the sequence) */
+    int new_user_ns;          /* 1: a user namespace (steps.c has the sequence) */
     const char *uid_map;      /* its /proc/<pid>/uid_map and gid_map text ("0 100000 65536\n") */
     const char *gid_map;
     /* cgroup v1: directory fds of the cgroups (one per hierarchy) the process joins before
@@ -207,7 +219,7 @@ struct nsr_ctx {
 
 typedef int (*nsr_step_fn)(struct nsr_ctx *ctx);
 
-/* One entry of a step table (spawn.c: a container; execin.c: a process joining one). */
+/* One entry of a step table (steps.c: a container; execin.c: a process joining one). */
 struct nsr_step_entry {
     int step;
     nsr_step_fn fn;
@@ -237,18 +249,27 @@ int nsr_open_in_root(int rootfd, const char *path, int create);
 int nsr_device_filter(int cgroup_fd, const struct nsr_dev_rule *rules, int n,
                       int default_allow, int replace_fd);
 
-/* spawn.c: process creation shared by spawn, exec_in and the sandbox helper */
+/* proc.c: process creation shared by spawn, exec_in and the sandbox helper */
 pid_t nsr_clone(uint64_t flags, int cgroup_fd, int *pidfd_out, int use_clone3);
+pid_t nsr_raw_clone(uint64_t flags);
 int nsr_clone3_usable(void);
-int nsr_clone_mode(const struct nsr_spawn_req *req);
-void nsr_run_steps(struct nsr_ctx *ctx, const struct nsr_step_entry *steps, size_t n)
-    __attribute__((noreturn));
 int nsr_pipe_high(int p[2]);
 void nsr_close_pipe(int p[2]);
 void nsr_reap(pid_t pid, int pidfd);
 void nsr_set_report(struct nsr_report *rep, int step, int err, int index);
 int nsr_read_report(int fd, struct nsr_report *rep);
 int nsr_attach_self(int cgroup_fd);
+int nsr_sync_read(int fd, void *buf, size_t len);
+int nsr_sync_write(int fd, const void *buf, size_t len);
+
+/* spawn.c: the parent side of a spawn */
+int nsr_clone_mode(const struct nsr_spawn_req *req);
+
+/* steps.c: the child side: the step tables and their driver */
+void nsr_run_steps(struct nsr_ctx *ctx, const struct nsr_step_entry *steps, size_t n)
+    __attribute__((noreturn));
+void nsr_child_main(const struct nsr_spawn_req *req, int report_fd, int go_read, int go_write,
+                    int sync_fd) __attribute__((noreturn));
 
 /* clone_vm.c */
 int nsr_have_clone_vm(void);

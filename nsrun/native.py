@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 # The integer constants of the cdef this module exposes (by prefix).
-_PREFIXES = ("MS_", "MNT_", "CLONE_NEW", "NSR_", "CAP_", "RLIM_", "BPF_DEVCG_")
+_PREFIXES = ("MS_", "MNT_", "CLONE_NEW", "NSR_", "CAP_", "RLIM_", "BPF_DEVCG_",
+             "SECCOMP_FILTER_FLAG_")
 
 # Namespace names (as in /proc/<pid>/ns and the OCI spec) and their clone flags.
 _NS_CONSTANTS = {"net": "CLONE_NEWNET", "ipc": "CLONE_NEWIPC", "uts": "CLONE_NEWUTS",

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from nsrun import native
 from nsrun.bundle.configfields import Fields, json_type
 
 
@@ -23,9 +24,9 @@ class Seccomp(msgspec.Struct, frozen=True):
     flags: int = 0   # SECCOMP_FILTER_FLAG_*
 
 
-_SECCOMP_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 0,  # one thread: nothing to synchronise
-                  "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
-                  "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+# linux.seccomp.flags nsrun applies (TSYNC: the child has one thread, nothing to synchronise).
+_SECCOMP_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                  "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
 _SECCOMP_CACHE: dict[str, tuple[bytes, int]] = {}
 
 
@@ -72,7 +73,7 @@ def _build_seccomp(f: Fields, profile: dict[str, Any]) -> tuple[bytes, int]:
     for i, flag in enumerate(f.get("linux.seccomp.flags", list, [])):
         if flag not in _SECCOMP_FLAGS:
             raise f.error(f"linux.seccomp.flags[{i}]", f"unknown flag {json.dumps(flag)}")
-        flags |= _SECCOMP_FLAGS[flag]
+        flags |= 0 if flag == "SECCOMP_FILTER_FLAG_TSYNC" else getattr(native, flag)
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as err:

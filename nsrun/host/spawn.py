@@ -1,5 +1,5 @@
 """Start a container process: a :class:`~nsrun.request.SpawnRequest` handed to the C
-extension, which does everything between ``clone3()`` and ``execve()`` (``csrc/spawn.c``).
+extension, which does everything between ``clone3()`` and ``execve()`` (``csrc/spawn.c``, the child's steps in ``csrc/steps.c``).
 
 The child runs the steps of :data:`nsrun.native.STEPS` in order; each skips itself when the
 request does not ask for it. Failures outside the child use the step names ``pipe``,
@@ -119,20 +119,22 @@ def next_stop(req: SpawnRequest, report_fd: int) -> str:
     caller kills and reaps the child; it has ``_exit``ed or is about to)."""
     import os
 
+    ffi = native.ext().ffi
+    size = ffi.sizeof("struct nsr_report")
     data = b""
-    while len(data) < 12:
-        chunk = os.read(report_fd, 12 - len(data))
+    while len(data) < size:
+        chunk = os.read(report_fd, size - len(data))
         if not chunk:
             break
         data += chunk
     if not data:
         return ""
-    if len(data) < 12:
+    if len(data) < size:
         raise SpawnError("wait", errno.EPROTO)
-    step, err, index = (int.from_bytes(data[i:i + 4], "little", signed=True) for i in (0, 4, 8))
-    if err == 0 and index == native.NSR_STOPPED:
-        return native.step_name(step)
-    raise spawn_error(req, step, err, index)
+    rep = ffi.cast("struct nsr_report *", ffi.from_buffer(data))
+    if rep.err == 0 and rep.index == native.NSR_STOPPED:
+        return native.step_name(rep.step)
+    raise spawn_error(req, rep.step, rep.err, rep.index)
 
 
 def spawn(req: SpawnRequest, *, clone_mode: int | None = None) -> tuple[int, int]:

@@ -203,4 +203,6 @@ def _wait(child_pidfd: int, console_sock: int) -> int:
         for fd in (master, console_sock, child_pidfd):
             if fd >= 0:
                 os.close(fd)
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+    from nsrun.exitstatus import exit_code
+
+    return exit_code(info)

@@ -112,9 +112,9 @@ def _run_inside(hook: dict, state: bytes, pid: int, pidfd: int,
         return False, f"timed out after {hook.get('timeout')} s"
     if info.si_code == os.CLD_EXITED and info.si_status == 0:
         return True, ""
-    how = (f"exited with {info.si_status}" if info.si_code == os.CLD_EXITED
-           else f"was killed by signal {info.si_status}")
-    return False, how + (f": {output.strip()}" if output.strip() else "")
+    from nsrun.exitstatus import describe
+
+    return False, describe(info) + (f": {output.strip()}" if output.strip() else "")
 
 
 def run(config: dict, stage: str, state: dict, log, *, pid: int = 0, pidfd: int = -1,

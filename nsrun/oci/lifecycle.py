@@ -262,4 +262,6 @@ def wait_and_delete(ctx: Context, made: Created, keep: bool) -> int:
         destroy(ctx, made.container, made.record, made.config)
     if failure is not None:
         raise failure
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+    from nsrun.exitstatus import exit_code
+
+    return exit_code(info)

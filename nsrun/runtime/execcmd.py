@@ -353,7 +353,9 @@ def _start(pid: int, pidfd: int, base, argv: list[str], cgroup,
 def _exit_code(pidfd: int) -> int:
     info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
     assert info is not None
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+    from nsrun.exitstatus import exit_code
+
+    return exit_code(info)
 
 
 def _exec_plain(pid: int, pidfd: int, base, argv: list[str], cgroup,

@@ -342,7 +342,7 @@ def _signal(pidfd: int, sig: int) -> None:
 
 def _exit_status(info) -> tuple[int, int | None]:
     """(exit code, signal): a signal death is reported as 128+n, like the runtimes do."""
-    if info.si_code == os.CLD_EXITED:
-        return info.si_status, None
-    return 128 + info.si_status, info.si_status
+    from nsrun.exitstatus import decode
+
+    return decode(info)
 

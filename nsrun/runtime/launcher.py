@@ -186,9 +186,9 @@ def exec_check(launched: Launched, argv: list[str], cgroup,
     ok = info.si_code == os.CLD_EXITED and info.si_status == 0
     if ok:
         return True, output
-    how = (f"exited with {info.si_status}" if info.si_code == os.CLD_EXITED
-           else f"was killed by signal {info.si_status}")
-    return False, f"command {argv!r} {how}: {output}".rstrip(": ")
+    from nsrun.exitstatus import describe
+
+    return False, f"command {argv!r} {describe(info)}: {output}".rstrip(": ")
 
 
 def _wait_reading(pidfd: int, rfd: int, timeout: float | None,

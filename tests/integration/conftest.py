@@ -119,3 +119,28 @@ def oci(tmp_path: Path) -> Iterator:
         set_subreaper(False)
         reap()
     assert left == [], f"left behind: {left}"
+
+
+@pytest.fixture
+def held(busybox_rootfs: Path) -> Iterator[list]:
+    """Collects ``nativekit.Held`` containers and releases them even when the test fails."""
+    items: list = []
+    yield items
+    for h in items:
+        try:
+            h.release()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def sandbox() -> Iterator[dict[str, int]]:
+    """A pod's net, ipc and uts namespaces (no pause process), closed after the test."""
+    from nsrun.host import nsfds
+
+    fds = nsfds.create_sandbox("pod-sandbox-x")
+    try:
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)

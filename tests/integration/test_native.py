@@ -1,204 +1,32 @@
-"""The C spawn path (``nsrun._native`` through ``nsrun.host.native``) against the real kernel:
-namespaces, mounts, pivot_root, credentials, stdio, cgroups. Root only; every test checks
-that no mount, process or cgroup is left behind."""
+"""The C spawn path (``nsrun._native`` through ``nsrun.host.spawn``) against the real kernel:
+namespaces, mounts, pivot_root, credentials, stdio, /dev. Root only; every test checks that
+no mount, process or cgroup is left behind. Failures, cgroups and clone paths are in
+test_native_failures.py."""
 
 from __future__ import annotations
 
 import errno
 import os
-import statistics
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nsrun import native
 from nsrun.bundle.mounts import mount_from_oci
-from nsrun.errors import SandboxError, SpawnError
-from nsrun.host import mounts, nsfds
-from nsrun.host.childreq import exec_candidates
+from nsrun.errors import SandboxError
+from nsrun.host import nsfds
 from nsrun.host.spawn import has_clone3, spawn
 from nsrun.request import MountSpec, SpawnRequest
 
+from nativekit import (
+    BASE_MOUNTS,
+    Held,
+    needs_root,
+    run,
+)
 from world import wait
 
-IS_ROOT = os.geteuid() == 0
-
-
-def needs_root(fn):
-    """``pytest.mark.root``, skipped unless root (namespaces, mounts, cgroups)."""
-    skip = pytest.mark.skipif(not IS_ROOT, reason="needs root: namespaces, mounts, cgroups")
-    return pytest.mark.root(skip(fn))
-
-CGROUP2 = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
-
-PROC = MountSpec("/proc", "proc", "proc", native.MS_NOSUID | native.MS_NODEV | native.MS_NOEXEC)
-DEV = MountSpec("/dev", "tmpfs", "tmpfs", native.MS_NOSUID | native.MS_STRICTATIME,
-                "mode=755,size=65536k")
-PTS = MountSpec("/dev/pts", "devpts", "devpts", native.MS_NOSUID | native.MS_NOEXEC,
-                "newinstance,ptmxmode=0666,mode=0620")
-SYS = MountSpec("/sys", "sysfs", "sysfs",
-                native.MS_RDONLY | native.MS_NOSUID | native.MS_NODEV | native.MS_NOEXEC)
-BASE_MOUNTS = (PROC, DEV, PTS, SYS)
-CLONE_MODES = (native.NSR_CLONE_AUTO, native.NSR_CLONE_FORK, native.NSR_CLONE_FALLBACK)
-
-
-# ---- helpers ----------------------------------------------------------------------------
-
-
-
-
-def run(rootfs: Path, argv: list[str], log: Path | None = None, clone_mode: int | None = None,
-        **kw) -> tuple[int, str]:
-    """Spawn (by ``clone_mode``), wait, and return (exit code, stdout+stderr)."""
-    log = log or rootfs.parent / "out.log"
-    kw.setdefault("mounts", BASE_MOUNTS)
-    kw.setdefault("env", ["PATH=/bin"])
-    with open(log, "w+b") as out:
-        pid, pidfd = spawn(SpawnRequest(argv=argv, rootfs=str(rootfs), stdout_fd=out.fileno(),
-                                        stderr_fd=out.fileno(), **kw), clone_mode=clone_mode)
-        code = wait(pidfd)
-        out.seek(0)
-        return code, out.read().decode()
-
-
-class Held:
-    """A container kept alive by ``cat`` on a pipe: inspect it from the host, then release."""
-
-    def __init__(self, rootfs: Path, clone_mode: int | None = None, **kw) -> None:
-        r, self.w = os.pipe()
-        kw.setdefault("mounts", BASE_MOUNTS)
-        try:
-            self.pid, self.pidfd = spawn(SpawnRequest(
-                argv=["cat"], env=["PATH=/bin"], rootfs=str(rootfs), stdin_fd=r, **kw),
-                clone_mode=clone_mode)
-        except BaseException:
-            os.close(self.w)
-            raise
-        finally:
-            os.close(r)
-
-    def release(self) -> int:
-        os.close(self.w)
-        return wait(self.pidfd)
-
-
 pytestmark = pytest.mark.usefixtures("no_leftovers")
-
-@pytest.fixture
-def held(busybox_rootfs: Path) -> Iterator[list[Held]]:
-    """Collects Held containers and releases them even when the test fails."""
-    items: list[Held] = []
-    yield items
-    for h in items:
-        try:
-            h.release()
-        except OSError:
-            pass
-
-
-
-@pytest.fixture
-def sandbox() -> Iterator[dict[str, int]]:
-    fds = nsfds.create_sandbox("pod-sandbox-x")
-    try:
-        yield fds
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-
-
-# ---- the Python side (no root needed) ---------------------------------------------------
-
-
-def test_constants_and_step_names_come_from_the_extension() -> None:
-    lib = native.ext().lib
-    c_names = tuple(native.step_name(i) for i in range(lib.NSR_STEP_COUNT))
-    assert c_names[:lib.NSR_CHILD_STEPS] == native.STEPS
-    assert native.STEPS[0] == "signals" and native.STEPS[-1] == "execve"
-    assert {"pipe", "clone", "cgroup_attach", "pidfd_open", "wait", "id_map"} <= set(
-        c_names[lib.NSR_CHILD_STEPS:])
-    assert len(set(c_names)) == len(c_names)  # every step id has its own name
-    # every capability up to the kernel headers' last one has its name in the table
-    assert sorted(native.CAPABILITIES.values()) == list(range(lib.CAP_LAST_CAP + 1))
-    assert native.CAP_NAMES[native.CAP_SYS_ADMIN] == "CAP_SYS_ADMIN"
-    flags = list(native.NS_FLAGS.values())
-    assert len(set(flags)) == 7 and all(f and f & (f - 1) == 0 for f in flags)
-    assert native.MS_PROPAGATION & native.MS_BIND == 0
-    from nsrun import request
-
-    assert set(request.JOIN_NAMESPACES) | set(request.EXEC_NAMESPACES) == set(native.NS_FLAGS)
-    for name in ("nsr_spawn", "ext2", "MS_NOPE"):  # only integer constants, by known names
-        with pytest.raises(AttributeError):
-            getattr(native, name)
-
-
-def test_mountspec_from_oci() -> None:
-    m = mount_from_oci({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-                            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]})
-    assert m == MountSpec("/dev", "tmpfs", "tmpfs",
-                          native.MS_NOSUID | native.MS_STRICTATIME, "mode=755,size=65536k")
-    b = mount_from_oci({"destination": "/data", "type": "bind", "source": "/srv",
-                            "options": ["rbind", "ro", "rprivate"]})
-    assert b.flags == native.MS_BIND | native.MS_REC | native.MS_RDONLY and b.fstype == ""
-    assert b.propagation == native.MS_PRIVATE | native.MS_REC
-    plain = mount_from_oci({"destination": "/d", "type": "none", "source": "/s",
-                                "options": ["bind", "ro", "rw", "private"]})
-    assert plain.flags == native.MS_BIND and plain.propagation == native.MS_PRIVATE
-    rel = mount_from_oci({"destination": "/d", "source": "vol", "options": ["bind"]},
-                             bundle="/bundles/b")
-    assert rel.source == "/bundles/b/vol"
-
-
-@pytest.mark.parametrize("entry, message", [
-    ("nope", "must be an object"),
-    ({"type": "tmpfs"}, "destination must be an absolute path"),
-    ({"destination": "dev", "type": "tmpfs"}, "destination must be an absolute path"),
-    ({"destination": "/d", "type": "tmpfs", "options": "ro"}, "options must be a list"),
-    ({"destination": "/d", "options": ["bind"]}, "needs a source"),
-    ({"destination": "/d", "source": "x"}, "a type is needed"),
-    ({"destination": "/d", "type": "bind", "source": "/s", "options": ["mode=1"]},
-     "unknown bind mount option"),
-    ({"destination": "/d", "type": "tmpfs", "options": ["tmpcopyup"]}, "not supported"),
-])
-def test_mountspec_from_oci_rejects(entry, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        mount_from_oci(entry)
-
-
-def test_resolve_in_root_stays_inside(tmp_path: Path) -> None:
-    root = tmp_path / "r"
-    (root / "real").mkdir(parents=True)
-    (root / "abs").symlink_to("/etc")           # absolute: relative to the root
-    (root / "up").symlink_to("../../../../..")  # cannot climb out
-    (root / "rel").symlink_to("real")
-    r = str(root)
-    assert mounts.resolve_in_root(r, "/abs/x") == f"{r}/etc/x"
-    assert mounts.resolve_in_root(r, "/up/etc") == f"{r}/etc"
-    assert mounts.resolve_in_root(r, "/rel/../rel/y") == f"{r}/real/y"
-    assert mounts.resolve_in_root(r, "/missing/z") == f"{r}/missing/z"
-    (root / "loop").symlink_to("loop")
-    with pytest.raises(ValueError, match="symbolic links"):
-        mounts.resolve_in_root(r, "/loop")
-
-
-def test_exec_candidates_follow_path() -> None:
-    assert exec_candidates("/bin/sh", []) == ["/bin/sh"]
-    assert exec_candidates("./x", []) == ["./x"]
-    assert exec_candidates("sh", ["PATH=/a:/b/:"]) == ["/a/sh", "/b/sh", "./sh"]
-    assert exec_candidates("sh", [])[0] == "/usr/local/sbin/sh"
-
-
-def test_bad_requests_are_value_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="argv"):
-        spawn(SpawnRequest(argv=[], env=[], rootfs=str(tmp_path)))
-    with pytest.raises(ValueError, match="cannot join"):
-        spawn(SpawnRequest(argv=["x"], env=[], rootfs=str(tmp_path),
-                                  join_ns={"mnt": 0}))
-    with pytest.raises(ValueError, match="absolute host path"):
-        spawn(SpawnRequest(argv=["x"], env=[], rootfs=str(tmp_path),
-                                  mounts=(MountSpec("/d", "rel", flags=native.MS_BIND),)))
 
 
 # ---- the child, on the real kernel ------------------------------------------------------
@@ -449,141 +277,3 @@ def test_dev_is_populated(busybox_rootfs: Path) -> None:
 def test_populate_dev_off(busybox_rootfs: Path) -> None:
     assert run(busybox_rootfs, ["sh", "-c", "ls /dev | grep -c null"],
                populate_dev=False) == (1, "0\n")
-
-
-@needs_root
-@pytest.mark.parametrize("kw, step, err", [
-    ({"cwd": "/nonexistent"}, "chdir", errno.ENOENT),
-    ({"argv": ["no-such-binary"]}, "execve", errno.ENOENT),
-    ({"argv": ["/etc"]}, "execve", errno.EACCES),
-    ({"mounts": (MountSpec("/data", "/nonexistent/source", flags=native.MS_BIND),)},
-     "mount", errno.ENOENT),
-    ({"mounts": (MountSpec("/x", "none", "no-such-fs"),)}, "mount", errno.ENODEV),
-    ({"mounts": (MountSpec("/bin/busybox/sub", "tmpfs", "tmpfs"),)}, "mountpoint",
-     errno.ENOTDIR),
-    ({"rootfs": "/nonexistent-rootfs"}, "bind_rootfs", errno.ENOENT),
-    ({"uid": 1000, "cwd": "/root"}, "chdir", errno.EACCES),
-])
-def test_failed_step_is_reported(busybox_rootfs: Path, kw: dict, step: str, err: int) -> None:
-    (busybox_rootfs / "root").mkdir(mode=0o700)
-    kw = {"argv": ["true"], "env": ["PATH=/bin"], "rootfs": str(busybox_rootfs), **kw}
-    with pytest.raises(SpawnError) as info:
-        spawn(SpawnRequest(**kw))
-    assert (info.value.step, info.value.errno) == (step, err)
-    assert str(info.value) == f"spawn failed at {step}: {os.strerror(err)}"
-    named = info.value.for_container("web", "init container")
-    assert str(named).startswith('init container "web": spawn failed at')
-    # (no_leftovers checks that the failed child was reaped)
-
-
-@needs_root
-def test_failed_mount_names_the_mount(busybox_rootfs: Path) -> None:
-    mounts = (PROC, MountSpec("/data", "/nonexistent/source", flags=native.MS_BIND))
-    with pytest.raises(SpawnError) as info:
-        spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
-                                  mounts=mounts))
-    assert info.value.__notes__ == ["mount #1: /nonexistent/source on /data"]
-
-
-@needs_root
-def test_setns_failure(busybox_rootfs: Path) -> None:
-    fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with pytest.raises(SpawnError) as info:
-            spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
-                                      join_ns={"net": fd}))
-    finally:
-        os.close(fd)
-    assert (info.value.step, info.value.errno) == ("setns", errno.EINVAL)
-    assert info.value.__notes__ == ["namespace net"]
-
-
-@needs_root
-@pytest.mark.parametrize("mode", CLONE_MODES)
-def test_spawn_into_cgroup(busybox_rootfs: Path, cgroup_leaf: Path, held: list[Held],
-                           mode: int) -> None:
-    fd = os.open(cgroup_leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        h = Held(busybox_rootfs, clone_mode=mode, cgroup_fd=fd)
-    finally:
-        os.close(fd)
-    held.append(h)
-    with open(f"/proc/{h.pid}/cgroup") as f:
-        v2 = [line for line in f.read().splitlines() if line.startswith("0::")]
-    assert v2 == [f"0::/{cgroup_leaf.name}"]
-    assert (cgroup_leaf / "cgroup.procs").read_text().split() == [str(h.pid)]
-    assert h.release() == 0
-
-
-@needs_root
-@pytest.mark.parametrize("mode", CLONE_MODES[1:])
-def test_other_clone_paths_run_the_same_steps(busybox_rootfs: Path, mode: int) -> None:
-    assert run(busybox_rootfs, ["sh", "-c", "echo $$; hostname"], hostname="h",
-               clone_mode=mode) == (0, "1\nh\n")
-    with pytest.raises(SpawnError, match="chdir"):
-        run(busybox_rootfs, ["true"], cwd="/nonexistent", clone_mode=mode)
-
-
-@needs_root
-def test_spawn_into_missing_cgroup_fails_in_parent(busybox_rootfs: Path) -> None:
-    fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)  # not a cgroup directory
-    try:
-        with pytest.raises(SpawnError) as info:
-            spawn(SpawnRequest(argv=["true"], env=[], rootfs=str(busybox_rootfs),
-                                      cgroup_fd=fd))
-    finally:
-        os.close(fd)
-    assert (info.value.step, info.value.errno) == ("clone", errno.EBADF)
-
-
-@needs_root
-def test_concurrent_spawns_with_signals_arriving(busybox_rootfs: Path) -> None:
-    """Spawns from several threads while a Python SIGALRM handler fires every 0.5 ms: the
-    children share the parent's memory until execve, so this catches a child that runs a
-    parent handler or tramples a parent frame."""
-    import signal
-    import threading
-
-    hits = []
-    old = signal.signal(signal.SIGALRM, lambda *_: hits.append(1))
-    signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
-    errors: list[BaseException] = []
-    cwd = os.getcwd()
-
-    def worker(n: int) -> None:
-        try:
-            for i in range(25):
-                code, out = run(busybox_rootfs,
-                                ["sh", "-c", f"echo {n}-{i}"], mounts=(), populate_dev=False,
-                                log=busybox_rootfs.parent / f"w{n}.log")
-                assert (code, out) == (0, f"{n}-{i}\n")
-        except Exception as err:  # reported by the main thread
-            errors.append(err)
-
-    try:
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0, 0)
-        signal.signal(signal.SIGALRM, old)
-    assert errors == []
-    assert hits, "the timer never fired"
-    assert os.getcwd() == cwd  # pivot_root/chdir happened in the children only
-
-
-@needs_root
-def test_spawn_latency(busybox_rootfs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """spawn + wait of /bin/true (no mounts): reported, not asserted."""
-    req = SpawnRequest(argv=["/bin/true"], env=[], rootfs=str(busybox_rootfs))
-    times = []
-    for _ in range(200):
-        t0 = time.perf_counter()
-        _, pidfd = spawn(req)
-        assert wait(pidfd) == 0
-        times.append(time.perf_counter() - t0)
-    with capsys.disabled():
-        print(f"\nspawn+wait /bin/true: median {statistics.median(times) * 1e3:.3f} ms, "
-              f"min {min(times) * 1e3:.3f} ms over {len(times)}")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from nsrun.core.netconfig import make_config
+from nsrun.exitstatus import exit_code
 from nsrun.host import cgroupdriver
 from nsrun.host.cgroupfs import CgroupFs, find_cgroup2_mount
 from nsrun.host.preflight import CgroupHost
@@ -26,7 +27,7 @@ def wait(pidfd: int) -> int:
     finally:
         os.close(pidfd)
     assert info is not None
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+    return exit_code(info)
 
 
 def leftovers(tmp: Path, cgroup_dirs: list[Path]) -> list[str]:

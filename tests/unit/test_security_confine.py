@@ -319,7 +319,7 @@ def test_seccomp_profile_compiles_to_bpf_once(libseccomp: None) -> None:
     again = conf({"linux": {"seccomp": copy.deepcopy(PROFILE)}})
     assert again.seccomp is not None and again.seccomp.bpf is c.seccomp.bpf  # cached
     flagged = conf({"linux": {"seccomp": {**PROFILE, "flags": ["SECCOMP_FILTER_FLAG_LOG"]}}})
-    assert flagged.seccomp is not None and flagged.seccomp.flags == 2
+    assert flagged.seccomp is not None and flagged.seccomp.flags == native.SECCOMP_FILTER_FLAG_LOG
 
 
 @pytest.mark.parametrize("profile, message", [
