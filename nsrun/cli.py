@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             return print_version("")
         p.print_usage(sys.stderr)
         return exitcodes.USAGE
-    args.world = world(args)
+    args.world, args.argv = world(args), argv
     try:
         return _dispatch(args, sub)
     except KeyboardInterrupt:

@@ -7,10 +7,9 @@ stderr is a terminal, nothing otherwise.
 from __future__ import annotations
 
 import json
-import sys
-import time
 
 from nsrun.errors import UsageError
+from nsrun.report.progress import Progress
 
 # What a launcher may test for (``nsrun version -o json``'s "features").
 FEATURES = ("sdnotify", "wait", "events", "watch-json", "jsonpath", "label-selector",
@@ -34,34 +33,6 @@ def add_image(sub) -> None:
     rm = isub.add_parser("rm", help="remove an image")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_image_rm)
-
-
-class Progress:
-    """``importing busybox: 412 files, 1.2 MB`` rewritten in place on a terminal."""
-
-    def __init__(self, what: str, out=None) -> None:
-        self.what, self.out = what, out or sys.stderr
-        self.files = self.bytes = 0
-        self.shown = 0.0
-        self.live = self.out.isatty()
-
-    def __call__(self, files: int, size: int) -> None:
-        self.files += files
-        self.bytes += size
-        now = time.monotonic()
-        if self.live and now - self.shown >= 0.2:
-            self.shown = now
-            self._show("\r")
-
-    def _show(self, start: str) -> None:
-        self.out.write(f"{start}{self.what}: {self.files} files, "
-                       f"{self.bytes / 1e6:.1f} MB\x1b[K")
-        self.out.flush()
-
-    def done(self) -> None:
-        if self.live:
-            self._show("\r")
-            self.out.write("\n")
 
 
 def _store(args):

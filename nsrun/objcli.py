@@ -344,7 +344,10 @@ def _delete_one(args, grace: float | None, kind: str, name: str) -> str | None:
     namespace, bare = split(name)
     try:
         if kind == "pod":
-            lifecycle.delete_pod(args.world, bare, args.timeout, grace)
+            from nsrun.report.progress import ticking
+
+            ticking(f'deleting pod "{bare}"',
+                    lambda: lifecycle.delete_pod(args.world, bare, args.timeout, grace))
         elif kind == "service":
             from nsrun.netstate import NetState
 

@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
 
         flags.sdnotify = args.sdnotify or ("initialized" if args.detach else "none")
         return systemd.run_under_systemd(args.world, flags, args.file, pod, args.detach,
-                                         rest=_after_verb())
+                                         rest=_after_verb(args.argv))
     flags.sdnotify = args.sdnotify or "none"
     if args.detach:
         code = lifecycle.run(args.world, flags, pod, detach=True, quiet=True,
@@ -89,11 +89,10 @@ def cmd_run(args) -> int:
     return _foreground(args, flags, pod)
 
 
-def _after_verb() -> list[str]:
+def _after_verb(argv: list[str]) -> list[str]:
     """This command's words from the verb on, without ``--systemd``."""
     from nsrun.cli import verb_of
 
-    argv = sys.argv[1:]
     at = argv.index(verb_of(argv) or "run")
     return [a for a in argv[at:] if a != "--systemd"]
 

@@ -112,7 +112,8 @@ def test_get_watch_json_and_events_watch_json_are_streams_of_documents(world):
 def test_wait_for_initialized_ready_jsonpath_and_delete(world):
     manifest = world.manifest("w", INITS_THEN_APP.format(name="w", app="sleep 30"))
     world.nsrun(*world.run_args("-d", manifest), check=True)
-    short = world.nsrun("wait", "w", "--for=condition=Ready", "--timeout=0.2s")
+    short = world.nsrun("wait", "w", "--for=jsonpath={.status.phase}=Succeeded",
+                        "--timeout=0.2s")  # the app sleeps 30 s: never within the timeout
     assert (short.returncode, short.stderr) == (
         1, "error: timed out waiting for the condition on pods/w\n")
     init = world.nsrun("wait", "pod/w", "--for=condition=Initialized", "--timeout=30s")

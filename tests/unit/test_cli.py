@@ -257,3 +257,35 @@ def test_readme_links_stay_inside_the_repository():
             continue
         path = (top / target).resolve()
         assert path.is_relative_to(top) and path.exists(), target
+
+
+class FakeTerminal:
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_only_on_a_terminal():
+    import time
+
+    from nsrun.report.progress import Progress, ticking
+
+    quiet, term = FakeTerminal(False), FakeTerminal(True)
+    for out in (quiet, term):
+        p = Progress("importing x", out)
+        p(1, 2_000_000)
+        p.done()
+    assert quiet.text == ""
+    assert term.text.endswith("importing x: 1 files, 2.0 MB\x1b[K\n")
+    assert ticking("deleting pod \"p\"", lambda: 7, quiet) == 7 and quiet.text == ""
+    assert ticking("deleting pod \"p\"", lambda: time.sleep(0.7) or 8, term) == 8
+    assert 'deleting pod "p": waiting for termination (' in term.text
+    assert term.text.endswith("\r\x1b[K")
