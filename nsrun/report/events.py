@@ -39,9 +39,8 @@ class EventLog:
 
 
 def read(paths: PodPaths) -> list[dict[str, Any]]:
-    """Every event recorded for the pod, oldest first."""
-    try:
-        lines = paths.events.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [msgspec.json.decode(line) for line in lines if line.strip()]
+    """Every event recorded for the pod, oldest first (corrupt lines skipped and counted:
+    ``stateread.events``)."""
+    from nsrun.report import stateread
+
+    return stateread.events(paths)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, PreflightError, StateError
+from nsrun.report import stateread
 from nsrun.runtime.supervisor import Options, Supervisor
 from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive
 
@@ -202,15 +203,12 @@ def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
 
 
 def _grace(paths: PodPaths) -> float:
-    import json
-
-    if paths.grace_override.exists():
-        return float(paths.grace_override.read_text())
-    try:
-        spec = json.loads(paths.manifest.read_bytes()).get("spec", {})
-    except (OSError, ValueError):
-        return 30.0
-    return float(spec.get("terminationGracePeriodSeconds", 30))
+    grace = stateread.grace_override(paths)
+    if grace is not None:
+        return grace
+    spec = (stateread.manifest(paths) or {}).get("spec", {})
+    seconds = spec.get("terminationGracePeriodSeconds")
+    return float(seconds) if isinstance(seconds, int) and seconds >= 0 else 30.0
 
 
 def _cleanup_after_crash(paths: PodPaths) -> None:
@@ -253,7 +251,11 @@ def apply(state: StateRoot, new: Pod, options: Options) -> str:
         run(with_uid(new), state, options, detach=True, keep=True, quiet=True)
         return "created"
     paths = _live(state, new.metadata.name)
-    old = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
+    stored = stateread.manifest(paths)
+    if stored is None:
+        raise StateError(f'pod "{paths.name}": its manifest {paths.manifest} cannot be read, '
+                         "so no update can be planned; delete the pod and create it again")
+    old = msgspec.convert(stored, Pod)
     new = msgspec.structs.replace(new, metadata=msgspec.structs.replace(
         new.metadata, uid=old.metadata.uid))
     problems = validate_update(old, new)
@@ -283,4 +285,7 @@ def _live(state: StateRoot, name: str) -> PodPaths:
 
 
 def _supervisor_pid(paths: PodPaths) -> int:
-    return int(paths.pidfile.read_text().strip())
+    pid = stateread.supervisor_pid(paths)
+    if pid is None:
+        raise StateError(f'pod "{paths.name}" is not running (its supervisor has exited)')
+    return pid

@@ -28,7 +28,7 @@ from nsrun.core.spec import Pod
 from nsrun.core.status import derive_status, rfc3339
 from nsrun.host.cgroupdriver import NO_POD, PodCgroups
 from nsrun.host.sandbox import Sandbox
-from nsrun.report import statusfile
+from nsrun.report import stateread, statusfile
 from nsrun.report.events import WARNING, EventLog
 from nsrun.runtime.executor import Executor
 from nsrun.runtime.networking import Networking
@@ -268,8 +268,9 @@ class Supervisor:
         ex = self.executor
         assert ex is not None
         ex.observed = msgspec.structs.replace(ex.observed, deleting=True)
-        if self.paths.grace_override.exists():
-            ex.grace = float(self.paths.grace_override.read_text())
+        grace = stateread.grace_override(self.paths)
+        if grace is not None:
+            ex.grace = grace
         self.manifest["metadata"]["deletionTimestamp"] = rfc3339(time.time())
 
     def publish(self, now: float) -> dict[str, Any]:
