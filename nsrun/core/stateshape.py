@@ -26,7 +26,7 @@ class _L(msgspec.Struct, rename="camel"):
 
 
 class _Terminated(_L):
-    exit_code: int = 0
+    exit_code: int | None = None
     signal: int | None = None
     reason: str | None = None
     message: str | None = None

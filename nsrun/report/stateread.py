@@ -10,7 +10,9 @@ uses what can still be read:
 * ``pod.json`` → ``manifest`` is None;
 * ``events.jsonl`` → its good lines (``events``);
 * ``supervisor.pid`` → the process found holding the pod's lock (``supervisor_pid``);
-* ``delete-grace`` → the manifest's grace period (``grace_override`` is None).
+* ``delete-grace`` → the manifest's grace period (``grace_override`` is None);
+* ``cgroup`` → its well-formed lines (``cgroup_record``), records such as ``runtime.json`` →
+  None (``record``).
 """
 
 from __future__ import annotations
@@ -104,6 +106,32 @@ def events(paths: PodPaths) -> list[dict[str, Any]]:
     if bad:
         warn_corrupt(paths.events, f"{bad} unreadable line(s)", "they are skipped")
     return out
+
+
+def record(path: Path, tp: type, instead: str) -> Any:
+    """A JSON record decoded as ``tp`` (a msgspec type); None when missing or corrupt."""
+    data = read_bytes(path, instead)
+    if data is None:
+        return None
+    try:
+        return msgspec.json.decode(data, type=tp)
+    except msgspec.DecodeError as err:  # ValidationError included
+        warn_corrupt(path, str(err).splitlines()[0][:200], instead)
+        return None
+
+
+def cgroup_record(paths: PodPaths) -> list[str]:
+    """The pod's recorded cgroup directories (one absolute path a line); lines that are
+    not such paths are dropped and the file named."""
+    path = paths.dir / "cgroup"
+    data = read_bytes(path, "its bad lines are ignored")
+    lines = (data or b"").decode(errors="replace").split()
+    good = [line for line in lines if line.startswith("/") and "\0" not in line
+            and "\ufffd" not in line and ".." not in line.split("/")]
+    if len(good) < len(lines):
+        warn_corrupt(path, f"{len(lines) - len(good)} line(s) not a cgroup directory",
+                     "its bad lines are ignored")
+    return good
 
 
 def grace_override(paths: PodPaths) -> float | None:

@@ -215,9 +215,9 @@ def _cleanup_after_crash(paths: PodPaths) -> None:
     """The supervisor is gone (killed): kill the pod's cgroups, unmount its volumes."""
     from nsrun.host import cgroupdriver
 
-    cgroup_file = paths.dir / "cgroup"
-    if cgroup_file.exists():
-        cgroupdriver.destroy_recorded(cgroup_file.read_text().split())
+    record = stateread.cgroup_record(paths)
+    if record:
+        cgroupdriver.destroy_recorded(record)
     _unmount_below(paths.dir)
 
 
