@@ -123,7 +123,7 @@ def record(path: Path, tp: type, instead: str) -> Any:
 def cgroup_record(paths: PodPaths) -> list[str]:
     """The pod's recorded cgroup directories (one absolute path a line); lines that are
     not such paths are dropped and the file named."""
-    path = paths.dir / "cgroup"
+    path = paths.cgroup_record
     data = read_bytes(path, "its bad lines are ignored")
     lines = (data or b"").decode(errors="replace").split()
     good = [line for line in lines if line.startswith("/") and "\0" not in line

@@ -38,7 +38,6 @@ from nsrun.errors import NsrunError, SpawnError, StateError
 from nsrun.runtime.forward import Forward
 
 PIDS_FILE = "pids.json"
-RUNTIME_FILE = "runtime.json"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 126, 127  # as a shell (and docker exec) reports them
 
@@ -179,7 +178,7 @@ def _recorded_pid(paths, name: str) -> int:
     import json
 
     try:
-        value = json.loads((paths.dir / PIDS_FILE).read_bytes()).get(name)
+        value = json.loads((paths.pids).read_bytes()).get(name)
     except (OSError, ValueError, AttributeError):
         return 0
     if isinstance(value, dict):
@@ -263,7 +262,7 @@ def _runtime_dirs(paths, images: str | None, secrets: str | None,
     from nsrun.report.stateread import record
     from nsrun.state import DEFAULT_IMAGES
 
-    recorded = record(paths.dir / RUNTIME_FILE, dict[str, str], "the defaults are used") or {}
+    recorded = record(paths.runtime, dict[str, str], "the defaults are used") or {}
     return (recorded.get("images") or images or os.environ.get("NSRUN_IMAGES") or
             DEFAULT_IMAGES,
             recorded.get("secrets") or secrets or sandbox.secrets_dir(),
