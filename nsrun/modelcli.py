@@ -81,15 +81,16 @@ def _warn(warnings: list[Any], source: str) -> None:
         print(f"nsrun: warning: {source}: {w}", file=sys.stderr)
 
 
-def _load(path: str, legacy: bool) -> list[Any]:
-    """Load and validate every pod of ``path`` (``SpecError`` on the first bad one)."""
-    from nsrun.core import validate
+def load_valid(path: str, legacy: bool) -> list[Any]:
+    """Load and validate every pod of ``path`` (``SpecError`` on the first bad one), with
+    ``run``'s validation (``lifecycle.check_pod``)."""
     from nsrun.core.manifest import load_pods_with_warnings
+    from nsrun.runtime.lifecycle import check_pod
 
     pods, warnings = load_pods_with_warnings(read_file(path), path, legacy_annotations=legacy)
     _warn(warnings, path)
     for pod in pods:
-        validate.check(pod, path)
+        check_pod(pod, path)
     return pods
 
 
@@ -103,7 +104,7 @@ def cmd_validate(args: Any) -> int:
     code = EXIT_OK
     for path in args.files:
         try:
-            for pod in _load(path, args.legacy_annotations):
+            for pod in load_valid(path, args.legacy_annotations):
                 print(f'{path}: pod "{pod.metadata.name}" is valid')
         except NsrunError as err:
             code = _error(err)
@@ -119,9 +120,9 @@ def _validate_json(args: Any) -> int:
 
 
 def _file_problems(path: str, legacy: bool) -> list[dict[str, Any]]:
-    from nsrun.core import validate
     from nsrun.core.manifest import load_pods_with_warnings
     from nsrun.errors import SpecError
+    from nsrun.runtime.lifecycle import pod_problems
 
     try:
         pods, warnings = load_pods_with_warnings(read_file(path), path, legacy_annotations=legacy)
@@ -132,7 +133,7 @@ def _file_problems(path: str, legacy: bool) -> list[dict[str, Any]]:
                  "message": str(err)}]
     _warn(warnings, path)
     return [_problem_json(path, pod.metadata.name, p)
-            for pod in pods for p in validate.validate(pod)]
+            for pod in pods for p in pod_problems(pod)]
 
 
 def _problem_json(path: str, pod: str, problem: Any) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def cmd_resources(args: Any) -> int:
     from nsrun.core import resources
 
     try:
-        pods = _load(args.file, args.legacy_annotations)
+        pods = load_valid(args.file, args.legacy_annotations)
         from nsrun.runtime.lifecycle import node_memory
 
         memory = node_memory()
