@@ -1,4 +1,4 @@
-"""kubectl's ``get pods`` row: NAME READY STATUS RESTARTS AGE (pure; kubelet reference E6).
+"""kubectl's ``get pods`` row: NAME READY STATUS RESTARTS AGE (pure).
 
 The STATUS strings are what users pattern-match on (``Init:0/2``, ``Init:CrashLoopBackOff``,
 ``PodInitializing``, ``Running``, ``Completed``), so they follow kubectl's printPod exactly.

@@ -1,7 +1,7 @@
 """Pod events with the kubelet's reasons and messages, one JSON object per line.
 
 Container events carry ``fieldPath`` ``spec.initContainers{name}`` / ``spec.containers{name}``
-as the kubelet's do (kubelet reference E8).
+as the kubelet's do.
 """
 
 from __future__ import annotations

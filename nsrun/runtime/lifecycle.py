@@ -75,14 +75,18 @@ class RunFlags(msgspec.Struct):
 
 
 def read_manifest(path: str) -> bytes:
-    """A manifest's bytes (``-``: stdin); ``UsageError`` when unreadable."""
+    """A manifest's bytes (``-``: stdin), at most one byte past the loader's limit (so the
+    loader names a file too big without reading all of it); ``UsageError`` when unreadable.
+    The one reader of manifest files, for every verb that takes one."""
+    from nsrun.core.manifest import MAX_BYTES
+
     try:
         if path == "-":
-            return sys.stdin.buffer.read()
+            return sys.stdin.buffer.read(MAX_BYTES + 1)
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(MAX_BYTES + 1)
     except OSError as err:
-        raise UsageError(f"{path}: {err.strerror}") from None
+        raise UsageError(f"{path}: {err.strerror or err}") from None
 
 
 def warn(lines: list[Any]) -> None:
