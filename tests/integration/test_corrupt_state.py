@@ -113,11 +113,8 @@ def start(world: World, names: list[str]) -> None:
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    assert w.clean() == []
+def world(net_world):
+    return net_world
 
 
 @pytest.fixture(scope="module")

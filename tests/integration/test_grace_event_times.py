@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from world import World
-
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
 
@@ -28,11 +26,8 @@ spec:
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    assert w.clean() == []
+def world(net_world):
+    return net_world
 
 
 def test_delete_grace_period_overrides_the_pods(world):
