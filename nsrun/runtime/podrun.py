@@ -15,7 +15,6 @@ import time
 
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, PreflightError, StateError
-from nsrun.report import stateread
 from nsrun.runtime.supervisor import Options, Supervisor
 from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
 
@@ -217,6 +216,8 @@ def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
 
 
 def _grace(paths: PodPaths) -> float:
+    from nsrun.report import stateread
+
     grace = stateread.grace_override(paths)
     if grace is not None:
         return grace
@@ -244,6 +245,8 @@ def apply(state: StateRoot, new: Pod, options: Options) -> str:
         run(with_uid(new), state, options, detach=True, keep=True, quiet=True)
         return "created"
     paths = _live(state, new.metadata.name)
+    from nsrun.report import stateread
+
     stored = stateread.manifest(paths)
     if stored is None:
         raise StateError(f'pod "{paths.name}": its manifest {paths.manifest} cannot be read, '
@@ -278,6 +281,8 @@ def _live(state: StateRoot, name: str) -> PodPaths:
 
 
 def _supervisor_pid(paths: PodPaths) -> int:
+    from nsrun.report import stateread
+
     pid = stateread.supervisor_pid(paths)
     if pid is None:
         raise StateError(f'pod "{paths.name}" is not running (its supervisor has exited)')

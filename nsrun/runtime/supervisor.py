@@ -30,7 +30,7 @@ from nsrun.core.spec import Pod
 from nsrun.core.status import derive_status, rfc3339
 from nsrun.host.cgroupdriver import NO_POD, PodCgroups
 from nsrun.host.sandbox import Sandbox
-from nsrun.report import stateread, statusfile
+from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
 from nsrun.runtime.executor import Executor
 from nsrun.runtime.networking import Networking
@@ -267,6 +267,8 @@ class Supervisor:
         ex = self.executor
         assert ex is not None
         ex.observed = msgspec.structs.replace(ex.observed, deleting=True)
+        from nsrun.report import stateread  # only when deleted: off the start path
+
         grace = stateread.grace_override(self.paths)
         if grace is not None:
             ex.grace = grace
