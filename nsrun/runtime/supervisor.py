@@ -267,11 +267,8 @@ class Supervisor:
         ex = self.executor
         assert ex is not None
         ex.observed = msgspec.structs.replace(ex.observed, deleting=True)
-        from nsrun.report import stateread  # only when deleted: off the start path
-
-        grace = stateread.grace_override(self.paths)
-        if grace is not None:
-            ex.grace = grace
+        if self.paths.grace_override.exists():
+            ex.grace = float(self.paths.grace_override.read_text())
         self.manifest["metadata"]["deletionTimestamp"] = rfc3339(time.time())
 
     def publish(self, now: float) -> dict[str, Any]:
