@@ -221,9 +221,10 @@ def _ppid(pid: int) -> int:
 def _open_target(paths, pod_name: str, name: str, pid: int) -> int:
     """A pidfd of the container's init, checked to be a child of the pod's supervisor (and
     alive after the pidfd was opened: so the check was about this very process)."""
-    from nsrun.report.stateread import supervisor_pid
-
-    supervisor = supervisor_pid(paths) or 0
+    try:
+        supervisor = int(paths.pidfile.read_text())
+    except (OSError, ValueError):
+        supervisor = 0
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
