@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _load(paths: PodPaths, lock_fd: int):
+    from nsrun.bundle.seccompcache import ENV_CACHE
     from nsrun.core.spec import Pod
+
+    # compiled seccomp programs outlive the pod, in its state root (``bundle.seccompcache``)
+    os.environ.setdefault(ENV_CACHE, str(paths.dir.parent.parent / "cache" / "seccomp"))
 
     pod = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
     handoff = handoff_io.decode(paths.handoff.read_bytes())
