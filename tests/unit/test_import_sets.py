@@ -89,3 +89,11 @@ def test_oci_verbs_import_no_argparse_yaml_or_pod_validation(verb):
 
 def test_the_check_sees_a_forbidden_import():
     assert "yaml" in imported("nsrun.runtime.supervise", "yaml")
+
+
+@pytest.mark.parametrize("verb", ("lifecycle", "info"))
+def test_oci_verbs_on_state_need_no_msgspec(verb):
+    """``start``, ``state``, ``kill``, ``delete``: a state file and a signal; msgspec (and
+    the typing, datetime, decimal and uuid it imports) would cost more than the verb."""
+    mods = imported("nsrun.oci.main", f"nsrun.oci.{verb}")
+    assert "nsrun.oci.state" in mods and "msgspec" not in mods
