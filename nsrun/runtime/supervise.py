@@ -2,10 +2,17 @@
 
 CLI side (``start``): the manifest is parsed and validated, the options computed; the pod's
 state directory is created with ``pod.json`` and ``supervisor.json`` (``runtime.options``)
-and its lock taken. Then the CLI replaces itself with a fresh interpreter running ``main``
-(foreground ``run``: same pid, terminal and exit code), or spawns one in a session of its
-own and returns once the pod can start (``-d``, ``create``, ``apply``; the lock's fd and a
-report pipe are passed down).
+and its lock taken. Then:
+
+* ``-d``, ``create``, ``apply``: a fresh interpreter running ``main`` is spawned in a session
+  of its own (the lock's fd and a report pipe passed down); the CLI returns once the pod can
+  start, and only the lean supervisor stays;
+* a foreground ``run`` that a service manager watches (``--sdnotify``, as the systemd unit of
+  ``run --systemd -d`` is): the CLI replaces itself with ``main`` (same pid and exit code),
+  so the unit holds only the lean supervisor;
+* a foreground ``run`` at a terminal: the CLI supervises the pod itself. A second
+  interpreter would cost more than a container start (measured: ``bench/``), and the user
+  waits on this process anyway.
 
 Supervisor side (``main``): reads the already-validated pod and its options back and
 supervises it (``runtime.podrun``). It never imports PyYAML, argparse or the validation code
@@ -52,8 +59,7 @@ def preflight() -> None:
 
 
 def start(pod, state: StateRoot, handoff: handoff_io.Handoff) -> int:
-    """Hand ``pod`` to a supervisor: foreground, this process becomes it (never returns);
-    detached, returns 0 once the pod can start (or raises what its supervisor reported)."""
+    """Hand ``pod`` to a supervisor; returns the exit code (see the module docstring)."""
     preflight()
     paths = state.create(pod.metadata.name)
     try:
@@ -64,13 +70,29 @@ def start(pod, state: StateRoot, handoff: handoff_io.Handoff) -> int:
     except BaseException:
         remove_tree(paths.dir)
         raise
+    if handoff.detach:
+        return _spawn_detached(_command(paths, lock), paths, lock)
+    if handoff.report.sdnotify == "none":  # the user waits on this process: supervise here
+        _seccomp_cache(paths)
+        return _run_foreground(pod, paths, handoff, lock)
+    sys.stdout.flush()  # a service systemd watches: only the lean process stays
+    sys.stderr.flush()
+    argv = _command(paths, lock)
+    os.execv(argv[0], argv)
+    raise AssertionError("unreachable")
+
+
+def _command(paths: PodPaths, lock: PodLock) -> list[str]:
+    """The lean entry point's command line; the lock's fd is passed down."""
     os.set_inheritable(lock.fd, True)
-    argv = [sys.executable, "-c", ENTRY, str(paths.dir), "--lock-fd", str(lock.fd)]
-    if not handoff.detach:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, argv)
-    return _spawn_detached(argv, paths, lock)
+    return [sys.executable, "-c", ENTRY, str(paths.dir), "--lock-fd", str(lock.fd)]
+
+
+def _seccomp_cache(paths: PodPaths) -> None:
+    """Compiled seccomp programs outlive the pod, in its state root (``bundle.seccompcache``)."""
+    from nsrun.bundle.seccompcache import ENV_CACHE
+
+    os.environ.setdefault(ENV_CACHE, str(paths.dir.parent.parent / "cache" / "seccomp"))
 
 
 def _spawn_detached(argv: list[str], paths: PodPaths, lock: PodLock) -> int:
@@ -118,11 +140,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _load(paths: PodPaths, lock_fd: int):
-    from nsrun.bundle.seccompcache import ENV_CACHE
     from nsrun.core.spec import Pod
 
-    # compiled seccomp programs outlive the pod, in its state root (``bundle.seccompcache``)
-    os.environ.setdefault(ENV_CACHE, str(paths.dir.parent.parent / "cache" / "seccomp"))
+    _seccomp_cache(paths)
 
     pod = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
     handoff = handoff_io.decode(paths.handoff.read_bytes())
