@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, StateError
-from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive
+from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
 
 if TYPE_CHECKING:  # the CLI's verbs here (delete, restart, apply) need no supervisor
     from nsrun.runtime.supervisor import Options, Supervisor
@@ -28,7 +28,7 @@ PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
 def foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
     from nsrun.runtime.supervisor import Supervisor
 
-    paths.pidfile.write_text(f"{os.getpid()}\n")
+    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     sup = Supervisor(pod, paths, options)
     try:
         _prepare(sup, paths)
@@ -65,7 +65,7 @@ def detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     from nsrun.runtime.supervisor import Supervisor
 
     _redirect_stdio(paths)
-    paths.pidfile.write_text(f"{os.getpid()}\n")
+    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     sup = Supervisor(pod, paths, options)
     try:
         try:
@@ -108,7 +108,7 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
     paths = state.existing(name)
     if supervisor_alive(paths):
         if grace is not None:
-            paths.grace_override.write_text(f"{grace}\n")
+            write_atomic(paths.grace_override, f"{grace}\n".encode())
         _stop_supervisor(paths, timeout)
     else:
         _cleanup_after_crash(paths)
@@ -145,7 +145,7 @@ def _cleanup_after_crash(paths: PodPaths) -> None:
     """The supervisor is gone (killed): kill the pod's cgroups, unmount its volumes."""
     from nsrun.host import cgroupdriver
 
-    cgroup_file = paths.dir / "cgroup"
+    cgroup_file = paths.cgroup_record
     if cgroup_file.exists():
         cgroupdriver.destroy_recorded(cgroup_file.read_text().split())
     _unmount_below(paths.dir)
@@ -186,7 +186,7 @@ def update(state: StateRoot, new: Pod) -> str:
         raise SpecError(problems, pod=new.metadata.name)
     if plan_update(old, new).noop:
         return "unchanged"
-    paths.next_manifest.write_bytes(msgspec.json.encode(new))
+    write_atomic(paths.next_manifest, msgspec.json.encode(new))
     os.kill(_supervisor_pid(paths), signal.SIGHUP)
     _wait_adopted(paths)
     return "configured"

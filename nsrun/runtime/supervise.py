@@ -30,7 +30,7 @@ import msgspec
 from nsrun import exitcodes
 from nsrun.errors import NsrunError, PreflightError, ServerError
 from nsrun.runtime import options as handoff_io
-from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive
+from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
 
 ENTRY = "from nsrun.runtime.supervise import main; main()"
 
@@ -63,8 +63,8 @@ def start(pod, state: StateRoot, handoff: handoff_io.Handoff) -> int:
     preflight()
     paths = state.create(pod.metadata.name)
     try:
-        paths.manifest.write_bytes(msgspec.json.encode(pod))
-        paths.handoff.write_bytes(handoff_io.encode(handoff))
+        write_atomic(paths.manifest, msgspec.json.encode(pod))
+        write_atomic(paths.handoff, handoff_io.encode(handoff))
         lock = PodLock(paths)
         lock.try_acquire()
     except BaseException:
