@@ -135,7 +135,7 @@ def measure(runs: int, tmp: Path) -> dict:
     results["pod_memory"] = podmem.pod_memory(base, tmp)
     results["fifty"] = podmem.fifty(base, tmp)
     results["oci"] = ocibench.measure(max(3, runs // 2), tmp, bundle, crun_wrapper())
-    results["oci_imports"] = ocibench.import_ms()
+    results["oci_imports"] = ocibench.import_ms(tmp, bundle)
     return results
 
 

@@ -32,8 +32,13 @@ def sample(code: str) -> dict[str, int]:
     """Self time in µs of each module ``code`` imports (one run)."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
                           capture_output=True, text=True, check=True)
+    return parse(proc.stderr)
+
+
+def parse(stderr: str) -> dict[str, int]:
+    """``-X importtime`` lines: module -> self time in µs."""
     out = {}
-    for line in proc.stderr.splitlines():
+    for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, _, name = line[len("import time:"):].split("|", 2)
