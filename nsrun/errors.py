@@ -192,3 +192,22 @@ class OciError(NsrunError):
     shims expect: containerd maps "container not running" and "does not exist" by text)."""
 
     exit_code = 1
+
+
+def tell(err: Exception) -> int:
+    """Print ``err`` on stderr as nsrun tells errors and return its exit code: kubectl's
+    form for a ``ServerError``, ``nsrun: <message>`` for any other ``NsrunError``, one line
+    for a bug in nsrun (re-raised with its traceback when ``NSRUN_DEBUG`` is set)."""
+    import sys
+
+    if isinstance(err, ServerError):
+        print(err.kubectl(), file=sys.stderr)
+        return err.exit_code
+    if isinstance(err, NsrunError):
+        print(f"nsrun: {err}", file=sys.stderr)
+        return err.exit_code
+    if _os.environ.get("NSRUN_DEBUG"):
+        raise err
+    print(f"nsrun: internal error: {type(err).__name__}: {err} "
+          "(NSRUN_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return exitcodes.INTERNAL

@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from nsrun import exitcodes
-from nsrun.errors import NsrunError, PreflightError, ServerError
+from nsrun.errors import NsrunError, PreflightError, tell
 from nsrun.runtime import options as handoff_io
 from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
 
@@ -182,18 +182,8 @@ def _foreground(paths: PodPaths, lock_fd: int) -> int:
         return _run_foreground(pod, paths, handoff, lock)
     except KeyboardInterrupt:
         return exitcodes.SIGNALLED + 2
-    except ServerError as err:
-        print(err.kubectl(), file=sys.stderr)
-        return err.exit_code
-    except NsrunError as err:
-        print(f"nsrun: {err}", file=sys.stderr)
-        return err.exit_code
-    except Exception as err:  # a bug in nsrun: one line, the traceback only on request
-        if os.environ.get("NSRUN_DEBUG"):
-            raise
-        print(f"nsrun: internal error: {type(err).__name__}: {err} "
-              "(NSRUN_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return exitcodes.INTERNAL
+    except Exception as err:  # an NsrunError, or a bug in nsrun: one line either way
+        return tell(err)
 
 
 def _run_foreground(pod, paths: PodPaths, handoff: handoff_io.Handoff, lock: PodLock) -> int:
