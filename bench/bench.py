@@ -32,7 +32,9 @@ from pathlib import Path
 import ocibench
 import podmem
 
-NSRUN = [sys.executable, "-m", "nsrun"]
+# the console script, as a user runs it (``python -m`` would add runpy's imports)
+_SCRIPT = Path(sys.executable).with_name("nsrun")
+NSRUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "nsrun"]
 COUNTS = (1, 2, 10)
 # the benchmark's own network (link-local, away from nsrun's defaults and the test slots)
 NET_ENV = {"NSRUN_POD_CIDR": "169.254.110.0/24", "NSRUN_SERVICE_CIDR": "169.254.210.0/24",
