@@ -123,9 +123,11 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
     """SIGTERM the supervisor (through a pidfd taken while it holds the pod's lock, so a
     recycled pid is never signalled) and wait until it has released the lock."""
-    pid = _supervisor_pid(paths)
+    from nsrun.report import stateread
+
+    pid = stateread.supervisor_pid(paths)
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = os.pidfd_open(pid) if pid is not None else -1
     except (ProcessLookupError, OSError):
         pidfd = -1  # it has just exited: the lock tells
     try:

@@ -40,7 +40,7 @@ SKIP = ("logs", "shm", "volumes", "serviceaccount")
 # fails when a new one appears, so that it gets fuzzed too).
 FILES = ("cgroup", "etc-hosts", "events.jsonl", "lock", "network.json", "pod.json",
          "resolv.conf", "runtime.json", "sandbox.pid", "status.json", "supervisor.log",
-         "supervisor.pid", "termination/app/0", "termination/init/0")
+         "supervisor.json", "supervisor.pid", "termination/app/0", "termination/init/0")
 
 
 def read_verbs(pod: str) -> list[list[str]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nsrun"
-PURE_STDLIB = {"__future__", "base64", "collections", "collections.abc", "dataclasses",
+PURE_STDLIB = {"__future__", "_sha256", "base64", "collections", "collections.abc", "dataclasses",
                "datetime", "enum", "functools", "hashlib", "ipaddress", "itertools", "json",
                "math", "operator", "re", "string", "types", "typing", "zlib"}
 PURE_THIRD_PARTY = {"msgspec", "yaml"}
