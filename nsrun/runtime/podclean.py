@@ -44,7 +44,7 @@ def clean(root: Path, paths: PodPaths) -> list[str]:
 def recorded_cgroups(paths: PodPaths) -> list[str]:
     """The cgroup directories the pod recorded (none when unreadable or not made)."""
     try:
-        return (paths.dir / "cgroup").read_text().split()
+        return paths.cgroup_record.read_text().split()
     except (OSError, UnicodeDecodeError):
         return []
 

@@ -54,7 +54,7 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
     try:
         import msgspec
 
-        paths.manifest.write_bytes(msgspec.json.encode(pod))
+        write_atomic(paths.manifest, msgspec.json.encode(pod))
         lock = PodLock(paths)
         lock.try_acquire()
     except BaseException:
@@ -68,7 +68,7 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
 def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the end
     try:
-        paths.pidfile.write_text(f"{os.getpid()}\n")
+        write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
         try:
             _prepare(sup, paths)
             phase = sup.run()
@@ -125,7 +125,7 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
         return 0
     _redirect_stdio(paths)
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the exit
-    paths.pidfile.write_text(f"{os.getpid()}\n")
+    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     try:
         try:
             _prepare(sup, paths)
@@ -254,7 +254,7 @@ def apply(state: StateRoot, new: Pod, options: Options) -> str:
         raise SpecError(problems, pod=new.metadata.name)
     if plan_update(old, new).noop:
         return "unchanged"
-    paths.next_manifest.write_bytes(msgspec.json.encode(new))
+    write_atomic(paths.next_manifest, msgspec.json.encode(new))
     os.kill(_supervisor_pid(paths), signal.SIGHUP)
     _wait_adopted(paths)
     return "configured"
