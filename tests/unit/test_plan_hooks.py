@@ -9,9 +9,9 @@ import pytest
 from nsrun.core import probing
 from nsrun.core.actions import StartContainer
 from nsrun.core.backoff import BackoffPolicy
+from nsrun.core.manifest import load_pods
 from nsrun.core.observed import Attempt, ContainerObs, Observed
 from nsrun.core.plan import next_actions
-from nsrun.core.spec import load_pods
 
 T0 = 1_800_000_000.0
 POLICY = BackoffPolicy(initial=10, maximum=300)

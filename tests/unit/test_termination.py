@@ -95,7 +95,7 @@ def test_turns_follow_reverse_declaration_order(member, others, turn):
 
 @pytest.mark.parametrize("grace,stored", [(-1, 1), (-30, 1), (0, 0), (45, 45)])
 def test_a_negative_grace_period_is_accepted_and_stored_as_1(grace, stored):
-    from nsrun.core.spec import load_pods
+    from nsrun.core.manifest import load_pods
     from nsrun.core.validate import validate
 
     pod = load_pods(f"""metadata: {{name: g}}
