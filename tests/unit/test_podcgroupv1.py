@@ -264,3 +264,11 @@ def test_what_counts_as_a_v1_limit():
     assert need == {"memory": ["memory.limit_in_bytes"]}
     assert preflight.needed({"cpu.shares": "307", "pids.max": "9"}, {}, True) == \
         {"cpu": ["cpu.shares"], "pids": ["pids.max"]}
+
+
+def test_a_concurrent_teardown_removing_the_level_is_retried(fake):
+    """Another pod's delete pruned the empty QoS level between its mkdir and the pod's."""
+    fake.mkdir_fail[str(pod_dir(fake, "cpu"))] = errno.ENOENT
+    cg = create(fake)
+    assert pod_dir(fake, "cpu").is_dir()
+    cg.destroy()
