@@ -14,63 +14,21 @@ import sys
 import time
 
 import pytest
+from termkit import STAMP, box, manifest, wait_for, world_fixture  # noqa: F401
 
-from world import World, leftovers
+from world import World
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
 
-STAMP = "read t x < /proc/uptime; echo $t"
 
-
-@pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    w.nsrun("image", "busybox", "busybox:v2", check=True)
-    (tmp_path / "out").mkdir()
-    yield w
-    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
-        w.nsrun("delete", pod.name, "--force", "--timeout", "20")
-    assert leftovers(tmp_path, w.cgroup_dirs) == []
-
-
-def pod(world: World, containers: str, inits: str = "", extra: str = "") -> str:
-    return world.manifest("p", f"""apiVersion: v1
-kind: Pod
-metadata: {{name: p}}
-spec:
-  terminationGracePeriodSeconds: 2{extra}
-  initContainers:{inits or ' []'}
-  containers:{containers}
-  volumes:
-  - {{name: work, hostPath: {{path: {world.tmp / 'out'}, type: Directory}}}}
-""")
-
-
-def box(name: str, script: str, extra: str = "", image: str = "busybox") -> str:
-    return f"""
-  - name: {name}
-    image: {image}
-    command: [sh, -c, {script!r}]
-    volumeMounts: [{{name: work, mountPath: /work}}]{extra}"""
+def pod(world: World, containers: str, inits: str = "") -> str:
+    return world.manifest("p", manifest(world, containers, inits, grace=2))
 
 
 def events(world: World) -> list[dict]:
     text = (world.root / "pods" / "p" / "events.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines()]
-
-
-def wait_for(predicate, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except (OSError, KeyError, IndexError, ValueError):
-            pass
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_app_containers_start_after_the_previous_post_start_returned(world):
