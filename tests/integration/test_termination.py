@@ -64,7 +64,7 @@ def test_a_shorter_grace_period_overrides_a_stop_under_way(world):
     second = world.nsrun("delete", "p", "--grace-period", "1", timeout=30)
     took = time.monotonic() - began
     assert second.returncode == 0, second.stderr
-    assert took < 4, took  # SIGKILL 2 s after the first SIGTERM at the latest, not 60 s
+    assert took < 8, took  # killed about 1 s after the second delete, not after 60 s
     assert first.wait(timeout=30) == 0, first.stderr.read()
     assert not (world.root / "pods" / "p").exists()
 
@@ -74,16 +74,16 @@ def test_liveness_probes_stop_at_termination_readiness_goes_on(world):
               "periodSeconds: 1}"
               "\n    readinessProbe: {exec: {command: [sh, -c, 'echo x >> /work/ready']}, "
               "periodSeconds: 1}")
-    hook = pre_stop("touch /work/prestop; sleep 4")
+    hook = pre_stop("touch /work/prestop; sleep 5")
     start(world, manifest(world, box("app", "trap 'exit 0' TERM; while true; do sleep 0.1; done",
                               probes + hook), grace=10))
     wait_for(lambda: len(out(world, "live").split()) >= 2 and
              len(out(world, "ready").split()) >= 2)
     deleting = delete_in_background(world)
     wait_for(lambda: os.path.exists(world.tmp / "out" / "prestop"), 5)
-    time.sleep(0.5)  # a liveness probe launched just before the delete may still write
+    time.sleep(1)  # a liveness probe launched just before the delete may still write
     live, ready = len(out(world, "live").split()), len(out(world, "ready").split())
-    time.sleep(2.5)  # well inside the 4 s preStop
+    time.sleep(2.5)  # well inside the 5 s preStop
     assert len(out(world, "live").split()) == live  # no liveness probe during preStop
     assert len(out(world, "ready").split()) >= ready + 2  # readiness goes on
     assert deleting.wait(timeout=30) == 0
