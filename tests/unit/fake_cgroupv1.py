@@ -49,7 +49,6 @@ class FakeV1(V1Kernel):
         self.swap = swap
         self.procs: dict[tuple[str, int], Path] = {}  # (hierarchy, pid) -> cgroup
         self.fail: dict[tuple[str, str], int] = {}  # (cgroup path, file) -> errno, once
-        self.mkdir_fail: dict[str, int] = {}  # cgroup path -> errno of its mkdir, once
         self.writes: list[tuple[str, str, str]] = []
         self.killed: list[int] = []
         self.fs = V1Fs(self)
@@ -78,8 +77,6 @@ class FakeV1(V1Kernel):
     # -- the V1Kernel interface -------------------------------------------------------------
 
     def mkdir(self, path: Path) -> bool:
-        if str(path) in self.mkdir_fail:
-            raise _err(self.mkdir_fail.pop(str(path)), path)
         if path.is_dir():
             return False
         if not path.parent.is_dir():
