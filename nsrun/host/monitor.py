@@ -39,7 +39,7 @@ class Monitored(msgspec.Struct, frozen=True):
 class Record(msgspec.Struct, frozen=True, rename="camel"):
     """An attempt's record as the monitor wrote it (the exit fields once it was reaped)."""
 
-    pid: int
+    pid: int  # 0: "launching", written by the supervisor before the monitor starts
     monitor_pid: int
     start_ticks: int = 0
     monitor_start_ticks: int = 0

@@ -17,8 +17,10 @@ import msgspec
 
 from nsrun.core.recovery import UNKNOWN_EXIT, UNKNOWN_MESSAGE, UNKNOWN_REASON
 from nsrun.host.monitor import MonitorSpec, Record, read_record
-from nsrun.state import PodPaths
+from nsrun.state import PodPaths, write_atomic
 
+LAUNCHING = b'{"pid":0,"monitorPid":0}\n'
+LAUNCH_WAIT = 3.0  # seconds a "launching" record may wait for its monitor to replace it
 MONITOR_EXIT_WAIT = 5.0  # seconds a monitor may take to write its record once its child died
 
 
@@ -35,19 +37,29 @@ class Exit(msgspec.Struct, frozen=True):
 
 def monitor_spec(paths: PodPaths, name: str, attempt: int, log_max_size: int,
                  log_max_files: int) -> MonitorSpec:
-    """The monitor's directions for attempt ``attempt`` of container ``name`` (its
-    directories made)."""
+    """The monitor's directions for attempt ``attempt`` of container ``name``: its
+    directories made, and a "launching" record (pid 0) that the monitor replaces once the
+    container runs, so that a supervisor killed in between leaves a trace ``recover`` waits
+    on rather than starting the attempt a second time."""
     record, log = paths.record(name, attempt), paths.log(name, attempt)
     for directory in (record.parent, log.parent):
         directory.mkdir(parents=True, exist_ok=True)
+    try:
+        write_atomic(record, LAUNCHING)
+    except OSError:
+        pass  # a full disk: the container starts all the same
     return MonitorSpec(str(record.parent), record.name, str(log.parent), log.name,
                        log_max_size=log_max_size, log_max_files=max(1, log_max_files))
 
 
-def append_log(paths: PodPaths, name: str, attempt: int, text: str) -> None:
-    """A line of nsrun's own in the attempt's log (a start that failed); dropped on a full
-    disk."""
+def launch_failed(paths: PodPaths, name: str, attempt: int, text: str) -> None:
+    """A start that failed: the "launching" record goes, a line of nsrun's own goes to the
+    attempt's log (dropped on a full disk)."""
     path = paths.log(name, attempt)
+    try:
+        os.unlink(paths.record(name, attempt))
+    except OSError:
+        pass
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as f:

@@ -130,20 +130,20 @@ class Executor:
         gen = self.observed.sandbox_gen
         attempt = len(obs.attempts)
         logs.prune(self.paths, name, self.log_max_attempts - 1, self.log_max_bytes)
-        spec = attempts.monitor_spec(self.paths, name, attempt, self.log_max_size,
-                                     self.log_max_files)
-        plan = _with_termination_log(plan, container, logs.termination_file(
-            self.paths, name, attempt))
         leaf = self.cgroup.leaf(name)
         try:
+            spec = attempts.monitor_spec(self.paths, name, attempt, self.log_max_size,
+                                         self.log_max_files)  # OSError: a full disk
+            plan = _with_termination_log(plan, container, logs.termination_file(
+                self.paths, name, attempt))
             leaf.set_devices(plan.confinement.device_policy)  # the device allow-list
             if not self.cgroup.enabled:
                 plan = confine.without_mknod(plan)  # no device cgroup: nodev and no mknod
             launched = launcher.spawn(plan, self.sandbox, leaf, spec,
                                       confine.keyring_name(self.pod, name))
-        except (SpawnError, BundleError, CgroupError) as err:
+        except (SpawnError, BundleError, CgroupError, OSError) as err:
             message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
-            attempts.append_log(self.paths, name, attempt, f"nsrun: {message}\n")
+            attempts.launch_failed(self.paths, name, attempt, f"nsrun: {message}\n")
             self._record(name, obs.started(Attempt(now, gen=gen).finish(
                 now, 128, None, START_ERROR, message)))
             self.events.emit(now, WARNING, "Failed", f"Error: {message}", path)

@@ -46,13 +46,30 @@ def find(paths: PodPaths, pod: Pod, observed: Observed
     for c in list(pod.spec.init_containers) + list(pod.spec.containers):
         obs = observed.history(c.name)
         n = len(obs.attempts)
-        attempt = n if paths.record(c.name, n).exists() else n - 1 if obs.running else None
+        attempt = n if _launched(paths, c.name, n) else n - 1 if obs.running else None
         if attempt is None:
             continue
         found[c.name], alive = _inspect(paths, c.name, attempt)
         if alive is not None:
             live[c.name] = alive
     return found, live
+
+
+def _launched(paths: PodPaths, name: str, attempt: int) -> bool:
+    """Whether attempt ``attempt`` was started though observed.json does not have it: its
+    record exists, and a "launching" one is replaced by its monitor's within
+    ``LAUNCH_WAIT`` (else the start never happened, and the record goes)."""
+    path = paths.record(name, attempt)
+    deadline = time.monotonic() + attempts.LAUNCH_WAIT
+    while path.exists():
+        rec = monitor.read_record(path)
+        if rec is not None and rec.pid:
+            return True
+        if time.monotonic() > deadline:
+            path.unlink(missing_ok=True)
+            return False
+        time.sleep(0.02)
+    return False
 
 
 def _inspect(paths: PodPaths, name: str, attempt: int) -> tuple[recovery.Found, Live | None]:
