@@ -26,8 +26,31 @@ def write(paths: PodPaths, pod: dict[str, Any]) -> OSError | None:
 
 
 def read(paths: PodPaths) -> dict[str, Any] | None:
-    """The last written Pod, or None when none was written yet."""
+    """The last written Pod, or None when none was written yet; ``Unknown`` while it has no
+    supervisor (see :func:`without_supervisor`)."""
     try:
-        return msgspec.json.decode(paths.status.read_bytes())
+        pod = msgspec.json.decode(paths.status.read_bytes())
     except FileNotFoundError:
         return None
+    return without_supervisor(paths, pod)
+
+
+UNKNOWN_REASON = "SupervisorLost"
+UNKNOWN_MESSAGE = ("the pod's supervisor is not running, so its containers' states are not "
+                   "known; nsrun recover {name} re-attaches a new one")
+
+
+def without_supervisor(paths: PodPaths, pod: Any) -> Any:
+    """A pod that has not ended and has no supervisor reads as phase ``Unknown`` with a
+    message saying why (never a stale ``Running``), as the API server shows a pod whose
+    node stopped reporting."""
+    from nsrun.state import supervisor_alive
+
+    status = pod.get("status") if isinstance(pod, dict) else None
+    if not isinstance(status, dict) or status.get("phase") in ("Succeeded", "Failed"):
+        return pod
+    if supervisor_alive(paths):
+        return pod
+    status = {**status, "phase": "Unknown", "reason": UNKNOWN_REASON,
+              "message": UNKNOWN_MESSAGE.format(name=paths.name)}
+    return {**pod, "status": status}

@@ -20,6 +20,7 @@ import msgspec
 from nsrun.errors import UsageError
 
 DEFAULT_SECRETS, DEFAULT_CONFIGMAPS = "/etc/nsrun/secrets", "/etc/nsrun/configmaps"
+DEFAULT_LOG_DIR = "/var/log/nsrun"
 
 
 class World(msgspec.Struct, frozen=True):
@@ -34,6 +35,7 @@ class World(msgspec.Struct, frozen=True):
     cluster_domain: str = ""
     cluster_dns: str = ""
     resolv_conf: str = "/etc/resolv.conf"
+    log_dir: str = DEFAULT_LOG_DIR
 
     @property
     def state(self):
@@ -41,15 +43,20 @@ class World(msgspec.Struct, frozen=True):
 
         return StateRoot(Path(self.root))
 
+    def absolute(self) -> World:
+        """These options with absolute paths (as ``recover`` will read them back)."""
+        paths = {n: os.path.abspath(getattr(self, n)) for n in
+                 ("root", "images", "secrets", "configmaps", "log_dir")}
+        if self.resolv_conf:
+            paths["resolv_conf"] = os.path.abspath(self.resolv_conf)
+        return msgspec.structs.replace(self, **paths)
+
     def argv(self) -> list[str]:
         """These options as nsrun's global arguments (absolute paths), for a command run
         again elsewhere (a systemd unit starts with an empty environment)."""
-        out = []
+        out, world = [], self.absolute()
         for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if name in ("root", "images", "secrets", "configmaps") or \
-                    (name == "resolv_conf" and value):
-                value = os.path.abspath(value)
+            value = getattr(world, name)
             if value or name == "resolv_conf":
                 out += [f"--{name.replace('_', '-')}", value]
         return out
@@ -66,6 +73,8 @@ class RunFlags(msgspec.Struct):
     legacy_annotations: bool = False
     log_max_attempts: int = 20
     log_max_bytes: int = 10 * 1024 * 1024
+    log_max_size: str = "10Mi"
+    log_max_files: int = 5
     sdnotify: str = "none"
 
     @classmethod
@@ -158,24 +167,81 @@ def pod_options(world: World, flags: RunFlags, pod,
                                   for c in computed.containers},
                    log_max_attempts=max(1, flags.log_max_attempts),
                    log_max_bytes=flags.log_max_bytes, on_change=on_change,
+                   log_max_size=log_max_size(flags.log_max_size),
+                   log_max_files=_log_max_files(flags.log_max_files),
+                   log_dir=os.path.abspath(world.log_dir),
+                   recovery={"world": msgspec.to_builtins(world.absolute()),
+                             "flags": msgspec.to_builtins(flags)},
                    net=net_config(world), resolv_conf=world.resolv_conf,
                    secrets=world.secrets, configmaps=world.configmaps)
 
 
+def _recovered(world: World, pod, same_spec: bool) -> bool:
+    """Re-attach a supervisor to the existing pod of ``pod``'s name when it has none (with
+    ``same_spec``: only if its spec is ``pod``'s); True when it did."""
+    from nsrun.core.spec import Pod
+    from nsrun.runtime import recover
+
+    paths = world.state.pod(pod.metadata.name)
+    if not paths.dir.is_dir() or not recover.needs_recovery(paths):
+        return False
+    if same_spec:
+        try:
+            stored = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        if msgspec.to_builtins(stored.spec) != msgspec.to_builtins(pod.spec):
+            return False
+    print(f"nsrun: {recover.recover(world.state, pod.metadata.name, world)}", file=sys.stderr)
+    return True
+
+
+def log_max_size(text: str) -> int:
+    """``--log-max-size``: bytes, or a quantity (``10Mi``), more than 0."""
+    from nsrun.core.quantity import parse_quantity, value
+
+    try:
+        size = value(parse_quantity(text))
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise UsageError(f'invalid argument "{text}" for "--log-max-size": a size in bytes '
+                         "or a quantity (10Mi), more than 0")
+    return size
+
+
+def _log_max_files(n: int) -> int:
+    if n < 2:
+        raise UsageError(f'invalid argument "{n}" for "--log-max-files": at least 2 (the '
+                         "live file and one rotated file), as the kubelet requires")
+    return n
+
+
 def run(world: World, flags: RunFlags, pod, *, detach: bool, keep: bool = True,
         quiet: bool = False, on_change=None) -> int:
-    """Run ``pod`` (foreground: until it ends; ``detach``: until it can start)."""
+    """Run ``pod`` (foreground: until it ends; ``detach``: until it can start). The same
+    pod without a supervisor is re-attached instead (``recover``), in the background."""
     from nsrun.runtime import podrun
 
+    if _recovered(world, pod, same_spec=True):
+        return 0
     return podrun.run(pod, world.state, pod_options(world, flags, pod, on_change),
                       detach=detach, keep=keep, quiet=quiet)
 
 
 def apply_pod(world: World, flags: RunFlags, pod) -> str:
-    """Create or update ``pod``: kubectl's word for what happened."""
+    """Create or update ``pod``: kubectl's word for what happened (a pod without a
+    supervisor is re-attached first)."""
     from nsrun.runtime import podrun
 
+    _recovered(world, pod, same_spec=False)
     return podrun.apply(world.state, pod, pod_options(world, flags, pod))
+
+
+def preflight() -> None:
+    from nsrun.runtime import podrun
+
+    podrun.preflight()
 
 
 def restart(world: World, name: str) -> None:

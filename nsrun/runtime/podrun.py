@@ -17,7 +17,15 @@ from pathlib import Path
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, PreflightError, StateError
 from nsrun.runtime.supervisor import Options, Supervisor
-from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
+from nsrun.state import (
+    PodLock,
+    PodPaths,
+    StateRoot,
+    link_logs,
+    remove_pod,
+    supervisor_alive,
+    write_atomic,
+)
 
 PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
 
@@ -56,10 +64,11 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
         import msgspec
 
         write_atomic(paths.manifest, msgspec.json.encode(pod))
+        link_logs(paths, options.log_dir, pod.metadata.namespace, pod.metadata.uid)
         lock = PodLock(paths)
         lock.try_acquire()
     except BaseException:
-        remove_tree(paths.dir)
+        remove_pod(paths)
         raise
     if detach:
         return _detach(pod, paths, options, lock, quiet)
@@ -77,7 +86,7 @@ def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep
         sup.teardown()
         lock.close()
     if not keep:
-        remove_tree(paths.dir)
+        remove_pod(paths)
     return code
 
 
@@ -87,7 +96,7 @@ def _prepare(sup: Supervisor, paths: PodPaths) -> None:
         sup.prepare()
     except BaseException:
         sup.teardown()
-        remove_tree(paths.dir)
+        remove_pod(paths)
         raise
 
 
@@ -97,13 +106,14 @@ def _signal_exit(sup: Supervisor) -> int:
 
 
 def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
-            quiet: bool = False) -> int:
-    """Fork a session leader that supervises the pod; return once its containers can start."""
+            quiet: bool = False, begin=None) -> int:
+    """Fork a session leader that supervises the pod; return once its containers can start.
+    ``begin(sup)`` sets the supervisor up (default: a new pod's ``prepare``)."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the detached child
         os.close(rfd)
-        os._exit(_detached_child(pod, paths, options, lock, wfd))
+        os._exit(_detached_child(pod, paths, options, lock, wfd, begin or _prepare))
     os.close(wfd)
     lock.close()
     report = _read_all(rfd)
@@ -116,8 +126,15 @@ def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     return 0
 
 
+def detach_existing(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
+                    begin) -> None:
+    """A detached supervisor for a pod that exists (``recover``), set up by ``begin``;
+    returns once it runs, or raises the error it reported."""
+    _detach(pod, paths, options, lock, quiet=True, begin=begin)
+
+
 def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
-                    wfd: int) -> int:
+                    wfd: int, begin) -> int:
     os.setsid()
     if os.fork() != 0:
         return 0
@@ -126,7 +143,7 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     sup = Supervisor(pod, paths, options)
     try:
         try:
-            _prepare(sup, paths)
+            begin(sup, paths)
             sup.publish(time.time())  # `get` right after `run -d` finds the pod
         except NsrunError as err:
             os.write(wfd, f"{err.exit_code}\n{err}".encode())
@@ -187,7 +204,7 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
         from nsrun.runtime.podnetwork import cleanup_after_crash
 
         cleanup_after_crash(state.root, paths)
-    remove_tree(paths.dir)
+    remove_pod(paths)
 
 
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
@@ -220,10 +237,10 @@ def _cleanup_after_crash(paths: PodPaths) -> None:
     cgroup_file = paths.cgroup_record
     if cgroup_file.exists():
         cgroupdriver.destroy_recorded(cgroup_file.read_text().split())
-    _unmount_below(paths.dir)
+    unmount_below(paths.dir)
 
 
-def _unmount_below(directory: Path) -> None:
+def unmount_below(directory: Path) -> None:
     prefix = str(directory.resolve()) + "/"
     with open("/proc/self/mountinfo") as f:
         targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
