@@ -249,6 +249,9 @@ struct nsr_monitor_req {
     int log_max_files;        /* files kept per attempt, the live one included */
     int die_with_parent;      /* no pod cgroup: the monitor (and so the container) dies with
                                  the supervisor, as nothing could find them after it */
+    int cgroup_fd;            /* the cgroup the monitor moves itself into (-1: stays), and */
+    const int *join_fds;      /* cgroup v1 directories it joins: the pod's, so that a */
+    int njoin;                /* supervisor's unit stopping does not take it along */
 };
 
 int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m,

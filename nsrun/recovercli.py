@@ -17,7 +17,7 @@ def add_recover(sub) -> None:
 
 
 def cmd_recover(args) -> int:
-    from nsrun.objcli import each, pod_names
+    from nsrun.cliobjects import each, pod_names
     from nsrun.runtime import lifecycle, recover
 
     lifecycle.preflight()

@@ -28,6 +28,8 @@ class MonitorSpec(msgspec.Struct, frozen=True):
     log_max_size: int = 10 * 1024 * 1024
     log_max_files: int = 5
     die_with_parent: bool = False
+    cgroup_fd: int = -1  # the cgroup the monitor moves into (the pod's "_monitor" leaf)
+    join_fds: tuple[int, ...] = ()  # cgroup v1: every hierarchy's leaf
 
 
 class Monitored(msgspec.Struct, frozen=True):
@@ -63,6 +65,8 @@ def spawn(req, spec: MonitorSpec, log_in_fd: int) -> Monitored:
             m.record_name, m.log_name = names
             m.log_in_fd, m.log_max_size = log_in_fd, spec.log_max_size
             m.log_max_files, m.die_with_parent = spec.log_max_files, int(spec.die_with_parent)
+            joins = mod.ffi.new("int[]", list(spec.join_fds) or [0])
+            m.cgroup_fd, m.join_fds, m.njoin = spec.cgroup_fd, joins, len(spec.join_fds)
             pidfd, mpidfd = mod.ffi.new("int *"), mod.ffi.new("int *")
             rep = mod.ffi.new("struct nsr_report *")
             pid = mod.lib.nsr_spawn_monitored(creq, m, pidfd, mpidfd, rep)

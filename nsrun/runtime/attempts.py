@@ -36,11 +36,12 @@ class Exit(msgspec.Struct, frozen=True):
 
 
 def monitor_spec(paths: PodPaths, name: str, attempt: int, log_max_size: int,
-                 log_max_files: int) -> MonitorSpec:
+                 log_max_files: int, group=None) -> MonitorSpec:
     """The monitor's directions for attempt ``attempt`` of container ``name``: its
     directories made, and a "launching" record (pid 0) that the monitor replaces once the
     container runs, so that a supervisor killed in between leaves a trace ``recover`` waits
-    on rather than starting the attempt a second time."""
+    on rather than starting the attempt a second time. ``group``: the pod's cgroup leaf the
+    monitor moves into (``cgroupdriver.Group``), so it outlives a supervisor's unit."""
     record, log = paths.record(name, attempt), paths.log(name, attempt)
     for directory in (record.parent, log.parent):
         directory.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,9 @@ def monitor_spec(paths: PodPaths, name: str, attempt: int, log_max_size: int,
     except OSError:
         pass  # a full disk: the container starts all the same
     return MonitorSpec(str(record.parent), record.name, str(log.parent), log.name,
-                       log_max_size=log_max_size, log_max_files=max(1, log_max_files))
+                       log_max_size=log_max_size, log_max_files=max(1, log_max_files),
+                       cgroup_fd=getattr(group, "clone_fd", -1),
+                       join_fds=tuple(getattr(group, "join_fds", ())))
 
 
 def launch_failed(paths: PodPaths, name: str, attempt: int, text: str) -> None:

@@ -34,6 +34,8 @@ from nsrun.runtime.health import Health
 from nsrun.state import PodPaths, write_atomic
 
 MIN_GRACE = 2.0  # the kubelet never gives less than 2 s before SIGKILL
+# the sandbox's own leaf ("_" is no container's): the pause process and the monitors
+SANDBOX_LEAF = "_pause"
 
 
 class Running(msgspec.Struct):
@@ -133,7 +135,8 @@ class Executor:
         leaf = self.cgroup.leaf(name)
         try:
             spec = attempts.monitor_spec(self.paths, name, attempt, self.log_max_size,
-                                         self.log_max_files)  # OSError: a full disk
+                                         self.log_max_files,  # OSError: a full disk
+                                         self.cgroup.leaf(SANDBOX_LEAF))
             plan = _with_termination_log(plan, container, logs.termination_file(
                 self.paths, name, attempt))
             leaf.set_devices(plan.confinement.device_policy)  # the device allow-list

@@ -30,7 +30,7 @@ from nsrun.host.cgroupdriver import NO_POD, PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
-from nsrun.runtime.executor import Executor
+from nsrun.runtime.executor import SANDBOX_LEAF, Executor
 from nsrun.runtime.networking import Networking
 from nsrun.runtime.podrecords import Saver
 from nsrun.state import PodPaths, write_atomic
@@ -165,13 +165,13 @@ class Supervisor:
 
     def _pause_cgroup(self) -> int:
         # "_pause" cannot clash with a container: names are DNS-1123 labels (no "_")
-        return self.cgroup.leaf("_pause").clone_fd
+        return self.cgroup.leaf(SANDBOX_LEAF).clone_fd
 
     def _record_pause(self) -> None:
         """``sandbox.pid``; on cgroup v1 the pause process (started by nsrun, it never
         forks) joins its leaf now."""
         assert self.sandbox is not None
-        leaf = self.cgroup.leaf("_pause")
+        leaf = self.cgroup.leaf(SANDBOX_LEAF)
         if leaf.join_fds:
             leaf.adopt(self.sandbox.pause_pid)
         write_atomic(self.paths.sandbox_pid, f"{self.sandbox.pause_pid}\n".encode())
