@@ -176,9 +176,9 @@ def pod_options(world: World, flags: RunFlags, pod,
                    secrets=world.secrets, configmaps=world.configmaps)
 
 
-def _recovered(world: World, pod, same_spec: bool) -> bool:
-    """Re-attach a supervisor to the existing pod of ``pod``'s name when it has none (with
-    ``same_spec``: only if its spec is ``pod``'s); True when it did."""
+def _recoverable(world: World, pod, same_spec: bool) -> bool:
+    """The existing pod of ``pod``'s name has no supervisor and has not ended (with
+    ``same_spec``: and its spec is ``pod``'s): ``run``/``apply`` re-attach to it."""
     from nsrun.core.spec import Pod
     from nsrun.runtime import recover
 
@@ -190,9 +190,7 @@ def _recovered(world: World, pod, same_spec: bool) -> bool:
             stored = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return False
-        if msgspec.to_builtins(stored.spec) != msgspec.to_builtins(pod.spec):
-            return False
-    print(f"nsrun: {recover.recover(world.state, pod.metadata.name, world)}", file=sys.stderr)
+        return msgspec.to_builtins(stored.spec) == msgspec.to_builtins(pod.spec)
     return True
 
 
@@ -223,7 +221,13 @@ def run(world: World, flags: RunFlags, pod, *, detach: bool, keep: bool = True,
     pod without a supervisor is re-attached instead (``recover``), in the background."""
     from nsrun.runtime import podrun
 
-    if _recovered(world, pod, same_spec=True):
+    if _recoverable(world, pod, same_spec=True):
+        from nsrun.runtime import recover
+
+        if not detach:
+            return recover.recover_foreground(world.state, pod.metadata.name, world, on_change)
+        print(f"nsrun: {recover.recover(world.state, pod.metadata.name, world)}",
+              file=sys.stderr)
         return 0
     return podrun.run(pod, world.state, pod_options(world, flags, pod, on_change),
                       detach=detach, keep=keep, quiet=quiet)
@@ -234,7 +238,11 @@ def apply_pod(world: World, flags: RunFlags, pod) -> str:
     supervisor is re-attached first)."""
     from nsrun.runtime import podrun
 
-    _recovered(world, pod, same_spec=False)
+    if _recoverable(world, pod, same_spec=False):
+        from nsrun.runtime import recover
+
+        print(f"nsrun: {recover.recover(world.state, pod.metadata.name, world)}",
+              file=sys.stderr)
     return podrun.apply(world.state, pod, pod_options(world, flags, pod))
 
 

@@ -75,11 +75,12 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
     return _foreground(pod, paths, options, lock, keep)
 
 
-def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
+def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool,
+                begin=None) -> int:
     write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     sup = Supervisor(pod, paths, options)
     try:
-        _prepare(sup, paths)
+        (begin or _prepare)(sup, paths)
         phase = sup.run()
         code = _signal_exit(sup) or PHASE_EXIT.get(phase, 1)
     finally:
@@ -126,11 +127,14 @@ def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     return 0
 
 
-def detach_existing(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
-                    begin) -> None:
-    """A detached supervisor for a pod that exists (``recover``), set up by ``begin``;
-    returns once it runs, or raises the error it reported."""
-    _detach(pod, paths, options, lock, quiet=True, begin=begin)
+def supervise_existing(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
+                       begin, foreground: bool = False) -> int:
+    """A supervisor for a pod that exists (``recover``), set up by ``begin``: detached
+    (returns once it runs, or raises the error it reported), or in this process until the
+    pod ends (returns ``run``'s exit code; the pod's state is kept)."""
+    if foreground:
+        return _foreground(pod, paths, options, lock, True, begin)
+    return _detach(pod, paths, options, lock, quiet=True, begin=begin)
 
 
 def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,

@@ -30,25 +30,43 @@ def needs_recovery(paths: PodPaths) -> bool:
 
 
 def recover(state: StateRoot, name: str, world: Any = None) -> str:
-    """Re-attach a supervisor to pod ``name``; kubectl-like line saying what happened.
-    ``world``: the options to use where the pod's records have none."""
+    """Re-attach a detached supervisor to pod ``name``; a kubectl-like line saying what
+    happened. ``world``: the options to use where the pod's records have none."""
+    line, _ = _recover(state, name, world)
+    return line
+
+
+def recover_foreground(state: StateRoot, name: str, world: Any, on_change=None) -> int:
+    """Re-attach, supervising in this process until the pod ends (``run`` of the same
+    manifest in the foreground, as a restarted ``run --systemd -d`` unit does); ``run``'s
+    exit code (0 at once when there was nothing to do)."""
+    line, code = _recover(state, name, world, foreground=True, on_change=on_change)
+    import sys
+
+    print(f"nsrun: {line}", file=sys.stderr)
+    return code
+
+
+def _recover(state: StateRoot, name: str, world: Any, foreground: bool = False,
+             on_change=None) -> tuple[str, int]:
     from nsrun.runtime import podrecords
 
     paths = state.existing(name)
     if supervisor_alive(paths):
-        return f"pod/{name} unchanged: its supervisor is running (pid {_pid(paths)})"
+        return f"pod/{name} unchanged: its supervisor is running (pid {_pid(paths)})", 0
     if not needs_recovery(paths):
-        return f"pod/{name} unchanged: it has ended, there is nothing to supervise"
+        return f"pod/{name} unchanged: it has ended, there is nothing to supervise", 0
     saved = podrecords.load(paths)
-    options = _options(saved, state, world)
+    options = _options(saved, state, world, on_change)
     lock = PodLock(paths)
     if not lock.try_acquire():
         lock.close()
-        return f"pod/{name} unchanged: another supervisor has just taken it"
+        return f"pod/{name} unchanged: another supervisor has just taken it", 0
     from nsrun.runtime import podrun
 
-    podrun.detach_existing(saved.pod, paths, options, lock, _begin(saved))
-    return f"pod/{name} recovered"
+    code = podrun.supervise_existing(saved.pod, paths, options, lock, _begin(saved),
+                                     foreground)
+    return f"pod/{name} recovered", code
 
 
 def _begin(saved):
@@ -69,7 +87,7 @@ def _forget(sup) -> None:
     sup.executor, sup.sandbox, sup.networking, sup.cgroup = None, None, None, NO_POD
 
 
-def _options(saved, state: StateRoot, world: Any):
+def _options(saved, state: StateRoot, world: Any, on_change=None):
     """The supervisor's options as the pod was run (its world and flags in runtime.json),
     with this command's state root."""
     import msgspec
@@ -87,7 +105,7 @@ def _options(saved, state: StateRoot, world: Any):
     if w is None:
         raise NsrunError("no world to recover in")
     w = msgspec.structs.replace(w, root=str(state.root))
-    return lifecycle.pod_options(w, flags, saved.pod)
+    return lifecycle.pod_options(w, flags, saved.pod, on_change)
 
 
 def _pid(paths: PodPaths) -> str:

@@ -7,7 +7,11 @@ nsrun only, which stops the containers as a delete does (preStop, grace period, 
 last), and SIGKILL to what is left. ``-d``: a ``Type=notify`` service whose main process is
 the pod's supervisor (``nsrun run --sdnotify=initialized``, foreground): its start job ends
 once the pod is initialized, so a unit ordered ``After=`` it starts only then; it fails if
-the pod fails first. Every property nsrun sets is listed in ``properties`` (and the README).
+the pod fails first. A supervisor that crashes is restarted (``Restart=on-failure``) and
+re-attaches to the pod (``run`` of the same manifest): so that the pod survives the unit's
+stop, its cgroups are outside the unit (``--cgroup-parent /nsrun`` unless one is given), as
+the kubelet keeps pods in a slice of their own, and its monitors and pause process live in
+them. Every property nsrun sets is listed in ``properties`` (and the README).
 
 Unit names are ``nsrun-<pod>`` for the default state root and ``nsrun-<8 hex>-<pod>`` for
 any other (the same hash as the world's bridge), so two state roots never collide.
@@ -23,6 +27,8 @@ from nsrun.errors import PreflightError, UsageError
 
 SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists iff systemd is PID 1 (sd_booted(3))
 STOP_MARGIN = 30  # seconds beyond the grace period before systemd kills what is left
+POD_PARENT = "/nsrun"  # -d: the pods' cgroup parent, outside the unit (from each mount)
+NOT_A_CRASH = "1 2 3 4 5"  # the pod Failed, or bad input/state/host: not restarted
 
 
 def unit_name(root: str, pod: str) -> str:
@@ -53,7 +59,8 @@ def properties(detach: bool, grace: float) -> list[str]:
     if detach:
         props += ["Type=notify", "NotifyAccess=all", "SuccessExitStatus=130 143",
                   f"TimeoutStopSec={max(1, int(grace + STOP_MARGIN + 0.999))}",
-                  "TimeoutStartSec=infinity"]
+                  "TimeoutStartSec=infinity", "Restart=on-failure",
+                  f"RestartPreventExitStatus={NOT_A_CRASH}"]
     return props
 
 
@@ -78,6 +85,8 @@ def inner_command(world, rest: list[str], detach: bool, sdnotify: str) -> list[s
         skip = w == "--sdnotify"
     if detach:
         words[1:1] = [f"--sdnotify={sdnotify}", "--quiet"]
+        if not any(w == "--cgroup-parent" or w.startswith("--cgroup-parent=") for w in words):
+            words[1:1] = ["--cgroup-parent", POD_PARENT]
     return [sys.executable, "-m", "nsrun", *world.argv(), *words]
 
 

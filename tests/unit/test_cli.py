@@ -156,7 +156,7 @@ def test_systemd_units_properties_and_command_lines(tmp_path):
         "-p", "Delegate=yes", "-p", "KillMode=mixed", "--", *cmd]
     argv = systemd.systemd_run_argv(cmd, "nsrun-web", detach=True, grace=1.5)
     for prop in ("Delegate=yes", "Type=notify", "KillMode=mixed", "NotifyAccess=all",
-                 "TimeoutStopSec=32"):
+                 "TimeoutStopSec=32", "Restart=on-failure", "RestartPreventExitStatus=1 2 3 4 5"):
         assert argv[argv.index(prop) - 1] == "-p"
     assert argv[argv.index("--") + 1:] == cmd
 
@@ -167,7 +167,12 @@ def test_the_unit_runs_the_world_spelled_out_and_a_notifying_foreground_run(tmp_
                                   detach=True, sdnotify="initialized")
     assert inner[3:5] == ["--root", os.path.abspath("state")]
     assert ["--secrets", "/s"] == inner[inner.index("--secrets"):inner.index("--secrets") + 2]
-    assert inner[-4:] == ["run", "--sdnotify=initialized", "--quiet", "p.yaml"]
+    # the pods' cgroups outside the unit, so that they outlive a restart of the supervisor
+    assert inner[-6:] == ["run", "--cgroup-parent", "/nsrun", "--sdnotify=initialized",
+                          "--quiet", "p.yaml"]
+    mine = systemd.inner_command(world, ["run", "-d", "--cgroup-parent", "x", "p.yaml"],
+                                 detach=True, sdnotify="initialized")
+    assert mine.count("--cgroup-parent") == 1 and "x" in mine
 
 
 def test_no_systemd_is_a_host_error(tmp_path):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from nsrun.core import recovery
+from nsrun.core.manifest import load_pods
 from nsrun.core.observed import Attempt, ContainerObs, Observed
-from nsrun.core.spec import load_pods
 
 T0 = 1_800_000_000.0
 BASE = """
