@@ -11,7 +11,7 @@ for a ``restartPolicy: Never`` pod, which is not restarted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -37,16 +37,20 @@ class Found(msgspec.Struct, frozen=True):
     alive: bool = False
 
 
-def reconcile(observed: Observed, found: Mapping[str, Found], now: float) -> Observed:
-    """``observed`` with what ``found`` tells: an attempt the old supervisor started but did
-    not save is added; a running attempt that has ended is finished, with its real exit
-    code, or with the kubelet's ``ContainerStatusUnknown`` when nothing recorded it."""
-    for name, f in found.items():
+def reconcile(observed: Observed, found: Mapping[str, Sequence[Found]],
+              now: float) -> Observed:
+    """``observed`` with what ``found`` tells, attempt by attempt in order: an attempt the
+    old supervisor started but did not save is added; a running attempt that has ended is
+    finished, with its real exit code, or with the kubelet's ``ContainerStatusUnknown`` when
+    nothing recorded it."""
+    for name, attempts in found.items():
         obs = observed.history(name)
-        if f.attempt == len(obs.attempts):
-            obs = obs.started(Attempt(f.started_at or now, pid=f.pid, gen=observed.sandbox_gen))
-        if f.attempt == len(obs.attempts) - 1 and obs.running:
-            obs = _finish(obs, f, now)
+        for f in attempts:
+            if f.attempt == len(obs.attempts) and not obs.running:
+                obs = obs.started(Attempt(f.started_at or now, pid=f.pid,
+                                          gen=observed.sandbox_gen))
+            if f.attempt == len(obs.attempts) - 1 and obs.running:
+                obs = _finish(obs, f, now)
         observed = observed.with_container(name, obs)
     return observed
 

@@ -40,18 +40,24 @@ class Live(msgspec.Struct, frozen=True):
 
 
 def find(paths: PodPaths, pod: Pod, observed: Observed
-         ) -> tuple[dict[str, recovery.Found], dict[str, Live]]:
-    """Each container's latest attempt as found on the host, and the live ones."""
-    found, live = {}, {}
+         ) -> tuple[dict[str, list[recovery.Found]], dict[str, Live]]:
+    """Each container's attempts that observed.json may not know the end of (the running
+    one, and any the old supervisor started after its last save), as found on the host;
+    and the live ones."""
+    found: dict[str, list[recovery.Found]] = {}
+    live = {}
     for c in list(pod.spec.init_containers) + list(pod.spec.containers):
         obs = observed.history(c.name)
+        numbers = [len(obs.attempts) - 1] if obs.running else []
         n = len(obs.attempts)
-        attempt = n if _launched(paths, c.name, n) else n - 1 if obs.running else None
-        if attempt is None:
-            continue
-        found[c.name], alive = _inspect(paths, c.name, attempt)
-        if alive is not None:
-            live[c.name] = alive
+        while _launched(paths, c.name, n):
+            numbers.append(n)
+            n += 1
+        for attempt in numbers:
+            f, alive = _inspect(paths, c.name, attempt)
+            found.setdefault(c.name, []).append(f)
+            if alive is not None:
+                live[c.name] = alive
     return found, live
 
 

@@ -50,23 +50,33 @@ def observed(gen: int = 0, **containers: tuple[Attempt, ...]) -> Observed:
     (recovery.Found(0), (137, None, T0 + 60, "ContainerStatusUnknown")),
 ])
 def test_reconcile_finishes_the_running_attempt(found, want):
-    obs = recovery.reconcile(observed(app=(running(),)), {"app": found}, T0 + 60)
+    obs = recovery.reconcile(observed(app=(running(),)), {"app": [found]}, T0 + 60)
     cur = obs.history("app").current
     assert (cur.exit_code, cur.signal, cur.finished_at, cur.reason) == want
 
 
 def test_reconcile_adds_an_attempt_the_old_supervisor_did_not_save():
     before = observed(app=(done(),))
-    found = {"app": recovery.Found(1, pid=7, started_at=T0 + 10, exit_code=0,
-                                   finished_at=T0 + 11)}
+    found = {"app": [recovery.Found(1, pid=7, started_at=T0 + 10, exit_code=0,
+                                    finished_at=T0 + 11)]}
     obs = recovery.reconcile(before, found, T0 + 60).history("app")
     assert obs.restart_count == 1 and obs.current.pid == 7
     assert (obs.current.started_at, obs.current.finished_at) == (T0 + 10, T0 + 11)
 
 
+def test_reconcile_finishes_the_running_attempt_then_adds_the_unsaved_ones():
+    """The old supervisor reaped attempt 0 and started attempt 1, then died before it
+    saved either: both are found, in order."""
+    before = observed(app=(running(),))
+    found = {"app": [recovery.Found(0, exit_code=2, finished_at=T0 + 1),
+                     recovery.Found(1, pid=8, started_at=T0 + 2, alive=True)]}
+    obs = recovery.reconcile(before, found, T0 + 60).history("app")
+    assert [(a.exit_code, a.running) for a in obs.attempts] == [(2, False), (None, True)]
+
+
 def test_reconcile_leaves_finished_attempts_alone():
     before = observed(app=(done(code=1),))
-    after = recovery.reconcile(before, {"app": recovery.Found(0, exit_code=0)}, T0 + 60)
+    after = recovery.reconcile(before, {"app": [recovery.Found(0, exit_code=0)]}, T0 + 60)
     assert after.history("app").current.exit_code == 1
 
 
