@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from world import World, leftovers, scrub
+from world import World
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
@@ -45,14 +45,10 @@ spec:
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    (tmp_path / "ctl").mkdir()
-    yield w
-    left = w.clean()
-    scrub(w.cgroup_dirs)
-    assert left == [] and leftovers(tmp_path, w.cgroup_dirs) == []
+def world(net_world):
+    """A World of its own (conftest's ``net_world``): nothing may be left afterwards."""
+    (net_world.tmp / "ctl").mkdir()
+    return net_world
 
 
 def start(w: World, name: str = "r", policy: str = "Always") -> str:

@@ -164,14 +164,15 @@ def test_systemd_units_properties_and_command_lines(tmp_path):
 def test_the_unit_runs_the_world_spelled_out_and_a_notifying_foreground_run(tmp_path):
     world = lifecycle.World(root="state", images="/i", secrets="/s", configmaps="/c")
     inner = systemd.inner_command(world, ["run", "-d", "--sdnotify", "ready", "p.yaml"],
-                                  detach=True, sdnotify="initialized")
+                                  detach=True, sdnotify="initialized",
+                                  pods_parent="/sys/fs/cgroup/nsrun")
     assert inner[3:5] == ["--root", os.path.abspath("state")]
     assert ["--secrets", "/s"] == inner[inner.index("--secrets"):inner.index("--secrets") + 2]
     # the pods' cgroups outside the unit, so that they outlive a restart of the supervisor
-    assert inner[-6:] == ["run", "--cgroup-parent", "/nsrun", "--sdnotify=initialized",
-                          "--quiet", "p.yaml"]
+    assert inner[-6:] == ["run", "--cgroup-parent", "/sys/fs/cgroup/nsrun",
+                          "--sdnotify=initialized", "--quiet", "p.yaml"]
     mine = systemd.inner_command(world, ["run", "-d", "--cgroup-parent", "x", "p.yaml"],
-                                 detach=True, sdnotify="initialized")
+                                 detach=True, sdnotify="initialized", pods_parent="/p")
     assert mine.count("--cgroup-parent") == 1 and "x" in mine
 
 
