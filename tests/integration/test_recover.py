@@ -201,3 +201,13 @@ def test_recover_needs_names_or_all(world):
     proc = world.nsrun("recover")
     assert proc.returncode == 2 and "--all" in proc.stderr
     assert world.nsrun("recover", "nope").returncode == 4
+
+
+def test_recover_all_takes_every_pod_without_a_supervisor(world):
+    start(world, "r1")
+    start(world, "r2")
+    kill_supervisor(world, "r1")
+    proc = world.nsrun("recover", "--all")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["pod/r1 recovered"]  # r2 has its supervisor
+    world.wait_column("r1", "Running")
