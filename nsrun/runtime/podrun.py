@@ -299,7 +299,8 @@ def _wait_adopted(paths: PodPaths, timeout: float = 10.0) -> None:
 def _live(state: StateRoot, name: str) -> PodPaths:
     paths = state.existing(name)
     if not supervisor_alive(paths):
-        raise StateError(f'pod "{name}" is not running (its supervisor has exited)')
+        raise StateError(f'pod "{name}" is not running (its supervisor has exited; '
+                         f"nsrun recover {name} re-attaches one if the pod has not ended)")
     return paths
 
 
