@@ -168,8 +168,10 @@ def reattach(sup, saved: Saved) -> None:
 
 def _clear_lost_sandbox(paths: PodPaths) -> None:
     """What a lost sandbox left: its mounts (tmpfs volumes, /dev/shm) and its address."""
+    from nsrun.host import mounts
+    from nsrun.runtime.podclean import mounts_below
     from nsrun.runtime.podnetwork import cleanup_after_crash
-    from nsrun.runtime.podrun import unmount_below
 
-    unmount_below(paths.dir)
+    for target in mounts_below(paths.dir):
+        mounts.umount(target)
     cleanup_after_crash(paths.dir.parent.parent, paths)
