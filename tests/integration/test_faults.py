@@ -113,6 +113,7 @@ def _check(w: World, name: str) -> None:
     assert w.nsrun("logs", name, "-c", "two", "--previous").stdout == "fail\n"
 
 
+@pytest.mark.timeout(60 + 8 * MOMENTS)  # about 3 s a moment, 5 at a time, on a busy host
 def test_supervisor_killed_at_random_moments_then_recovered(world):
     rng = random.Random(SEED)
     print(f"fault seed {SEED} (NSRUN_FAULT_SEED), {MOMENTS} moments")
