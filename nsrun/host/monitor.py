@@ -111,3 +111,24 @@ def same_process(pid: int, start_ticks: int) -> int:
     os.close(pidfd)
     return -1
 
+
+def start_ticks(pid: int) -> int:
+    """A live process's start time in clock ticks after boot (``/proc/<pid>/stat`` field
+    22, as the monitor records it); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def latest_record(records_dir: str | os.PathLike) -> Record | None:
+    """The record of a container's latest attempt (``containers/<name>/``), if any."""
+    try:
+        numbers = [int(n[:-5]) for n in os.listdir(records_dir)
+                   if n.endswith(".json") and n[:-5].isdigit()]
+    except OSError:
+        return None
+    if not numbers:
+        return None
+    return read_record(os.path.join(records_dir, f"{max(numbers)}.json"))
