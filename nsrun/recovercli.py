@@ -25,7 +25,7 @@ def cmd_recover(args) -> int:
     if args.all == bool(args.names):
         raise UsageError("give pod names or --all (not both)")
     if args.all:
-        for line in recover.recover_all(state, args.world):
+        for line in recover.recover_all(state):
             print(line, flush=True)
         return 0
-    return each(pod_names(args.names), lambda name: recover.recover(state, name, args.world))
+    return each(pod_names(args.names), lambda name: recover.recover(state, name))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ class World(msgspec.Struct, frozen=True):
         return StateRoot(Path(self.root))
 
     def absolute(self) -> World:
-        """These options with absolute paths (as ``recover`` will read them back)."""
+        """These options with absolute paths."""
         paths = {n: os.path.abspath(getattr(self, n)) for n in
                  ("root", "images", "secrets", "configmaps", "log_dir")}
         if self.resolv_conf:
@@ -103,7 +102,7 @@ def load_one_pod(path: str, legacy: bool):
     """The one valid Pod of a manifest (with a uid), or ``UsageError``/``SpecError``."""
     from nsrun.core import validate
     from nsrun.core.manifest import load_pods_with_warnings
-    from nsrun.runtime.podrun import with_uid
+    from nsrun.runtime.supervise import with_uid
 
     pods, warnings = load_pods_with_warnings(read_manifest(path), path,
                                              legacy_annotations=legacy)
@@ -149,49 +148,27 @@ def node_memory(meminfo: str = "/proc/meminfo") -> int | None:
     return None
 
 
-def pod_options(world: World, flags: RunFlags, pod,
-                on_change: Callable[[dict[str, Any]], None] | None = None):
+def pod_options(world: World, flags: RunFlags, pod):
     """The supervisor's ``Options`` for ``pod``: its resources computed, the world's dirs."""
-    from nsrun.bundle.images import ImageStore
     from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
-    from nsrun.runtime.supervisor import Options
+    from nsrun.runtime.options import Options
 
     computed = resources.compute(pod, node_pids_limit=flags.pod_pids_limit,
                                  node_memory=node_memory())
-    return Options(images=ImageStore(world.images),
+    return Options(images=os.path.abspath(world.images),
                    backoff=BackoffPolicy(flags.backoff_initial, flags.backoff_max),
                    cgroup_parent=flags.cgroup_parent, cgroup_mode=flags.cgroups,
                    cgroup_files=computed.cgroup_files(), qos_class=computed.qos_class,
                    oom_score_adj={c.name: computed.oom_score_adj(c.name)
                                   for c in computed.containers},
                    log_max_attempts=max(1, flags.log_max_attempts),
-                   log_max_bytes=flags.log_max_bytes, on_change=on_change,
+                   log_max_bytes=flags.log_max_bytes,
                    log_max_size=log_max_size(flags.log_max_size),
                    log_max_files=_log_max_files(flags.log_max_files),
                    log_dir=os.path.abspath(world.log_dir),
-                   recovery={"world": msgspec.to_builtins(world.absolute()),
-                             "flags": msgspec.to_builtins(flags)},
                    net=net_config(world), resolv_conf=world.resolv_conf,
                    secrets=world.secrets, configmaps=world.configmaps)
-
-
-def _recoverable(world: World, pod, same_spec: bool) -> bool:
-    """The existing pod of ``pod``'s name has no supervisor and has not ended (with
-    ``same_spec``: and its spec is ``pod``'s): ``run``/``apply`` re-attach to it."""
-    from nsrun.core.spec import Pod
-    from nsrun.runtime import recover
-
-    paths = world.state.pod(pod.metadata.name)
-    if not paths.dir.is_dir() or not recover.needs_recovery(paths):
-        return False
-    if same_spec:
-        try:
-            stored = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            return False
-        return msgspec.to_builtins(stored.spec) == msgspec.to_builtins(pod.spec)
-    return True
 
 
 def log_max_size(text: str) -> int:
@@ -215,41 +192,59 @@ def _log_max_files(n: int) -> int:
     return n
 
 
+def _recoverable(world: World, pod, same_spec: bool) -> bool:
+    """The existing pod of ``pod``'s name has no supervisor and has not ended (with
+    ``same_spec``: and its spec is ``pod``'s): ``run``/``apply`` re-attach to it."""
+    from nsrun.core.spec import Pod
+    from nsrun.runtime import recover
+
+    paths = world.state.pod(pod.metadata.name)
+    if not paths.dir.is_dir() or not recover.needs_recovery(paths):
+        return False
+    if same_spec:
+        try:
+            stored = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        return msgspec.to_builtins(stored.spec) == msgspec.to_builtins(pod.spec)
+    return True
+
+
 def run(world: World, flags: RunFlags, pod, *, detach: bool, keep: bool = True,
-        quiet: bool = False, on_change=None) -> int:
-    """Run ``pod`` (foreground: until it ends; ``detach``: until it can start). The same
-    pod without a supervisor is re-attached instead (``recover``), in the background."""
-    from nsrun.runtime import podrun
+        report=None) -> int:
+    """Hand ``pod`` to its supervisor (``runtime.supervise``): foreground, this process
+    becomes the supervisor and exits with the pod's code; ``detach``: returns 0 once the
+    pod can start. ``report``: what the supervisor tells (``runtime.options.Report``). The
+    same pod without a supervisor is re-attached instead (``recover``)."""
+    from nsrun.runtime import options, recover, supervise
 
+    report = report or options.Report(sdnotify=flags.sdnotify)
     if _recoverable(world, pod, same_spec=True):
-        from nsrun.runtime import recover
-
-        if not detach:
-            return recover.recover_foreground(world.state, pod.metadata.name, world, on_change)
-        print(f"nsrun: {recover.recover(world.state, pod.metadata.name, world)}",
-              file=sys.stderr)
-        return 0
-    return podrun.run(pod, world.state, pod_options(world, flags, pod, on_change),
-                      detach=detach, keep=keep, quiet=quiet)
+        return recover.resume(world.state, pod.metadata.name, detach, report)
+    handoff = options.Handoff(pod_options(world, flags, pod), detach=detach, keep=keep,
+                              report=report)
+    return supervise.start(pod, world.state, handoff)
 
 
 def apply_pod(world: World, flags: RunFlags, pod) -> str:
-    """Create or update ``pod``: kubectl's word for what happened (a pod without a
-    supervisor is re-attached first)."""
+    """Create or update ``pod``: kubectl's word for what happened."""
     from nsrun.runtime import podrun
+    from nsrun.runtime.supervise import with_uid
 
+    if not world.state.pod(pod.metadata.name).dir.exists():
+        run(world, flags, with_uid(pod), detach=True)
+        return "created"
     if _recoverable(world, pod, same_spec=False):
         from nsrun.runtime import recover
 
-        print(f"nsrun: {recover.recover(world.state, pod.metadata.name, world)}",
-              file=sys.stderr)
-    return podrun.apply(world.state, pod, pod_options(world, flags, pod))
+        print(f"nsrun: {recover.recover(world.state, pod.metadata.name)}", file=sys.stderr)
+    return podrun.update(world.state, pod)
 
 
 def preflight() -> None:
-    from nsrun.runtime import podrun
+    from nsrun.runtime.supervise import preflight as check
 
-    podrun.preflight()
+    check()
 
 
 def restart(world: World, name: str) -> None:

@@ -1,8 +1,9 @@
 """The durable records a new supervisor re-attaches from: ``observed.json`` (every attempt,
 restart count, back-off and the sandbox generation, saved by the supervisor whenever they
 change, before status.json) and ``initialized`` (the sandbox generation whose init
-containers have all completed). :func:`load` reads them back with the manifest and the
-settings the pod was run with (``runtime.json``), naming the file that is torn or corrupt.
+containers have all completed). :func:`load` reads them back with the manifest, checking
+the options the pod was started with (``supervisor.json``) too, and names the file that is
+torn or corrupt.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from nsrun.core import rules
 from nsrun.core.observed import Observed
 from nsrun.core.spec import Pod
 from nsrun.errors import UsageError
+from nsrun.runtime.options import Handoff
 from nsrun.state import PodPaths, write_atomic
 
 
@@ -50,7 +52,6 @@ class Saved(msgspec.Struct):
     pod: Pod
     observed: Observed | None
     initialized_gen: int | None
-    runtime: dict[str, Any]
     created: str | None  # the pod's creationTimestamp, as first published
 
 
@@ -58,7 +59,7 @@ def load(paths: PodPaths) -> Saved:
     """The pod's records; ``UsageError`` (exit 2) naming a torn or corrupt file."""
     pod = _decode(paths.manifest, Pod)
     observed = _decode(paths.observed, Observed) if paths.observed.exists() else None
-    runtime = _decode(paths.runtime, dict) if paths.runtime.exists() else {}
+    _decode(paths.handoff, Handoff)  # the options the pod was started with
     initialized = None
     if paths.initialized.exists():
         text = _read(paths.initialized).decode(errors="replace").strip()
@@ -67,8 +68,7 @@ def load(paths: PodPaths) -> Saved:
         initialized = int(text)
     status = _decode(paths.status, dict) if paths.status.exists() else {}
     created = (status.get("metadata") or {}).get("creationTimestamp")
-    return Saved(pod, observed, initialized, runtime, created if isinstance(created, str)
-                 else None)
+    return Saved(pod, observed, initialized, created if isinstance(created, str) else None)
 
 
 def _read(path: Path) -> bytes:
