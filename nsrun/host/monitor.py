@@ -14,9 +14,6 @@ import os
 
 import msgspec
 
-from nsrun.host.childreport import spawn_error
-from nsrun.host.spawn import spawn_call
-
 
 class MonitorSpec(msgspec.Struct, frozen=True):
     """Where one attempt's record and log go (directories made by the caller)."""
@@ -55,6 +52,9 @@ class Record(msgspec.Struct, frozen=True, rename="camel"):
 def spawn(req, spec: MonitorSpec, log_in_fd: int) -> Monitored:
     """Start the container of ``req`` (its stdout/stderr: a pipe whose read end is
     ``log_in_fd``) under a new monitor. ``SpawnError`` as ``host.spawn.spawn``."""
+    from nsrun.host.childreport import spawn_error
+    from nsrun.host.spawn import spawn_call  # at the first start, not on the start path
+
     dirfds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
               for d in (spec.record_dir, spec.log_dir)]
     try:
