@@ -38,6 +38,7 @@ class Attempt(msgspec.Struct, frozen=True):
     ready: bool = True
     unhealthy: str = ""
     restart_requested: bool = False
+    post_start_pending: bool = False  # its postStart hook has not returned yet
 
     @property
     def running(self) -> bool:

@@ -113,9 +113,6 @@ CASES = [
       "2147483647, inclusive"]),
     ("activeDeadlineSeconds bounds", {"activeDeadlineSeconds": 2**31 - 1}, []),
     ("activeDeadlineSeconds one", {"activeDeadlineSeconds": 1}, []),
-    ("terminationGracePeriodSeconds negative", {"terminationGracePeriodSeconds": -1},
-     ["spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal "
-      "to 0"]),
     # probes
     ("liveness successThreshold", {"containers": [app(livenessProbe=probe(successThreshold=3))]},
      ["spec.containers[0].livenessProbe.successThreshold: Invalid value: 3: must be 1"]),
