@@ -323,15 +323,14 @@ def cmd_apply(args) -> int:
 
 def _create_or_apply(args, apply: bool) -> int:
     from nsrun.core import service as service_model
-    from nsrun.core import validate
     from nsrun.core.objects import ref
-    from nsrun.runtime.lifecycle import load_objects, net_config
+    from nsrun.runtime.lifecycle import check_pod, load_objects, net_config
 
     objects = load_objects(args.filename, getattr(args, "legacy_annotations", False))
     invalid = []
     for obj in objects:
         try:
-            (service_model.check if obj.kind == "Service" else validate.check)(
+            (service_model.check if obj.kind == "Service" else check_pod)(
                 obj, args.filename)
         except SpecError as err:
             invalid.append(str(err))

@@ -45,7 +45,7 @@ def _deleting(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
 
 
 def _deadline(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
-    """``activeDeadlineSeconds`` counts from the pod's start, initialization included (G1)."""
+    """``activeDeadlineSeconds`` counts from the pod's start, initialization included."""
     limit = pod.spec.active_deadline_seconds
     if observed.killed_reason:
         return [KillPod(observed.killed_reason)] if _any_running(observed) else []

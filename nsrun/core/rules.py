@@ -1,7 +1,7 @@
 """Small named rules shared by the planner and status derivation (pure).
 
 Each rule answers one kubelet question: is initialization done, will this container be
-restarted, when, and which phase is the pod in (kubelet reference A1–A9, B, E1).
+restarted, when, and which phase is the pod in, as the kubelet decides it.
 """
 
 from __future__ import annotations

@@ -26,13 +26,13 @@ def write(paths: PodPaths, pod: dict[str, Any]) -> OSError | None:
 
 
 def read(paths: PodPaths) -> dict[str, Any] | None:
-    """The last written Pod, or None when none was written yet; ``Unknown`` while it has no
+    """The last written Pod, or None when none was written yet; a corrupt file is named
+    and the pod read as ``Unknown`` (``stateread.status``); ``Unknown`` too while it has no
     supervisor (see :func:`without_supervisor`)."""
-    try:
-        pod = msgspec.json.decode(paths.status.read_bytes())
-    except FileNotFoundError:
-        return None
-    return without_supervisor(paths, pod)
+    from nsrun.report import stateread
+
+    pod = stateread.status(paths)
+    return None if pod is None else without_supervisor(paths, pod)
 
 
 UNKNOWN_REASON = "SupervisorLost"
@@ -47,7 +47,7 @@ def without_supervisor(paths: PodPaths, pod: Any) -> Any:
     from nsrun.state import supervisor_alive
 
     status = pod.get("status") if isinstance(pod, dict) else None
-    if not isinstance(status, dict) or status.get("phase") in ("Succeeded", "Failed"):
+    if not isinstance(status, dict) or status.get("phase") in ("Succeeded", "Failed", "Unknown"):
         return pod
     if supervisor_alive(paths):
         return pod

@@ -22,7 +22,7 @@ from nsrun.errors import SpecError
 ENV = {"FOO": "foo-value", "BAR": "bar-value", "TEST_VAR": "test-value", "EMPTY": ""}
 
 EXPANSIONS = [
-    ("$(FOO);;$(BAR)", "foo-value;;bar-value"),  # the reference's G4 example
+    ("$(FOO);;$(BAR)", "foo-value;;bar-value"),  # Kubernetes' dependent-variables example
     ('TEST_VAR=wrong echo "$(TEST_VAR)"', 'TEST_VAR=wrong echo "test-value"'),
     ("$(UNDEFINED)", "$(UNDEFINED)"),  # undefined references are kept literally
     ("$$(FOO)", "$(FOO)"),  # $$ escapes
