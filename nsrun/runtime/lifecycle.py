@@ -146,6 +146,7 @@ def pod_options(world: World, flags: RunFlags, pod,
     from nsrun.bundle.images import ImageStore
     from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
+    from nsrun.core.netconfig import world_name
     from nsrun.runtime.supervisor import Options
 
     computed = resources.compute(pod, node_pids_limit=flags.pod_pids_limit,
@@ -153,6 +154,7 @@ def pod_options(world: World, flags: RunFlags, pod,
     return Options(images=ImageStore(world.images),
                    backoff=BackoffPolicy(flags.backoff_initial, flags.backoff_max),
                    cgroup_parent=flags.cgroup_parent, cgroup_mode=flags.cgroups,
+                   cgroup_default=world_name(os.path.normpath(os.path.abspath(world.root))),
                    cgroup_files=computed.cgroup_files(), qos_class=computed.qos_class,
                    oom_score_adj={c.name: computed.oom_score_adj(c.name)
                                   for c in computed.containers},
