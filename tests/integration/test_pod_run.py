@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nsrun.core.netconfig import world_name
+
 from world import World, leftovers, scrub
 
 pytestmark = [pytest.mark.root,
