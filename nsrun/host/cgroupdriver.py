@@ -260,13 +260,13 @@ def v1_hierarchies(host: CgroupHost) -> list[str]:
     return [c for c in V1_CONTROLLERS if c in host.v1]
 
 
-def _v2(host: CgroupHost, fs: CgroupFs, mode: str, default_parent: str) -> CgroupDriver:
+def _v2(host: CgroupHost, fs: CgroupFs, mode: str, default_parent: str = "nsrun") -> CgroupDriver:
     from nsrun.host.podcgroup import V2Driver
 
     return V2Driver(host, fs, mode, default_parent=default_parent)
 
 
-def _v1(host: CgroupHost, mode: str, default_parent: str) -> CgroupDriver:
+def _v1(host: CgroupHost, mode: str, default_parent: str = "nsrun") -> CgroupDriver:
     from nsrun.host.podcgroupv1 import V1Driver
 
     return V1Driver(host, mode=mode, default_parent=default_parent)
