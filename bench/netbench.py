@@ -119,7 +119,7 @@ for name, attach in (("rtnl", rtnl), ("pyroute2", pyroute)):
     out[name] = statistics.median(times) * 1000
 import tempfile
 from pathlib import Path
-from nsrun.core.spec import load_pods
+from nsrun.core.manifest import load_pods
 from nsrun.host.sandbox import Sandbox
 from nsrun.runtime.networking import Networking
 from nsrun.state import StateRoot

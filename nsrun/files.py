@@ -6,17 +6,44 @@ from __future__ import annotations
 import os
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix."""
+def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644, *,
+                 durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix, and
+    (``durable``) so a crash of the machine right after leaves one of them too: the data is
+    ``fsync``ed before the rename and the directory after it. On failure (ENOSPC) the old
+    file is kept and no temporary file is left; the ``OSError`` is raised."""
     path = os.fspath(path)
     head, name = os.path.split(path)
     tmp = os.path.join(head, f".{name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        _try(os.unlink, tmp)
+        raise
+    if durable:
+        sync_dir(head or ".")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def sync_dir(path: str | os.PathLike) -> None:
+    """``fsync`` a directory, so the entries made or renamed in it survive a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
-    os.rename(tmp, path)
 
 
 def remove_tree(path: str | os.PathLike) -> None:

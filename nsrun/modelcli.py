@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
 
 def read_file(path: str) -> bytes:
     """The manifest's bytes (``-``: stdin), at most one byte past the loader's limit."""
-    from nsrun.core.spec import MAX_BYTES
+    from nsrun.core.manifest import MAX_BYTES
     from nsrun.errors import UsageError
 
     try:
@@ -84,7 +84,7 @@ def _warn(warnings: list[Any], source: str) -> None:
 def _load(path: str, legacy: bool) -> list[Any]:
     """Load and validate every pod of ``path`` (``SpecError`` on the first bad one)."""
     from nsrun.core import validate
-    from nsrun.core.spec import load_pods_with_warnings
+    from nsrun.core.manifest import load_pods_with_warnings
 
     pods, warnings = load_pods_with_warnings(read_file(path), path, legacy_annotations=legacy)
     _warn(warnings, path)
@@ -120,7 +120,7 @@ def _validate_json(args: Any) -> int:
 
 def _file_problems(path: str, legacy: bool) -> list[dict[str, Any]]:
     from nsrun.core import validate
-    from nsrun.core.spec import load_pods_with_warnings
+    from nsrun.core.manifest import load_pods_with_warnings
     from nsrun.errors import SpecError
 
     try:
@@ -214,10 +214,10 @@ def table(head: list[str], rows: list[list[str]]) -> str:
 def cmd_convert(args: Any) -> int:
     """``nsrun convert FILE``: the manifest with ``spec.initContainers`` instead of the
     legacy annotations, on stdout."""
-    from nsrun.core import legacy
+    from nsrun.core import convert
 
     try:
-        text, warnings = legacy.convert_text(read_file(args.file), args.file, args.output)
+        text, warnings = convert.convert_text(read_file(args.file), args.file, args.output)
     except NsrunError as err:
         return _error(err)
     if not warnings:

@@ -145,7 +145,7 @@ def add_restart(sub) -> None:
 
 
 def cmd_restart(args) -> int:
-    from nsrun.objcli import each, pod_names
+    from nsrun.cliobjects import each, pod_names
     from nsrun.runtime import lifecycle
 
     def one(name: str) -> str:
@@ -179,7 +179,7 @@ def add_exec(sub) -> None:
 
 
 def cmd_exec(args) -> int:
-    from nsrun.objcli import pod_names
+    from nsrun.cliobjects import pod_names
     from nsrun.runtime import lifecycle
 
     return lifecycle.exec_in(args.world, pod_names([args.pod])[0], args.container,
@@ -217,7 +217,7 @@ def argparse_suppress():
 
 
 def cmd_logs(args) -> int:
-    from nsrun.objcli import pod_names
+    from nsrun.cliobjects import pod_names
     from nsrun.report import logview
 
     name = pod_names([args.pod])[0]

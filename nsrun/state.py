@@ -12,6 +12,9 @@ Layout under ``--root`` (default ``/run/nsrun``)::
     pods/<name>/delete-grace        grace period asked by ``delete --grace-period``
     pods/<name>/volumes/<volume>/   emptyDir volumes
     pods/<name>/logs/<container>/<attempt>.log   one log per attempt (kubelet naming)
+
+Every file is a :class:`PodPaths` property; who writes and reads each one, and the signals
+between the CLI, the supervisor and the containers, are in ``nsrun.runtime.protocol``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,26 @@ class PodPaths(msgspec.Struct, frozen=True):
     grace_override = property(lambda self: self.dir / "delete-grace")
     volumes = property(lambda self: self.dir / "volumes")
     logs = property(lambda self: self.dir / "logs")
+    cgroup_record = property(lambda self: self.dir / "cgroup")
+    sandbox_pid = property(lambda self: self.dir / "sandbox.pid")
+    runtime = property(lambda self: self.dir / "runtime.json")
+    pids = property(lambda self: self.dir / "pids.json")
+    network = property(lambda self: self.dir / "network.json")
+    hosts = property(lambda self: self.dir / "etc-hosts")
+    resolv_conf = property(lambda self: self.dir / "resolv.conf")
+    service_account = property(lambda self: self.dir / "serviceaccount")
+    shm = property(lambda self: self.dir / "shm")
+    termination = property(lambda self: self.dir / "termination")
+    observed = property(lambda self: self.dir / "observed.json")
+    initialized = property(lambda self: self.dir / "initialized")
+    records = property(lambda self: self.dir / "containers")
+
+    def termination_file(self, container: str, attempt: int) -> Path:
+        return self.termination / container / str(attempt)
+
+    def record(self, container: str, attempt: int) -> Path:
+        """The monitor's durable record of one attempt (pids, exit status, finish time)."""
+        return self.records / container / f"{attempt}.json"
 
     def volume(self, name: str) -> Path:
         return self.volumes / name

@@ -67,7 +67,7 @@ def met(pod: dict[str, Any], kind: str, key: str, wanted: str) -> bool:
 
 
 def cmd_wait(args) -> int:
-    from nsrun.objcli import pod_names
+    from nsrun.cliobjects import pod_names
     from nsrun.report import statusfile
     from nsrun.report.output import parse_duration
     from nsrun.report.selector import selected
@@ -127,7 +127,7 @@ def add_events(sub) -> None:
 
 
 def cmd_events(args) -> int:
-    from nsrun.objcli import pod_names
+    from nsrun.cliobjects import pod_names
 
     names = pod_names(args.names + ([args.for_] if args.for_ else []))
     return show_events(args, names, lines=True)

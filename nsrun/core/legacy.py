@@ -1,4 +1,4 @@
-"""The pre-1.8 init-container annotations, and ``nsrun convert`` (pure).
+"""The pre-1.8 init-container annotations (pure).
 
 Kubernetes 1.3–1.7 carried init containers in the annotations
 ``pod.beta.kubernetes.io/init-containers`` and ``pod.alpha.kubernetes.io/init-containers``
@@ -8,7 +8,8 @@ them (kubernetes#51816): they are no longer honoured, and ``DropInitContainerAnn
 deletes the four keys (the two above and their ``-statuses`` twins).
 
 nsrun rejects a manifest carrying them unless told to honour them (``--legacy-annotations``,
-with a warning); ``nsrun convert`` rewrites the manifest with the field and without the keys.
+with a warning); ``nsrun convert`` (``core.convert``) rewrites the manifest with the field and
+without the keys.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nsrun.core.schema import SpecWarning
 from nsrun.errors import Problem
 
 BETA = "pod.beta.kubernetes.io/init-containers"
@@ -102,8 +104,6 @@ def _rewrite(doc: dict[str, Any], containers: list[Any]) -> dict[str, Any]:
 
 
 def _warnings(doc: dict[str, Any], keys: list[str], containers: list[Any]) -> list[Any]:
-    from nsrun.core.spec import SpecWarning
-
     spec = doc.get("spec")
     field = spec.get("initContainers") if isinstance(spec, dict) else None
     what = "replace the non-empty spec.initContainers" if field else "become spec.initContainers"
@@ -119,43 +119,3 @@ def _annotations(doc: dict[str, Any]) -> dict[str, Any]:
     meta = doc.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
     return annotations if isinstance(annotations, dict) else {}
-
-
-# ---------------------------------------------------------------- nsrun convert
-
-
-def convert_text(text: str | bytes, source: str = "", output: str = "yaml"
-                 ) -> tuple[str, list[Any]]:
-    """``nsrun convert``: every document rewritten with ``spec.initContainers``; returns the
-    new manifest (``yaml`` or ``json``) and the warnings. Raises ``SpecError`` on bad input."""
-    from nsrun.core.spec import load_pods, parse_documents, pod_documents
-    from nsrun.errors import SpecError
-
-    docs, warnings = [], []
-    for doc in pod_documents(parse_documents(text, source), source):
-        new, problems, found = convert(doc)
-        if problems:
-            raise SpecError(problems, pod=_name(doc), source=source)
-        docs.append(new)
-        warnings.extend(found)
-    rendered = dump(docs, output)
-    load_pods(rendered, source)
-    return rendered, warnings
-
-
-def dump(docs: list[dict[str, Any]], output: str = "yaml") -> str:
-    """Documents as YAML (``---``-separated) or JSON (one object, or a ``kind: List``)."""
-    if output == "json":
-        value = docs[0] if len(docs) == 1 else {"apiVersion": "v1", "kind": "List",
-                                                "items": docs}
-        return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-    import yaml
-
-    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False,
-                              allow_unicode=True, explicit_start=len(docs) > 1)
-
-
-def _name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None
-    return name if isinstance(name, str) else ""

@@ -3,7 +3,7 @@
 
 ``load_objects`` reads every document of a YAML or JSON stream (``---`` separated, or a
 ``kind: List``) into defaulted ``Pod`` and ``Service`` objects, in file order, with the same
-guards as the Pod loader (``nsrun.core.spec``). ``ref`` names an object as kubectl prints it
+guards as the Pod loader (``nsrun.core.manifest``). ``ref`` names an object as kubectl prints it
 (``pod/myapp-pod``, ``service/myservice``).
 """
 
@@ -12,15 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nsrun.core.manifest import decode_pod, parse_documents
+from nsrun.core.schema import SpecWarning, document_problem, json_type
 from nsrun.core.service import Service, decode_service
-from nsrun.core.spec import (
-    Pod,
-    SpecWarning,
-    _json_type,
-    decode_pod,
-    document_problem,
-    parse_documents,
-)
+from nsrun.core.spec import Pod
 from nsrun.errors import Problem, SpecError
 
 KINDS = ("Pod", "Service")
@@ -77,16 +72,16 @@ def _documents(docs: list[Any], source: str) -> list[dict[str, Any]]:
 
 def _checked(doc: Any, source: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
-        raise SpecError([document_problem(f"expected an object, found {_json_type(doc)}")],
+        raise SpecError([document_problem(f"expected an object, found {json_type(doc)}")],
                         source=source)
     kind = doc.get("kind", "Pod")
     if kind not in KINDS:
-        shown = json.dumps(kind) if isinstance(kind, str) else _json_type(kind)
+        shown = json.dumps(kind) if isinstance(kind, str) else json_type(kind)
         raise SpecError([Problem("kind", "Unsupported value",
                                  f'{shown}: supported values: "Pod", "Service"')], source=source)
     version = doc.get("apiVersion", "v1")
     if version != "v1":
-        shown = version if isinstance(version, str) else _json_type(version)
+        shown = version if isinstance(version, str) else json_type(version)
         raise SpecError([document_problem(f'no matches for kind "{kind}" in version '
                                           f'"{shown}"')], source=source)
     return doc

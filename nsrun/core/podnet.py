@@ -18,6 +18,7 @@ import ipaddress
 
 import msgspec
 
+from nsrun.core.fielderrors import invalid, not_supported, required
 from nsrun.errors import Problem
 
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
@@ -75,7 +76,6 @@ def is_ip(value: str) -> bool:
 def validate_pod_network(spec, subdomain_rule) -> list[Problem]:
     """Problems with ``dnsPolicy``, ``dnsConfig`` and ``hostAliases`` (``spec`` is a PodSpec;
     ``subdomain_rule`` is validate's DNS-1123 subdomain check, returning messages)."""
-    from nsrun.core.validate import invalid, not_supported, required
 
     out: list[Problem] = []
     policy = spec.dns_policy or "ClusterFirst"

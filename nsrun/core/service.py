@@ -17,16 +17,27 @@ from typing import Any
 
 import msgspec
 
-from nsrun.core.podnet import is_ip
-from nsrun.core.spec import (
+from nsrun.core import fielderrors as v
+from nsrun.core.fielderrors import (
+    forbidden,
+    invalid,
+    max_len,
+    not_supported,
+    regex_error,
+    required,
+    validate_labels,
+)
+from nsrun.core.podnet import IP_MSG, _go_strings, is_ip
+from nsrun.core.schema import (
     NOT_SUPPORTED,
     POLICIES,
     Findings,
-    ObjectMeta,
     Policy,
     SpecWarning,
+    problem_from_msgspec,
     walk,
 )
+from nsrun.core.spec import ObjectMeta
 from nsrun.errors import Problem, SpecError
 
 HEADLESS = "None"
@@ -100,8 +111,6 @@ def decode_service(doc: dict[str, Any], source: str = "") -> tuple[Service, list
     try:
         svc = msgspec.convert(clean, Service)
     except msgspec.ValidationError as err:
-        from nsrun.core.spec import problem_from_msgspec
-
         raise SpecError([problem_from_msgspec(str(err))], pod=str(name), source=source,
                         kind="Service") from None
     return apply_defaults(svc), found.warnings
@@ -129,8 +138,6 @@ def apply_defaults(svc: Service) -> Service:
 
 def validate_service(svc: Service) -> list[Problem]:
     """Every problem with ``svc`` (already defaulted), in Kubernetes' words."""
-    from nsrun.core import validate as v
-
     out: list[Problem] = []
     meta, spec = svc.metadata, svc.spec
     if not meta.name:
@@ -167,8 +174,6 @@ DNS1035_MSG = ("a DNS-1035 label must consist of lower case alphanumeric charact
 
 
 def dns1035_label(value: str) -> list[str]:
-    from nsrun.core.validate import max_len, regex_error
-
     errs = [max_len(63)] if len(value) > 63 else []
     ok = (value[:1].isascii() and value[:1].isalpha() and value[:1].islower()
           and all(c.isascii() and (c.islower() or c.isdigit() or c == "-") for c in value)
@@ -179,8 +184,6 @@ def dns1035_label(value: str) -> list[str]:
 
 
 def _type(spec: ServiceSpec) -> list[Problem]:
-    from nsrun.core.validate import forbidden, not_supported
-
     if spec.type not in SERVICE_TYPES:
         return [not_supported("spec.type", spec.type, SERVICE_TYPES)]
     if spec.type != "ClusterIP":
@@ -189,9 +192,6 @@ def _type(spec: ServiceSpec) -> list[Problem]:
 
 
 def _cluster_ips(spec: ServiceSpec) -> list[Problem]:
-    from nsrun.core.podnet import IP_MSG, _go_strings
-    from nsrun.core.validate import forbidden, invalid
-
     ips = spec.cluster_ips or []
     out: list[Problem] = []
     if spec.cluster_ip and ips and ips[0] != spec.cluster_ip:
@@ -210,8 +210,6 @@ def _cluster_ips(spec: ServiceSpec) -> list[Problem]:
 
 
 def _ports(svc: Service) -> list[Problem]:
-    from nsrun.core.validate import required
-
     ports = svc.spec.ports or []
     if not ports:
         return [] if svc.headless else [required("spec.ports")]
@@ -229,8 +227,6 @@ def _ports(svc: Service) -> list[Problem]:
 
 
 def _port(port: ServicePort, path: str, named: bool, names: set[str]) -> list[Problem]:
-    from nsrun.core import validate as v
-
     out: list[Problem] = []
     if named and not port.name:
         out.append(v.required(f"{path}.name"))
@@ -256,14 +252,10 @@ def _port(port: ServicePort, path: str, named: bool, names: set[str]) -> list[Pr
 
 
 def _selector(selector: dict[str, str]) -> list[Problem]:
-    from nsrun.core.validate import validate_labels
-
     return validate_labels(selector, "spec.selector")
 
 
 def _families(spec: ServiceSpec) -> list[Problem]:
-    from nsrun.core.validate import forbidden
-
     out: list[Problem] = []
     if any(f != "IPv4" for f in spec.ip_families or ()):
         out.append(forbidden("spec.ipFamilies", f"{NOT_SUPPORTED}: IPv6"))

@@ -28,10 +28,8 @@ from typing import Any, Protocol
 from nsrun.errors import PreflightError
 from nsrun.host import preflight
 from nsrun.host.cgroupfs import CgroupFs
-from nsrun.host.preflight import AUTO, NONE, V1, V2, CgroupHost
+from nsrun.host.preflight import AUTO, NONE, V1, V1_CONTROLLERS, V2, CgroupHost
 
-# The v1 hierarchies the v1 driver uses (runc's set for a container, minus cpuset/blkio).
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "freezer", "devices")
 # The controllers a pod's limits need: cgroup v2 "has the controllers" when it has one of them.
 LIMIT_CONTROLLERS = {"cpu", "memory", "pids"}
 
@@ -89,21 +87,6 @@ class CgroupDriver(Protocol):
                    warn: Callable[[str], None] | None = None) -> PodCgroups: ...
     def destroy_recorded(self, paths: list[Path]) -> None: ...
     def group_of(self, pid: int, paths: list[Path]) -> Group | None: ...
-
-
-class Killing:
-    """``kill_leaf``/``kill_all`` of a driver's pod, which has ``leaves`` and ``pod``."""
-
-    leaves: dict[str, Any]
-    pod: Any
-
-    def kill_leaf(self, name: str) -> None:
-        if name in self.leaves:
-            self.leaves[name].kill()
-
-    def kill_all(self) -> None:
-        if self.pod is not None:
-            self.pod.kill()
 
 
 # ------------------------------------------------------------------ none

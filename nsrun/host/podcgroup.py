@@ -51,10 +51,10 @@ import errno
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from nsrun.errors import CgroupError, PreflightError
 from nsrun.host import cgroupfs, preflight
-from nsrun.host.cgroupdriver import Killing
 from nsrun.host.cgroupfs import Cgroup, CgroupFs
 from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
 from nsrun.host.preflight import below as _below
@@ -92,6 +92,21 @@ def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs,
 def qos_level(parent: Path, qos: str | None) -> Path:
     """Where a pod of class ``qos`` goes below ``parent``."""
     return parent / QOS_DIRS[qos] if qos in QOS_DIRS else parent
+
+
+class Killing:
+    """``kill_leaf``/``kill_all`` of a driver's pod, which has ``leaves`` and ``pod``."""
+
+    leaves: dict[str, Any]
+    pod: Any
+
+    def kill_leaf(self, name: str) -> None:
+        if name in self.leaves:
+            self.leaves[name].kill()
+
+    def kill_all(self) -> None:
+        if self.pod is not None:
+            self.pod.kill()
 
 
 class V2Driver:

@@ -41,17 +41,17 @@ from pathlib import Path
 
 from nsrun.errors import CgroupError, PreflightError
 from nsrun.host import preflight
-from nsrun.host.cgroupdriver import V1_CONTROLLERS, Killing
 from nsrun.host.cgroupfs import controller_of, descendants
 from nsrun.host.cgroupv1fs import MEMORY_LIMIT, MEMORY_MEMSW_LIMIT, V1Fs
 from nsrun.host.podcgroup import (
     DEFAULT_PARENT,
     POD_PREFIX,
     SELF_PARENT,
+    Killing,
     prune_above,
     qos_level,
 )
-from nsrun.host.preflight import SYSTEMD_UNIT_SUFFIXES, CgroupHost
+from nsrun.host.preflight import SYSTEMD_UNIT_SUFFIXES, V1_CONTROLLERS, CgroupHost
 
 KILL_ROUNDS = 50  # without a freezer: signal, wait, look again
 

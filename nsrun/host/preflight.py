@@ -34,6 +34,8 @@ MODES = (AUTO, V2, V1, NONE)
 
 # The leaf nsrun moves its own processes into when it works inside its own cgroup.
 SUPERVISOR_LEAF = "nsrun-supervisor"
+# The v1 hierarchies the v1 driver uses (runc's set for a container, minus cpuset/blkio).
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "freezer", "devices")
 DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")
 # Cgroups systemd owns: nsrun never removes them, even when empty.
 SYSTEMD_UNIT_SUFFIXES = (".slice", ".scope", ".service", ".socket", ".mount", ".swap")

@@ -91,7 +91,7 @@ class Sandbox(msgspec.Struct):
         share the IPC namespace, so POSIX shared memory must be shared too."""
         from nsrun.host import mounts
 
-        path = paths.dir / "shm"
+        path = paths.shm
         path.mkdir(exist_ok=True)
         mounts.mount_tmpfs(str(path), SHM_OPTIONS)
         self.tmpfs_mounts.append(str(path))

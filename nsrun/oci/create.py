@@ -22,7 +22,8 @@ import os
 from nsrun.errors import BundleError, OciError, SpawnError
 from nsrun.oci import args as flags
 from nsrun.oci import hooks
-from nsrun.oci.state import CONFIG_FILE, FIFO, Container, rfc3339_now, start_time
+from nsrun.oci.log import rfc3339_now
+from nsrun.oci.state import CONFIG_FILE, FIFO, Container, Created, start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -164,15 +165,6 @@ def _terminal(config: dict, console_socket: str | None) -> bool:
         raise OciError("cannot use console socket if nsrun-oci will not detach or allocate "
                        "tty")
     return terminal
-
-
-class Created:
-    """A created container: its init waits on the FIFO (``pidfd`` ours until we exit)."""
-
-    def __init__(self, container: Container, config: dict, record: dict, request: object,
-                 pidfd: int, report_fd: int) -> None:
-        self.container, self.config, self.record = container, config, record
-        self.request, self.pidfd, self.report_fd = request, pidfd, report_fd
 
 
 def create(ctx: Context, cid: str, opts: dict) -> Created:

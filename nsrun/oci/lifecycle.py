@@ -22,11 +22,10 @@ from nsrun.core import ocistate
 from nsrun.errors import OciError
 from nsrun.oci import args as flags
 from nsrun.oci import hooks
-from nsrun.oci.state import FIFO, Container, existing, start_time
+from nsrun.oci.state import FIFO, Container, Created, existing, start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from nsrun.oci.create import Created
     from nsrun.oci.main import Context
 
 KILL_TIMEOUT = 10.0  # seconds delete waits for a killed init to die

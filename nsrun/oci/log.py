@@ -10,9 +10,16 @@ file (``--debug`` for debug lines): without one, stderr may be a container's log
 from __future__ import annotations
 
 import os
+import time
 
 from nsrun import jsonlite
-from nsrun.oci.state import rfc3339_now
+
+
+def rfc3339_now() -> str:
+    """The current time as Go's RFC 3339 with nanoseconds, in UTC (runc's ``created``)."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
+        f".{ns % 10**9:09d}Z"
 
 
 class Log:

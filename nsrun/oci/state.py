@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import time
 
 from nsrun import jsonlite
 from nsrun.core import ocistate
@@ -28,13 +27,6 @@ from nsrun.oci import cgroup
 
 DEFAULT_ROOT = "/run/nsrun/oci"
 STATE_FILE, CONFIG_FILE, FIFO = "state.json", "config.json", "exec.fifo"
-
-
-def rfc3339_now() -> str:
-    """The current time as Go's RFC 3339 with nanoseconds, in UTC (runc's ``created``)."""
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        f".{ns % 10**9:09d}Z"
 
 
 def start_time(pid: int) -> int | None:
@@ -153,3 +145,12 @@ def container_ids(root: str) -> list[str]:
                       os.path.isdir(f"{root}/{n}"))
     except FileNotFoundError:
         return []
+
+
+class Created:
+    """A created container: its init waits on the FIFO (``pidfd`` ours until we exit)."""
+
+    def __init__(self, container: Container, config: dict, record: dict, request: object,
+                 pidfd: int, report_fd: int) -> None:
+        self.container, self.config, self.record = container, config, record
+        self.request, self.pidfd, self.report_fd = request, pidfd, report_fd

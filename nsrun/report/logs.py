@@ -68,7 +68,7 @@ def _size(path) -> int:
 
 def termination_file(paths: PodPaths, container: str, attempt: int) -> str:
     """A fresh, world-writable file the container sees at its ``terminationMessagePath``."""
-    path = paths.dir / "termination" / container / str(attempt)
+    path = paths.termination_file(container, attempt)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     os.fchmod(fd, 0o666)
@@ -81,7 +81,7 @@ def termination_message(paths: PodPaths, container: str, attempt: int, policy: s
     """The terminated state's message: the file's first 4096 bytes; with
     ``FallbackToLogsOnError`` and a failure with no message, the log's last 80 lines
     (at most 2048 bytes)."""
-    message = _head(paths.dir / "termination" / container / str(attempt))
+    message = _head(paths.termination_file(container, attempt))
     if message or policy != "FallbackToLogsOnError" or exit_code == 0:
         return message
     try:

@@ -1,4 +1,5 @@
-"""status.json: the whole Pod (metadata, spec, status) as kubectl shows it, written atomically."""
+"""status.json: the whole Pod (metadata, spec, status) as kubectl shows it, written atomically
+and durably. A write that fails (a full disk) keeps the last good copy and says so."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ def pod_object(manifest: dict[str, Any], status: dict[str, Any]) -> dict[str, An
     return {**manifest, "status": status}
 
 
-def write(paths: PodPaths, pod: dict[str, Any]) -> None:
-    write_atomic(paths.status, msgspec.json.encode(pod) + b"\n")
+def write(paths: PodPaths, pod: dict[str, Any]) -> OSError | None:
+    """Replace status.json; the ``OSError`` (ENOSPC, EIO) when it could not be written, the
+    old file then stays as it was."""
+    try:
+        write_atomic(paths.status, msgspec.json.encode(pod) + b"\n")
+    except OSError as err:
+        return err
+    return None
 
 
 def read(paths: PodPaths) -> dict[str, Any] | None:

@@ -38,8 +38,6 @@ from nsrun.errors import NsrunError, SpawnError, StateError
 from nsrun.runtime.forward import Forward
 
 PIDS_FILE = "pids.json"
-RUNTIME_FILE = "runtime.json"
-CGROUP_FILE = "cgroup"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 126, 127  # as a shell (and docker exec) reports them
 
@@ -180,7 +178,7 @@ def _recorded_pid(paths, name: str) -> int:
     import json
 
     try:
-        value = json.loads((paths.dir / PIDS_FILE).read_bytes()).get(name)
+        value = json.loads((paths.pids).read_bytes()).get(name)
     except (OSError, ValueError, AttributeError):
         return 0
     if isinstance(value, dict):
@@ -199,7 +197,7 @@ def _nspid(pid: int) -> list[int]:
 def _pid_in_leaf(paths, name: str) -> int:
     """The init of the container: in its cgroup leaf, pid 1 of a pid namespace of its own."""
     try:
-        pod_cgroup = (paths.dir / CGROUP_FILE).read_text().split()[0]  # any hierarchy
+        pod_cgroup = (paths.cgroup_record).read_text().split()[0]  # any hierarchy
         procs = (Path(pod_cgroup) / name / "cgroup.procs").read_text().split()
     except (OSError, IndexError):
         return 0
@@ -249,7 +247,7 @@ def _open_cgroup(paths, pid: int):
     from nsrun.host import cgroupdriver
 
     try:
-        record = (paths.dir / CGROUP_FILE).read_text().split()
+        record = (paths.cgroup_record).read_text().split()
     except OSError:
         record = []
     group = cgroupdriver.group_of(pid, record) if record else None
@@ -267,7 +265,7 @@ def _runtime_dirs(paths, images: str | None, secrets: str | None,
     from nsrun.state import DEFAULT_IMAGES
 
     try:
-        recorded = json.loads((paths.dir / RUNTIME_FILE).read_bytes())
+        recorded = json.loads((paths.runtime).read_bytes())
     except (OSError, ValueError):
         recorded = {}
     if not isinstance(recorded, dict):

@@ -174,7 +174,7 @@ class Executor:
         then, and exec checks its parent)."""
         if self.cgroup.enabled:
             return
-        write_atomic(self.paths.dir / "pids.json",
+        write_atomic(self.paths.pids,
                      msgspec.json.encode({n: p.pid for n, p in self.running.items()}))
 
     def current_attempt(self, name: str) -> Attempt | None:

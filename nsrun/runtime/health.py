@@ -9,7 +9,7 @@ container counts as started (and before its probes begin); preStop runs before S
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import msgspec
 
@@ -18,8 +18,20 @@ from nsrun.core.spec import Container
 from nsrun.report.events import WARNING
 from nsrun.runtime import probes
 
-if TYPE_CHECKING:
-    from nsrun.runtime.executor import Executor
+
+class Executor(Protocol):
+    """What ``Health`` uses of its pod's executor (``runtime.executor.Executor``)."""
+
+    pod: Any
+    containers: dict[str, tuple[Container, str]]
+    sandbox: Any
+
+    def current_attempt(self, name: str) -> Any: ...
+    def update_attempt(self, name: str, **changes: Any) -> None: ...
+    def emit_for(self, name: str, now: float, kind: str, reason: str, message: str) -> None: ...
+    def exec_check(self, name: str, argv: list[str], timeout: float | None
+                   ) -> tuple[bool, str]: ...
+    def terminate(self, name: str) -> None: ...
 
 
 def _hook_command(container: Container, which: str) -> list[str] | None:

@@ -93,7 +93,7 @@ def warn(lines: list[Any]) -> None:
 def load_one_pod(path: str, legacy: bool):
     """The one valid Pod of a manifest (with a uid), or ``UsageError``/``SpecError``."""
     from nsrun.core import validate
-    from nsrun.core.spec import load_pods_with_warnings
+    from nsrun.core.manifest import load_pods_with_warnings
     from nsrun.runtime.podrun import with_uid
 
     pods, warnings = load_pods_with_warnings(read_manifest(path), path,

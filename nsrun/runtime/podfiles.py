@@ -43,15 +43,15 @@ def write(pod: Pod, paths: PodPaths, cfg: NetConfig, pod_ips: list[str],
     meta, spec = pod.metadata, pod.spec
     hostname, domain = podnet.pod_hostname(spec, meta.name, meta.namespace,
                                            cfg.cluster_domain)
-    hosts = paths.dir / "etc-hosts"
+    hosts = paths.hosts
     hosts.write_text(podnet.hosts_file(spec, hostname, domain, pod_ips,
                                        _node_hosts() if spec.host_network else ""))
     resolv, events = podnet.resolv_conf(spec, meta.namespace, dns, cfg.cluster_domain, host)
-    resolv_file = paths.dir / "resolv.conf"
+    resolv_file = paths.resolv_conf
     resolv_file.write_text(resolv.render())
     mounts = [_bind("/etc/hosts", hosts, "rw"), _bind("/etc/resolv.conf", resolv_file, "rw")]
     if spec.automount_service_account_token is not False:
-        account = paths.dir / "serviceaccount"
+        account = paths.service_account
         account.mkdir(exist_ok=True)
         (account / "namespace").write_text(meta.namespace)
         mounts.append(_bind(SERVICE_ACCOUNT_DIR, account, "ro"))

@@ -35,7 +35,7 @@ class NoAddress(Exception):
 
 
 def network_file(paths: PodPaths) -> Path:
-    return paths.dir / "network.json"
+    return paths.network
 
 
 def read_record(paths: PodPaths) -> PodNetwork | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, PreflightError, StateError
 from nsrun.runtime.supervisor import Options, Supervisor
-from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive
+from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
 
 PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
 
@@ -55,7 +55,7 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
     try:
         import msgspec
 
-        paths.manifest.write_bytes(msgspec.json.encode(pod))
+        write_atomic(paths.manifest, msgspec.json.encode(pod))
         lock = PodLock(paths)
         lock.try_acquire()
     except BaseException:
@@ -67,7 +67,7 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
 
 
 def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
-    paths.pidfile.write_text(f"{os.getpid()}\n")
+    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     sup = Supervisor(pod, paths, options)
     try:
         _prepare(sup, paths)
@@ -122,7 +122,7 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     if os.fork() != 0:
         return 0
     _redirect_stdio(paths)
-    paths.pidfile.write_text(f"{os.getpid()}\n")
+    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     sup = Supervisor(pod, paths, options)
     try:
         try:
@@ -180,7 +180,7 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
     paths = state.existing(name)
     if supervisor_alive(paths):
         if grace is not None:
-            paths.grace_override.write_text(f"{grace}\n")
+            write_atomic(paths.grace_override, f"{grace}\n".encode())
         _stop_supervisor(paths, timeout)
     else:
         _cleanup_after_crash(paths)
@@ -217,7 +217,7 @@ def _cleanup_after_crash(paths: PodPaths) -> None:
     """The supervisor is gone (killed): kill the pod's cgroups, unmount its volumes."""
     from nsrun.host import cgroupdriver
 
-    cgroup_file = paths.dir / "cgroup"
+    cgroup_file = paths.cgroup_record
     if cgroup_file.exists():
         cgroupdriver.destroy_recorded(cgroup_file.read_text().split())
     _unmount_below(paths.dir)
@@ -261,7 +261,7 @@ def apply(state: StateRoot, new: Pod, options: Options) -> str:
         raise SpecError(problems, pod=new.metadata.name)
     if plan_update(old, new).noop:
         return "unchanged"
-    paths.next_manifest.write_bytes(msgspec.json.encode(new))
+    write_atomic(paths.next_manifest, msgspec.json.encode(new))
     os.kill(_supervisor_pid(paths), signal.SIGHUP)
     _wait_adopted(paths)
     return "configured"

@@ -34,6 +34,8 @@ from nsrun.runtime.executor import Executor
 from nsrun.runtime.networking import Networking
 from nsrun.state import PodPaths, write_atomic
 
+STATUS_RETRY = 1.0  # seconds between tries to write status.json after a failed write
+
 
 class Options(msgspec.Struct):
     """How to run a pod (from the CLI)."""
@@ -67,6 +69,7 @@ class Supervisor:
         self.cgroup: PodCgroups = NO_POD
         self.executor: Executor | None = None
         self.networking: Networking | None = None
+        self.status_retry_at: float | None = None  # a failed status.json write: retry then
 
     def prepare(self) -> None:
         """Check every bundle, then the pod cgroup (values written before any container
@@ -74,12 +77,13 @@ class Supervisor:
         self._check_bundles()
         self.cgroup = self._create_cgroup()
         if self.cgroup.record:
-            (self.paths.dir / "cgroup").write_text("".join(f"{p}\n" for p in self.cgroup.record))
+            write_atomic(self.paths.cgroup_record,
+                         "".join(f"{p}\n" for p in self.cgroup.record).encode())
         self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup(),
                                       secrets=self.options.secrets,
                                       configmaps=self.options.configmaps)
         self._record_pause()
-        write_atomic(self.paths.dir / "runtime.json", msgspec.json.encode({
+        write_atomic(self.paths.runtime, msgspec.json.encode({
             "images": str(self.options.images.root), "secrets": self.sandbox.secrets_dir,
             "configmaps": self.sandbox.configmaps_dir}))
         events = EventLog(self.paths)
@@ -149,7 +153,7 @@ class Supervisor:
         leaf = self.cgroup.leaf("_pause")
         if leaf.join_fds:
             leaf.adopt(self.sandbox.pause_pid)
-        (self.paths.dir / "sandbox.pid").write_text(f"{self.sandbox.pause_pid}\n")
+        write_atomic(self.paths.sandbox_pid, f"{self.sandbox.pause_pid}\n".encode())
 
     def _new_namespaces(self) -> Sandbox:
         """A pod restart: fresh network, IPC and UTS namespaces; volumes are kept (an
@@ -204,7 +208,8 @@ class Supervisor:
             dns = set(self.networking.fds()) if self.networking else set()
             wanted = {p.pidfd for p in ex.running.values()} | ({pause} if pause >= 0 else set())
             watched = _sync_poller(poller, watched, wanted | dns)
-            timeout = _timeout_ms(now, wake, ex.next_deadline(), ex.health.next_wake())
+            timeout = _timeout_ms(now, wake, ex.next_deadline(), ex.health.next_wake(),
+                                  self.status_retry_at)
             for fd, _ in poller.poll(timeout):
                 if fd == wake_fd:
                     self._drain_signals(wake_fd)
@@ -283,15 +288,33 @@ class Supervisor:
         if self.networking is not None:
             status.update(self.networking.status())
         pod = statusfile.pod_object(self.manifest, status)
-        if status != self.last_status:
+        changed = status != self.last_status
+        if changed:
             self._backoff_events(status, now)
-            statusfile.write(self.paths, pod)
             self.last_status = status
+        if changed or self.status_retry_at is not None:
+            self._write_status(pod, now)
+        if changed:
             if self.networking is not None:
                 self.networking.published(pod)
             if self.options.on_change:
                 self.options.on_change(pod)
         return pod
+
+    def _write_status(self, pod: dict[str, Any], now: float) -> None:
+        """status.json; on a full disk the last good copy stays, a Warning says so once, and
+        the write is tried again every second until it succeeds."""
+        err = statusfile.write(self.paths, pod)
+        if err is None:
+            self.status_retry_at = None
+            return
+        if self.status_retry_at is None:
+            message = f"cannot write {self.paths.status.name}: {err.strerror}; the last " \
+                      "written status stays until the write succeeds"
+            print(f"nsrun: warning: {message}", file=sys.stderr)
+            assert self.executor is not None
+            self.executor.events.emit(now, WARNING, "StatusWriteFailed", message)
+        self.status_retry_at = now + STATUS_RETRY
 
     def _backoff_events(self, status: dict[str, Any], now: float) -> None:
         before = _waiting_reasons(self.last_status or {})

@@ -15,7 +15,8 @@ from nsrun.core.expand import (
     expand_sub_path_expr,
     field_ref_value,
 )
-from nsrun.core.spec import Pod, load_pods
+from nsrun.core.manifest import load_pods
+from nsrun.core.spec import Pod
 from nsrun.errors import SpecError
 
 ENV = {"FOO": "foo-value", "BAR": "bar-value", "TEST_VAR": "test-value", "EMPTY": ""}

@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from nsrun.core import legacy
-from nsrun.core.spec import load_pods, load_pods_with_warnings
+from nsrun.core import convert, legacy
+from nsrun.core.manifest import load_pods, load_pods_with_warnings
 from nsrun.errors import SpecError
 
 BETA, ALPHA = legacy.BETA, legacy.ALPHA
@@ -98,7 +98,7 @@ def test_status_annotations_alone_are_left_alone():
 def test_convert_rewrites_the_manifest():
     text = manifest({BETA: containers("init-myservice", "init-mydb"),
                      ALPHA: containers("old"), "team": "a"}, ["f"])
-    out, warnings = legacy.convert_text(text, "pod.yaml")
+    out, warnings = convert.convert_text(text, "pod.yaml")
     doc = yaml.safe_load(out)
     assert doc["metadata"]["annotations"] == {"team": "a"}
     assert [c["name"] for c in doc["spec"]["initContainers"]] == ["init-myservice",
@@ -109,7 +109,7 @@ def test_convert_rewrites_the_manifest():
 
 
 def test_convert_removes_an_emptied_annotations_map_and_keeps_the_rest():
-    out, _ = legacy.convert_text(manifest({ALPHA: containers("a")}), "pod.yaml", "json")
+    out, _ = convert.convert_text(manifest({ALPHA: containers("a")}), "pod.yaml", "json")
     doc = json.loads(out)
     assert "annotations" not in doc["metadata"]
     assert doc["spec"]["containers"] == [{"name": "app", "image": "busybox"}]
@@ -117,20 +117,20 @@ def test_convert_removes_an_emptied_annotations_map_and_keeps_the_rest():
 
 def test_convert_many_documents():
     text = manifest({BETA: containers("a")}) + "---\n" + manifest({})
-    out, _ = legacy.convert_text(text)
+    out, _ = convert.convert_text(text)
     assert len([d for d in yaml.safe_load_all(out) if d]) == 2
-    as_json = json.loads(legacy.convert_text(text, output="json")[0])
+    as_json = json.loads(convert.convert_text(text, output="json")[0])
     assert as_json["kind"] == "List" and len(as_json["items"]) == 2
 
 
 def test_convert_without_annotations_changes_nothing():
-    out, warnings = legacy.convert_text(manifest({}, ["f"]))
+    out, warnings = convert.convert_text(manifest({}, ["f"]))
     assert warnings == []
     assert yaml.safe_load(out) == yaml.safe_load(manifest({}, ["f"]))
 
 
 def test_convert_refuses_bad_input():
     with pytest.raises(SpecError):
-        legacy.convert_text("spec: [", "x.yaml")
+        convert.convert_text("spec: [", "x.yaml")
     with pytest.raises(SpecError, match="invalid JSON"):
-        legacy.convert_text(manifest({BETA: "nope"}))
+        convert.convert_text(manifest({BETA: "nope"}))

@@ -11,10 +11,10 @@ import pytest
 
 from nsrun.core.actions import KillPod, StartContainer, WakeAt
 from nsrun.core.backoff import BackoffPolicy, delay
+from nsrun.core.manifest import load_pods
 from nsrun.core.observed import Attempt, ContainerObs, Observed
 from nsrun.core.plan import next_actions
 from nsrun.core.printer import get_row, human_duration
-from nsrun.core.spec import load_pods
 from nsrun.core.status import derive_status
 
 T0 = 1_800_000_000.0

@@ -7,8 +7,8 @@ import pytest
 
 from nsrun.core import netconfig, podnet, proxyrules, validate
 from nsrun.core.endpoints import Address
+from nsrun.core.manifest import load_pods
 from nsrun.core.service import decode_service
-from nsrun.core.spec import load_pods
 
 CFG = netconfig.make_config("/run/nsrun")
 

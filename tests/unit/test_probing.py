@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nsrun.core.manifest import load_pods
 from nsrun.core.probing import LIVENESS, READINESS, STARTUP, due, probes_for, record
-from nsrun.core.spec import load_pods
 
 POD = """
 metadata: {name: p}

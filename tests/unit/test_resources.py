@@ -8,7 +8,8 @@ import json
 import pytest
 
 from nsrun.core import resources as r
-from nsrun.core.spec import Pod, load_pods
+from nsrun.core.manifest import load_pods
+from nsrun.core.spec import Pod
 
 GI = 1024**3
 

@@ -10,7 +10,7 @@ import pytest
 from nsrun.bundle import hardening, seccomp_default, seccomp_select
 from nsrun.bundle.seccomp_select import BUNDLE, Settings, choose
 from nsrun.core.spec import PodSecurityContext, SeccompProfile, SecurityContext
-from nsrun.core.validate import _seccomp_profile
+from nsrun.core.validfields import seccomp_profile
 from nsrun.errors import BundleError
 
 ON, OFF = Settings(True, "/profiles"), Settings(False, "/profiles")
@@ -117,7 +117,7 @@ def test_settings_from_env():
                                               "can only be set when seccomp type is Localhost"]),
 ])
 def test_api_server_checks(profile, want):
-    assert [str(p) for p in _seccomp_profile(profile, "p")] == want
+    assert [str(p) for p in seccomp_profile(profile, "p")] == want
 
 
 def test_nodev_where_it_belongs(tmp_path):

@@ -360,7 +360,7 @@ def test_check_pod_names_the_container_and_skips_missing_images(tmp_path) -> Non
     import json
 
     from nsrun.bundle.images import ImageStore
-    from nsrun.core.spec import load_pods
+    from nsrun.core.manifest import load_pods
     from nsrun.runtime import launcher
 
     def bundle(name: str, config: dict) -> None:

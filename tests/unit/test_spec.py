@@ -14,16 +14,9 @@ from hypothesis import strategies as st
 
 from nsrun.core import resources, validate
 from nsrun.core.expand import container_env
-from nsrun.core.spec import (
-    MAX_BYTES,
-    Container,
-    Pod,
-    SpecWarning,
-    all_containers,
-    is_sidecar,
-    load_pods,
-    load_pods_with_warnings,
-)
+from nsrun.core.manifest import MAX_BYTES, load_pods, load_pods_with_warnings
+from nsrun.core.schema import SpecWarning
+from nsrun.core.spec import Container, Pod, all_containers, is_sidecar
 from nsrun.errors import SpecError
 
 POD = """\

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from nsrun.core.spec import Pod, load_pods
+from nsrun.core.manifest import load_pods
+from nsrun.core.spec import Pod
 from nsrun.core.validate import check, validate
 from nsrun.errors import SpecError
 
