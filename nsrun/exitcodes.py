@@ -29,7 +29,9 @@ TABLE: tuple[tuple[str, str], ...] = (
           "refused, `--systemd` on a host without systemd"),
     ("4", "state conflict: no such pod or Service (`Error from server (NotFound): …`), or "
           "one of that name already exists"),
-    ("5", "a host operation failed (cgroup, sandbox, spawn outside a container)"),
+    ("5", "a host operation failed (cgroup, sandbox, spawn outside a container); for "
+          "`delete`: the pod stopped but something of it could not be removed (named on "
+          "stderr; a second `delete` finishes the job)"),
     ("125", "internal error in nsrun itself (a bug: one line; `NSRUN_DEBUG=1` shows the "
             "traceback)"),
     ("130, 143", "`run` in the foreground was stopped by SIGINT/SIGTERM (the pod was deleted "

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, PreflightError, StateError
@@ -67,18 +66,21 @@ def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: boo
 
 
 def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
-    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
-    sup = Supervisor(pod, paths, options)
+    sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the end
     try:
-        _prepare(sup, paths)
-        phase = sup.run()
-        code = _signal_exit(sup) or PHASE_EXIT.get(phase, 1)
+        write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
+        try:
+            _prepare(sup, paths)
+            phase = sup.run()
+            code = _signal_exit(sup) or PHASE_EXIT.get(phase, 1)
+        finally:
+            sup.teardown()
+            lock.close()
+        if not keep or _signal_exit(sup):  # Ctrl-C/SIGTERM delete the pod (README)
+            remove_tree(paths.dir)
+        return code
     finally:
-        sup.teardown()
-        lock.close()
-    if not keep:
-        remove_tree(paths.dir)
-    return code
+        sup.signals.close()
 
 
 def _prepare(sup: Supervisor, paths: PodPaths) -> None:
@@ -122,8 +124,8 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     if os.fork() != 0:
         return 0
     _redirect_stdio(paths)
+    sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the exit
     write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
-    sup = Supervisor(pod, paths, options)
     try:
         try:
             _prepare(sup, paths)
@@ -176,25 +178,37 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
            grace: float | None = None) -> None:
     """Stop the pod gracefully (its supervisor does it) and remove every trace of it.
     ``grace`` overrides the pod's ``terminationGracePeriodSeconds`` (kubectl's
-    ``--grace-period``)."""
+    ``--grace-period``); a shorter one also shortens a stop already under way. Success only
+    once the state dir, mounts and cgroups are gone; otherwise ``Leftovers`` names them."""
+    from nsrun.runtime import podclean
+
     paths = state.existing(name)
     if supervisor_alive(paths):
         if grace is not None:
             write_atomic(paths.grace_override, f"{grace}\n".encode())
         _stop_supervisor(paths, timeout)
-    else:
-        _cleanup_after_crash(paths)
-        from nsrun.runtime.podnetwork import cleanup_after_crash
-
-        cleanup_after_crash(state.root, paths)
-    remove_tree(paths.dir)
+    left = podclean.clean(state.root, paths)
+    if left:
+        raise podclean.Leftovers(name, left)
 
 
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
+    """SIGTERM the supervisor (through a pidfd taken while it holds the pod's lock, so a
+    recycled pid is never signalled) and wait until it has released the lock."""
     pid = _supervisor_pid(paths)
-    os.kill(pid, signal.SIGTERM)
-    grace = _grace(paths)
-    limit = time.monotonic() + (timeout if timeout is not None else grace + 10)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        pidfd = -1  # it has just exited: the lock tells
+    try:
+        if pidfd >= 0 and supervisor_alive(paths):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    limit = time.monotonic() + (timeout if timeout is not None else _grace(paths) + 10)
     while supervisor_alive(paths):
         if time.monotonic() > limit:
             raise StateError(f'pod "{paths.name}": supervisor {pid} did not stop in time')
@@ -211,27 +225,6 @@ def _grace(paths: PodPaths) -> float:
     except (OSError, ValueError):
         return 30.0
     return float(spec.get("terminationGracePeriodSeconds", 30))
-
-
-def _cleanup_after_crash(paths: PodPaths) -> None:
-    """The supervisor is gone (killed): kill the pod's cgroups, unmount its volumes."""
-    from nsrun.host import cgroupdriver
-
-    cgroup_file = paths.cgroup_record
-    if cgroup_file.exists():
-        cgroupdriver.destroy_recorded(cgroup_file.read_text().split())
-    _unmount_below(paths.dir)
-
-
-def _unmount_below(directory: Path) -> None:
-    prefix = str(directory.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    if targets:
-        from nsrun.host import mounts
-
-        for target in sorted(targets, reverse=True):
-            mounts.umount(target)
 
 
 def restart(state: StateRoot, name: str) -> None:

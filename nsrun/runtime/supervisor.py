@@ -2,7 +2,9 @@
 
 One process per pod, single-threaded: it polls the containers' pidfds and a signal wake-up
 pipe, so a container's exit is noticed at once and no thread or asyncio loop sits on the
-start path. SIGTERM/SIGINT turn into a graceful delete of the pod.
+start path. SIGTERM/SIGINT turn into a graceful delete of the pod; they stay handled
+(``podsignals``) from the supervisor's creation until its owner closes ``signals`` after the
+teardown, so a delete never kills it halfway through its cleanup.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
 from nsrun.runtime.executor import Executor
 from nsrun.runtime.networking import Networking
+from nsrun.runtime.podsignals import SignalPipe
 from nsrun.state import PodPaths, write_atomic
 
 STATUS_RETRY = 1.0  # seconds between tries to write status.json after a failed write
@@ -70,6 +73,7 @@ class Supervisor:
         self.executor: Executor | None = None
         self.networking: Networking | None = None
         self.status_retry_at: float | None = None  # a failed status.json write: retry then
+        self.signals = SignalPipe()  # closed by the owner once the teardown is over
 
     def prepare(self) -> None:
         """Check every bundle, then the pod cgroup (values written before any container
@@ -175,14 +179,7 @@ class Supervisor:
 
     def run(self) -> str:
         """Supervise until the pod is terminal or deleted; returns the final phase."""
-        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        old = _install_signals(wfd)
-        try:
-            self._loop(rfd)
-        finally:
-            _restore_signals(old)
-            os.close(rfd)
-            os.close(wfd)
+        self._loop(self.signals.read_fd)
         return self.publish(time.time())["status"]["phase"]
 
     def _loop(self, wake_fd: int) -> None:
@@ -230,10 +227,7 @@ class Supervisor:
     def _drain_signals(self, fd: int) -> None:
         """SIGTERM/SIGINT delete the pod, SIGUSR1 restarts it (``nsrun restart``), SIGHUP
         adopts an updated manifest (``nsrun apply``)."""
-        try:
-            data = os.read(fd, 64)
-        except BlockingIOError:
-            return
+        data = self.signals.drain()
         ex = self.executor
         assert ex is not None
         for sig in data:
@@ -379,18 +373,3 @@ def _timeout_ms(now: float, *times: float | None) -> int | None:
     if not due:
         return None
     return max(0, int((min(due) - now) * 1000) + 1)
-
-
-def _install_signals(wfd: int):
-    """Signals write to the wake-up pipe; the loop acts on them (see ``_drain_signals``)."""
-    old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-    handlers = {s: signal.signal(s, lambda *_: None)
-                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)}
-    return old_fd, handlers
-
-
-def _restore_signals(old) -> None:
-    old_fd, handlers = old
-    signal.set_wakeup_fd(old_fd)
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
