@@ -187,3 +187,16 @@ def test_podman_save_archives_import_and_run(net_world, tmp_path, podman_image, 
     assert proc.returncode == 0, proc.stderr
     assert run_log(world, "p", short, "    command: [sh, -c, 'echo $WHO']\n") == "podman\n"
     assert run_log(world, "q", short) == "from podman\n"
+
+
+def test_command_replaces_the_images_entrypoint_and_cmd(net_world, tmp_path):
+    world = net_world
+    imagekit.oci_layout(tmp_path / "o", CONFIG, [imagekit.busybox_layer(), Layer().dir("work")])
+    world.nsrun("image", "import", "cmd", "--oci-archive", str(tmp_path / "o"), "--command",
+                "echo", "from-command", check=True)
+    config = json.loads((world.images / "cmd" / "latest" / "config.json").read_text())
+    assert config["process"]["args"] == ["echo", "from-command"]
+    assert config["annotations"] == {"org.nsrun.image.entrypoint": "[]"}
+    assert run_log(world, "p", "cmd") == "from-command\n"
+    # no Entrypoint left: a pod's args are the whole command line
+    assert run_log(world, "q", "cmd", "    args: [echo, from-args]\n") == "from-args\n"
