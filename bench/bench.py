@@ -5,10 +5,13 @@ the whole pod through ``nsrun run`` (interpreter start included), once with the 
 (veth, address, DNS, kubelet files) and once with ``hostNetwork: true`` (none of it), and the
 same N+1 containers as sequential ``crun run`` and ``runc run`` of the same bundle (no
 network either), and prints medians, the
-ratios nsrun/crun and nsrun/runc (total and per extra init container), and the supervisor's
-peak and resident memory. A pod that sleeps keeps the world's bridge up meanwhile, as on a
-node that runs pods; ``bench/netbench.py`` adds what a world's first pod pays, the pyroute2
-numbers, DNS latency and 50 pods at once. crun refuses this kind of hybrid cgroup host, so (like
+ratios nsrun/crun and nsrun/runc (total and per extra init container). A pod that sleeps
+keeps the world's bridge up meanwhile, as on a node that runs pods. ``bench/podmem.py`` adds
+a running pod's memory (RSS and PSS of all of nsrun's processes), the time to the first init
+container's ``execve`` and 50 pods at once; ``bench/ocibench.py`` ``nsrun-oci`` against runc
+and crun; ``bench/netbench.py`` what a world's first pod pays, the pyroute2 numbers, DNS
+latency and 50 pods reaching each other through Services. The summary goes to
+``bench/last.json`` (``KEYS``, all medians; ignored by git) so runs can be compared. crun refuses this kind of hybrid cgroup host, so (like
 ``../shared/tools/anchors.sh``) its loop runs in a private mount namespace with the cgroup2
 mount hidden; that wrapper is outside the timed loop. Nothing on the host is changed.
 """
@@ -26,7 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-NSRUN = [sys.executable, "-m", "nsrun"]
+import ocibench
+import podmem
+
+# the console script, as a user runs it (``python -m`` would add runpy's imports)
+_SCRIPT = Path(sys.executable).with_name("nsrun")
+NSRUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "nsrun"]
 COUNTS = (1, 2, 10)
 # the benchmark's own network (link-local, away from nsrun's defaults and the test slots)
 NET_ENV = {"NSRUN_POD_CIDR": "169.254.110.0/24", "NSRUN_SERVICE_CIDR": "169.254.210.0/24",
@@ -86,22 +94,6 @@ def crun_wrapper() -> list[str]:
             'umount /sys/fs/cgroup/unified && exec "$@"', "sh"]
 
 
-def resident_supervisor(world: Path, tmp: Path) -> tuple[int, int]:
-    """(VmRSS, VmHWM) KiB of a detached supervisor holding a running pod."""
-    manifest = tmp / "sleep.yaml"
-    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: resident}\nspec:\n"
-                        "  containers:\n  - {name: app, image: bench, command: [sleep, '60']}\n")
-    base = NSRUN + ["--root", str(world / "state"), "--images", str(world / "images")]
-    subprocess.run(base + ["run", "-d", str(manifest)], check=True, capture_output=True)
-    pid = int((world / "state" / "pods" / "resident" / "supervisor.pid").read_text())
-    time.sleep(0.3)
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
-                  .splitlines() if ":" in line)
-    subprocess.run(base + ["delete", "resident", "--grace-period", "0"], check=True,
-                   capture_output=True)
-    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
-
-
 def make_bundle(world: Path) -> Path:
     subprocess.run(NSRUN + ["--images", str(world / "images"), "image", "busybox", "bench"],
                    check=True, capture_output=True)
@@ -114,6 +106,7 @@ def make_bundle(world: Path) -> Path:
 
 
 KEYS = ("nsrun", "hostnet", "crun", "runc")
+LAST = Path(__file__).with_name("last.json")
 
 
 def anchor(world: Path, tmp: Path, up: bool) -> None:
@@ -138,7 +131,13 @@ def measure(runs: int, tmp: Path) -> dict:
             _measure_n(n, runs, world, tmp, bundle, results)
     finally:
         anchor(world, tmp, False)
-    results["resident"] = resident_supervisor(world, tmp)
+    base = NSRUN + ["--root", str(world / "state"), "--images", str(world / "images")]
+    results["first_exec"] = statistics.median(podmem.first_exec(base, tmp)
+                                              for _ in range(runs))
+    results["pod_memory"] = podmem.pod_memory(base, tmp)
+    results["fifty"] = podmem.fifty(base, tmp)
+    results["oci"] = ocibench.measure(max(3, runs // 2), tmp, bundle, crun_wrapper())
+    results["oci_imports"] = ocibench.import_ms(tmp, bundle)
     return results
 
 
@@ -159,7 +158,25 @@ def _measure_n(n: int, runs: int, world: Path, tmp: Path, bundle: Path, results:
             [], ["runc", "--root", str(tmp / "runc")], bundle, n + 1))
 
 
-def report(results: dict, runs: int) -> None:
+def summary(results: dict) -> dict:
+    """``bench/last.json``: issue 15's keys and the ``nsrun-oci`` figures (issue 13)."""
+    med = {k: {n: statistics.median(v) * 1000 for n, v in results[k].items()} for k in KEYS}
+    per = {k: (med[k][10] - med[k][2]) / 8 for k in med}
+    fifty, (rss, pss) = results["fifty"], results["pod_memory"]
+    return {"pod2_ms": round(med["nsrun"][2], 1),
+            "pod2_ratio_runc": round(med["nsrun"][2] / med["runc"][2], 2),
+            "pod2_ratio_crun": round(med["nsrun"][2] / med["crun"][2], 2),
+            "per_init_ms": round(per["nsrun"], 2),
+            "per_init_ratio_crun": round(per["nsrun"] / per["crun"], 2),
+            "first_exec_ms": round(results["first_exec"] * 1000, 1),
+            "pod_rss_mib": round(rss / 1024, 1), "pod_pss_mib": round(pss / 1024, 1),
+            "pods50_all_running_s": round(fifty["all_running_s"], 1),
+            "pods50_rss_mib": round(fifty["rss_kib"] / 1024, 1),
+            "pods50_failed": fifty["failed"],
+            **results["oci"], "oci_import_ms": results["oci_imports"]}
+
+
+def report(results: dict, runs: int, load: tuple[str, str]) -> dict:
     med = {k: {n: statistics.median(v) * 1000 for n, v in results[k].items()} for k in KEYS}
     print(f"\nnsrun vs crun vs runc: N /bin/true init containers + 1 app, median of {runs} "
           "runs (ms; nsrun includes interpreter start; hostnet = hostNetwork: true, no pod "
@@ -174,12 +191,25 @@ def report(results: dict, runs: int) -> None:
     print(f"per extra init container ((N=10 - N=2) / 8): nsrun {per['nsrun']:.2f} ms, "
           f"crun {per['crun']:.2f} ms, runc {per['runc']:.2f} ms; "
           f"nsrun/crun {per['nsrun'] / per['crun']:.2f}, nsrun/runc {per['nsrun'] / per['runc']:.2f}")
-    print(f"2-init pod vs three sequential runc run: {med['nsrun'][2]:.1f} ms vs "
-          f"{statistics.median(results['runc'][2]) * 1000:.1f} ms")
-    rss, hwm = results["resident"]
-    print(f"supervisor memory: peak RSS of `nsrun run` {max(results['rss']) / 1024:.1f} MiB; "
-          f"detached supervisor holding a pod: VmRSS {rss / 1024:.1f} MiB, "
-          f"VmHWM {hwm / 1024:.1f} MiB")
+    out = summary(results)
+    fifty = results["fifty"]
+    one = out["pod_rss_mib"]
+    per_pod = [x / 1024 for x in fifty["per_pod_rss_kib"]] or [0.0]
+    print(f"from `nsrun run` to the first init container's execve: {out['first_exec_ms']} ms")
+    print(f"a running pod, all of nsrun's processes (supervisor, pause, any monitor): "
+          f"RSS {one} MiB, PSS {out['pod_pss_mib']} MiB")
+    print(f"50 pods at once (create -f, pod network): all Running after "
+          f"{out['pods50_all_running_s']} s, {out['pods50_failed']} failed; nsrun's processes "
+          f"RSS {out['pods50_rss_mib']} MiB (per pod {min(per_pod):.1f}-{max(per_pod):.1f}, "
+          f"{out['pods50_rss_mib'] / (50 * one or 1):.2f}x 50 lone pods), PSS "
+          f"{fifty['pss_kib'] / 1024:.1f} MiB")
+    ocibench.report(out, results["oci_imports"])
+    print(f"load average at start {load[0]}, at end {load[1]} (the other jobs on this host)")
+    return out
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> int:
@@ -195,8 +225,12 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench: {tool} not found (make bench installs it)", file=sys.stderr)
             return 3
+    load = _loadavg()
     with tempfile.TemporaryDirectory(prefix="nsrun-bench.", dir=STATE_DIR) as tmp:
-        report(measure(args.runs, Path(tmp)), args.runs)
+        results = measure(args.runs, Path(tmp))
+    out = report(results, args.runs, (load, _loadavg()))
+    LAST.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"summary: {LAST}")
     if not args.no_network:
         import netbench
 

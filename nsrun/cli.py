@@ -15,7 +15,7 @@ import os
 import sys
 
 from nsrun import exitcodes
-from nsrun.errors import NsrunError, ServerError, UsageError
+from nsrun.errors import NsrunError, UsageError, tell
 
 GLOBAL_VALUE_OPTIONS = ("--root", "--images", "--secrets", "--configmaps", "--pod-cidr",
                         "--service-cidr", "--cluster-domain", "--cluster-dns", "--resolv-conf",
@@ -139,14 +139,10 @@ def _dispatch(args, sub) -> int:
     try:
         _seccomp_env(args)
         return int(args.func(args) or 0)
-    except ServerError as err:
-        print(err.kubectl(), file=sys.stderr)
-        return err.exit_code
     except UsageError as err:
         return _usage_error(sub, args, err)
     except NsrunError as err:
-        print(f"nsrun: {err}", file=sys.stderr)
-        return err.exit_code
+        return tell(err)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return exitcodes.OK
     except Exception as err:  # a bug in nsrun: one line, the traceback only on request
-        if os.environ.get("NSRUN_DEBUG"):
-            raise
-        print(f"nsrun: internal error: {type(err).__name__}: {err} "
-              "(NSRUN_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return exitcodes.INTERNAL
+        return tell(err)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os as _os
 
-import msgspec
-
 from nsrun import exitcodes
 
 
@@ -30,14 +28,33 @@ class UsageError(NsrunError):
     exit_code = exitcodes.USAGE
 
 
-class Problem(msgspec.Struct, frozen=True):
+class Problem:
     """One invalid field: ``field`` is a Kubernetes field path (``spec.initContainers[1].name``),
     ``type`` a Kubernetes error type (``Required value``, ``Invalid value``, ``Duplicate value``,
-    ``Unsupported value``, ``Forbidden``, ``Not supported``), ``message`` the detail."""
+    ``Unsupported value``, ``Forbidden``, ``Not supported``), ``message`` the detail. A plain
+    value class: this module is on every start path, ``nsrun-oci``'s too, where msgspec's
+    import would cost more than the verb."""
 
-    field: str
-    type: str
-    message: str = ""
+    __slots__ = ("field", "type", "message")
+
+    def __init__(self, field: str, type: str, message: str = "") -> None:  # noqa: A002
+        self.field, self.type, self.message = field, type, message
+
+    def __init_subclass__(cls, **struct_options: object) -> None:
+        """Subclasses may still say ``frozen=True`` (Problem was a msgspec Struct)."""
+        super().__init_subclass__()
+
+    def _key(self) -> tuple[str, str, str]:
+        return self.field, self.type, self.message
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Problem(field={self.field!r}, type={self.type!r}, message={self.message!r})"
 
     def __str__(self) -> str:
         return f"{self.field}: {self.type}" + (f": {self.message}" if self.message else "")
@@ -175,3 +192,22 @@ class OciError(NsrunError):
     shims expect: containerd maps "container not running" and "does not exist" by text)."""
 
     exit_code = 1
+
+
+def tell(err: Exception) -> int:
+    """Print ``err`` on stderr as nsrun tells errors and return its exit code: kubectl's
+    form for a ``ServerError``, ``nsrun: <message>`` for any other ``NsrunError``, one line
+    for a bug in nsrun (re-raised with its traceback when ``NSRUN_DEBUG`` is set)."""
+    import sys
+
+    if isinstance(err, ServerError):
+        print(err.kubectl(), file=sys.stderr)
+        return err.exit_code
+    if isinstance(err, NsrunError):
+        print(f"nsrun: {err}", file=sys.stderr)
+        return err.exit_code
+    if _os.environ.get("NSRUN_DEBUG"):
+        raise err
+    print(f"nsrun: internal error: {type(err).__name__}: {err} "
+          "(NSRUN_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return exitcodes.INTERNAL

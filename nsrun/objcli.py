@@ -405,7 +405,7 @@ def _act(args, cfg, obj, apply: bool) -> str:
     flags = lifecycle.RunFlags.of(args)
     if apply:
         return lifecycle.apply_pod(args.world, flags, obj)
-    from nsrun.runtime.podrun import with_uid
+    from nsrun.runtime.supervise import with_uid
 
-    lifecycle.run(args.world, flags, with_uid(obj), detach=True, quiet=True)
+    lifecycle.run(args.world, flags, with_uid(obj), detach=True)
     return "created"

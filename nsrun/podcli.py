@@ -71,6 +71,7 @@ def add_pod_options(r) -> None:
 
 def cmd_run(args) -> int:
     from nsrun.runtime import lifecycle
+    from nsrun.runtime.options import Report
 
     flags = lifecycle.RunFlags.of(args)
     pod = lifecycle.load_one_pod(args.file, args.legacy_annotations)
@@ -82,11 +83,14 @@ def cmd_run(args) -> int:
                                          rest=_after_verb(args.argv))
     flags.sdnotify = args.sdnotify or "none"
     if args.detach:
-        code = lifecycle.run(args.world, flags, pod, detach=True, quiet=True,
-                             on_change=_notifier(flags, pod, detached=True))
+        code = lifecycle.run(args.world, flags, pod, detach=True)
         _print_started(args, pod.metadata.name)
         return code
-    return _foreground(args, flags, pod)
+    # this process becomes the pod's supervisor, which tells what is asked here
+    report = Report(tell=not args.quiet and (args.watch or sys.stderr.isatty()),
+                    watch=args.watch, output=args.output, sdnotify=flags.sdnotify)
+    return lifecycle.run(args.world, flags, pod, detach=False, keep=not args.rm,
+                         report=report)
 
 
 def _after_verb(argv: list[str]) -> list[str]:
@@ -95,28 +99,6 @@ def _after_verb(argv: list[str]) -> list[str]:
 
     at = argv.index(verb_of(argv) or "run")
     return [a for a in argv[at:] if a != "--systemd"]
-
-
-def _notifier(flags, pod, detached: bool):
-    from nsrun.runtime import sdnotify
-
-    return sdnotify.Notifier.from_env(flags.sdnotify, detached=detached)
-
-
-def _foreground(args, flags, pod) -> int:
-    from nsrun.report.runreport import RunReport
-    from nsrun.runtime import lifecycle
-
-    report = RunReport(args.world.state.pod(pod.metadata.name),
-                       rows_out=sys.stdout if args.watch else None,
-                       tell=not args.quiet and (args.watch or sys.stderr.isatty()))
-    notify = _notifier(flags, pod, detached=False)
-    code = lifecycle.run(args.world, flags, pod, detach=False, keep=not args.rm,
-                         on_change=lambda obj: (report(obj), notify(obj)))
-    report.finish(code)
-    if args.output and report.last:
-        print_objects([report.last], args.output, single=True)
-    return code
 
 
 def _print_started(args, name: str) -> None:

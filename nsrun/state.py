@@ -8,6 +8,7 @@ Layout under ``--root`` (default ``/run/nsrun``)::
     pods/<name>/events.jsonl        one event per line
     pods/<name>/supervisor.pid      pid of the pod's supervisor
     pods/<name>/supervisor.log      the detached supervisor's own stderr
+    pods/<name>/supervisor.json     how the CLI asked the pod to be supervised (runtime.options)
     pods/<name>/lock                flock held by the supervisor while it runs
     pods/<name>/delete-grace        grace period asked by ``delete --grace-period``
     pods/<name>/volumes/<volume>/   emptyDir volumes
@@ -48,6 +49,7 @@ class PodPaths(msgspec.Struct, frozen=True):
     events = property(lambda self: self.dir / "events.jsonl")
     pidfile = property(lambda self: self.dir / "supervisor.pid")
     supervisor_log = property(lambda self: self.dir / "supervisor.log")
+    handoff = property(lambda self: self.dir / "supervisor.json")
     lockfile = property(lambda self: self.dir / "lock")
     grace_override = property(lambda self: self.dir / "delete-grace")
     volumes = property(lambda self: self.dir / "volumes")
@@ -125,6 +127,14 @@ class PodLock:
 
     def __init__(self, paths: PodPaths) -> None:
         self.fd = os.open(paths.lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    @classmethod
+    def of_fd(cls, fd: int) -> PodLock:
+        """The lock held through ``fd`` (passed down by the CLI that took it)."""
+        os.set_inheritable(fd, False)
+        lock = cls.__new__(cls)
+        lock.fd = fd
+        return lock
 
     def try_acquire(self) -> bool:
         try:

@@ -2,7 +2,8 @@
 pyseccomp, imported only when a profile is given) does the compiling, with runc's
 semantics (``defaultErrnoRet`` EPERM, rules repeating the default action skipped, syscalls
 this kernel does not know skipped, one rule per comparison when an argument repeats).
-Compiled programs are cached by profile (a pod's containers often share one)."""
+Compiled programs are cached by profile (a pod's containers often share one), in memory and
+in ``cache_dir`` (``bundle.seccompcache``: the next supervisor need not compile it again)."""
 
 from __future__ import annotations
 
@@ -30,18 +31,29 @@ _SECCOMP_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
 _SECCOMP_CACHE: dict[str, tuple[bytes, int]] = {}
 
 
-def seccomp_of(f: Fields) -> Seccomp | None:
+def seccomp_of(f: Fields, cache_dir: str = "") -> Seccomp | None:
     profile = f.get("linux.seccomp", dict)
     if profile is None:
         return None
     key = json.dumps(profile, sort_keys=True)
     cached = _SECCOMP_CACHE.get(key)
     if cached is None:
-        cached = _build_seccomp(f, profile)
+        cached = _compiled(f, profile, key, cache_dir)
         if len(_SECCOMP_CACHE) >= 32:
             _SECCOMP_CACHE.clear()
         _SECCOMP_CACHE[key] = cached
     return Seccomp(*cached)
+
+
+def _compiled(f: Fields, profile: dict[str, Any], key: str, cache_dir: str) -> tuple[bytes, int]:
+    from nsrun.bundle import seccompcache
+
+    name = seccompcache.key(key) if cache_dir else ""
+    program = seccompcache.load(cache_dir, name)
+    if program is None:
+        program = _build_seccomp(f, profile)
+        seccompcache.store(cache_dir, name, program)
+    return program
 
 
 def _seccomp_action(f: Fields, where: str, name: Any, errno_ret: Any, default_errno: int,

@@ -35,13 +35,16 @@ class Settings(msgspec.Struct, frozen=True):
 
     default_on: bool = False
     profile_root: str = ""
+    cache_dir: str = ""  # compiled programs (``bundle.seccompcache``); "" for none
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """The pods' settings (the CLI puts its options in the environment)."""
+        from nsrun.bundle.seccompcache import ENV_CACHE
+
         env = os.environ if env is None else env
         return cls(parse_bool(env.get(ENV_DEFAULT, "true"), ENV_DEFAULT),
-                   env.get(ENV_ROOT) or DEFAULT_PROFILE_ROOT)
+                   env.get(ENV_ROOT) or DEFAULT_PROFILE_ROOT, env.get(ENV_CACHE, ""))
 
 
 def parse_bool(word: str, where: str) -> bool:
@@ -93,7 +96,8 @@ def confine_seccomp(f: Any, security_context: Any, pod_security_context: Any,
         return bundle
     if chosen is None:
         return None
-    return seccomp_of(Fields({"linux": {"seccomp": chosen}}, "seccompProfile"))
+    return seccomp_of(Fields({"linux": {"seccomp": chosen}}, "seccompProfile"),
+                      settings.cache_dir)
 
 
 def load_localhost(root: str, name: str) -> dict:

@@ -23,7 +23,11 @@ port names are DNS labels, so they only bring ``[a-z0-9-]``).
 from __future__ import annotations
 
 import base64
-import hashlib
+
+try:  # CPython's builtin: hashlib would map OpenSSL (~3.7 MiB) into every supervisor
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - Python 3.12 renamed it
+    from hashlib import sha256
 
 from nsrun.core.endpoints import Address, backends
 from nsrun.core.netconfig import MASQUERADE_MARK, NetConfig
@@ -32,7 +36,7 @@ from nsrun.core.service import Service
 
 def chain_name(prefix: str, base: str) -> str:
     """kube-proxy's ``hashAndTruncate``-style name: ``<prefix>-<HASH8>-<base>``."""
-    digest = base64.b32encode(hashlib.sha256(base.encode()).digest()).decode()[:8]
+    digest = base64.b32encode(sha256(base.encode()).digest()).decode()[:8]
     return f"{prefix}-{digest}-{base}"
 
 

@@ -7,7 +7,7 @@ flushed or edited.
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 
 from nsrun.core.proxyrules import delete_script
@@ -17,7 +17,10 @@ NFT_CANDIDATES = ("/usr/sbin/nft", "/sbin/nft")
 
 
 def nft_binary() -> str:
-    found = next((p for p in NFT_CANDIDATES if shutil.which(p)), None) or shutil.which("nft")
+    """``nft``'s path (``shutil.which`` would bring bz2 and lzma into the supervisor)."""
+    path = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    found = next((p for p in (*NFT_CANDIDATES, *(os.path.join(d, "nft") for d in path if d))
+                  if os.path.isfile(p) and os.access(p, os.X_OK)), None)
     if not found:
         raise HostError("nftables: the nft command is missing (apt-get install nftables)")
     return found

@@ -334,8 +334,7 @@ class V1Pod(Killing):
 
     def build(self, values: Mapping[str, str], leaves: Mapping[str, Mapping[str, str]]) -> None:
         for c, path in self._hierarchies().items():
-            self._mkdirs(c, path.parent)
-            self.fs.mkdir(path)
+            self._make_pod_dir(c, path)
         self.pod = V1Group(self.fs, self.dirs)
         self.unenforced = self.pod.write_values(values)
         for name, vals in leaves.items():
@@ -348,6 +347,19 @@ class V1Pod(Killing):
             if path not in out.values():
                 out[c] = path
         return out
+
+    def _make_pod_dir(self, controller: str, path: Path, tries: int = 5) -> None:
+        """The pod's directory and its parents. Another pod's teardown prunes an empty QoS
+        level (``besteffort``) it shares: when that happens between making the level and
+        the pod's directory (ENOENT), the parents are made again."""
+        for attempt in range(tries):
+            self._mkdirs(controller, path.parent)
+            try:
+                self.fs.mkdir(path)
+                return
+            except CgroupError as err:
+                if err.errno != errno.ENOENT or attempt == tries - 1:
+                    raise
 
     def _mkdirs(self, controller: str, path: Path) -> None:
         if path.is_dir():

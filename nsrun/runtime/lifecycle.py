@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +93,7 @@ def load_one_pod(path: str, legacy: bool):
     """The one valid Pod of a manifest (with a uid), or ``UsageError``/``SpecError``."""
     from nsrun.core import validate
     from nsrun.core.manifest import load_pods_with_warnings
-    from nsrun.runtime.podrun import with_uid
+    from nsrun.runtime.supervise import with_uid
 
     pods, warnings = load_pods_with_warnings(read_manifest(path), path,
                                              legacy_annotations=legacy)
@@ -140,18 +139,16 @@ def node_memory(meminfo: str = "/proc/meminfo") -> int | None:
     return None
 
 
-def pod_options(world: World, flags: RunFlags, pod,
-                on_change: Callable[[dict[str, Any]], None] | None = None):
+def pod_options(world: World, flags: RunFlags, pod):
     """The supervisor's ``Options`` for ``pod``: its resources computed, the world's dirs."""
-    from nsrun.bundle.images import ImageStore
     from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
     from nsrun.core.netconfig import world_name
-    from nsrun.runtime.supervisor import Options
+    from nsrun.runtime.options import Options
 
     computed = resources.compute(pod, node_pids_limit=flags.pod_pids_limit,
                                  node_memory=node_memory())
-    return Options(images=ImageStore(world.images),
+    return Options(images=os.path.abspath(world.images),
                    backoff=BackoffPolicy(flags.backoff_initial, flags.backoff_max),
                    cgroup_parent=flags.cgroup_parent, cgroup_mode=flags.cgroups,
                    cgroup_default=world_name(os.path.normpath(os.path.abspath(world.root))),
@@ -159,25 +156,32 @@ def pod_options(world: World, flags: RunFlags, pod,
                    oom_score_adj={c.name: computed.oom_score_adj(c.name)
                                   for c in computed.containers},
                    log_max_attempts=max(1, flags.log_max_attempts),
-                   log_max_bytes=flags.log_max_bytes, on_change=on_change,
+                   log_max_bytes=flags.log_max_bytes,
                    net=net_config(world), resolv_conf=world.resolv_conf,
                    secrets=world.secrets, configmaps=world.configmaps)
 
 
 def run(world: World, flags: RunFlags, pod, *, detach: bool, keep: bool = True,
-        quiet: bool = False, on_change=None) -> int:
-    """Run ``pod`` (foreground: until it ends; ``detach``: until it can start)."""
-    from nsrun.runtime import podrun
+        report=None) -> int:
+    """Hand ``pod`` to its supervisor (``runtime.supervise``): foreground, this process
+    becomes the supervisor and exits with the pod's code; ``detach``: returns 0 once the
+    pod can start. ``report``: what the supervisor tells (``runtime.options.Report``)."""
+    from nsrun.runtime import options, supervise
 
-    return podrun.run(pod, world.state, pod_options(world, flags, pod, on_change),
-                      detach=detach, keep=keep, quiet=quiet)
+    handoff = options.Handoff(pod_options(world, flags, pod), detach=detach, keep=keep,
+                              report=report or options.Report(sdnotify=flags.sdnotify))
+    return supervise.start(pod, world.state, handoff)
 
 
 def apply_pod(world: World, flags: RunFlags, pod) -> str:
     """Create or update ``pod``: kubectl's word for what happened."""
     from nsrun.runtime import podrun
+    from nsrun.runtime.supervise import with_uid
 
-    return podrun.apply(world.state, pod, pod_options(world, flags, pod))
+    if not world.state.pod(pod.metadata.name).dir.exists():
+        run(world, flags, with_uid(pod), detach=True)
+        return "created"
+    return podrun.update(world.state, pod)
 
 
 def restart(world: World, name: str) -> None:

@@ -1,9 +1,9 @@
-"""The ``run`` and ``delete`` verbs: from a validated Pod to a supervised pod, and back.
+"""A supervised pod from start to end, and the ``delete``, ``restart`` and ``apply`` verbs.
 
-``run`` checks everything before touching the host (manifest, preflight, state), then
-creates the pod's state, cgroup and sandbox, supervises it in the foreground or in a detached
-process, and tears everything down when the pod ends. Any failure before the first container
-starts removes what was created.
+The CLI hands a validated pod over (``runtime.supervise``); here its supervisor creates the
+pod's cgroup and sandbox, supervises it in the foreground or in a detached session, and
+tears everything down when the pod ends. Any failure before the first container starts
+removes what was created.
 """
 
 from __future__ import annotations
@@ -12,60 +12,21 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from nsrun.core.spec import Pod
-from nsrun.errors import NsrunError, PreflightError, StateError
-from nsrun.runtime.supervisor import Options, Supervisor
+from nsrun.errors import NsrunError, StateError
 from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
+
+if TYPE_CHECKING:  # the CLI's verbs here (delete, restart, apply) need no supervisor
+    from nsrun.runtime.supervisor import Options, Supervisor
 
 PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
 
 
-def with_uid(pod: Pod) -> Pod:
-    """The pod with ``metadata.uid`` filled in (a new UUID when the manifest has none)."""
-    import msgspec
+def foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
+    from nsrun.runtime.supervisor import Supervisor
 
-    if pod.metadata.uid:
-        return pod
-    meta = msgspec.structs.replace(pod.metadata, uid=new_uid())
-    return msgspec.structs.replace(pod, metadata=meta)
-
-
-def new_uid() -> str:
-    """A random (version 4) UUID, as the API server assigns a Pod (the uuid module would
-    cost its import of platform on the start path)."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def preflight() -> None:
-    if os.geteuid() != 0:
-        raise PreflightError("nsrun must run as root (namespaces, mounts and cgroups need it)")
-
-
-def run(pod: Pod, state: StateRoot, options: Options, *, detach: bool, keep: bool,
-        quiet: bool = False) -> int:
-    """Run ``pod``; returns the exit code (see the README's table)."""
-    preflight()
-    paths = state.create(pod.metadata.name)
-    try:
-        import msgspec
-
-        write_atomic(paths.manifest, msgspec.json.encode(pod))
-        lock = PodLock(paths)
-        lock.try_acquire()
-    except BaseException:
-        remove_tree(paths.dir)
-        raise
-    if detach:
-        return _detach(pod, paths, options, lock, quiet)
-    return _foreground(pod, paths, options, lock, keep)
-
-
-def _foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the end
     try:
         write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
@@ -98,31 +59,13 @@ def _signal_exit(sup: Supervisor) -> int:
     return 128 + sig if sig else 0
 
 
-def _detach(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
-            quiet: bool = False) -> int:
-    """Fork a session leader that supervises the pod; return once its containers can start."""
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the detached child
-        os.close(rfd)
-        os._exit(_detached_child(pod, paths, options, lock, wfd))
-    os.close(wfd)
-    lock.close()
-    report = _read_all(rfd)
-    os.close(rfd)
-    if report != b"ok":
-        os.waitpid(pid, 0)
-        raise _reported_error(report)
-    if not quiet:
-        print(pod.metadata.name)
-    return 0
-
-
-def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
-                    wfd: int) -> int:
+def detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
+                   wfd: int) -> int:
     os.setsid()
     if os.fork() != 0:
         return 0
+    from nsrun.runtime.supervisor import Supervisor
+
     _redirect_stdio(paths)
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the exit
     write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
@@ -142,14 +85,6 @@ def _detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
         lock.close()
 
 
-def _reported_error(report: bytes) -> NsrunError:
-    """The error the detached supervisor reported (``<exit code>\n<message>``)."""
-    code, _, message = report.decode(errors="replace").partition("\n")
-    err = NsrunError(message or "detached supervisor died before the pod started")
-    err.exit_code = int(code) if code.isdigit() else NsrunError.exit_code
-    return err
-
-
 def _redirect_stdio(paths: PodPaths) -> None:
     """stdout and stderr to ``supervisor.log``; warnings also to the pod's events and, when
     nsrun was started on the journal's stream, to the journal (``report.warnlog``)."""
@@ -165,13 +100,6 @@ def _redirect_stdio(paths: PodPaths) -> None:
     os.close(out)
     sys.stdout = os.fdopen(1, "w", buffering=1)
     sys.stderr = WarningTee(2, paths, journal)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 4096):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def delete(state: StateRoot, name: str, timeout: float | None = None,
@@ -234,17 +162,14 @@ def restart(state: StateRoot, name: str) -> None:
     os.kill(_supervisor_pid(paths), signal.SIGUSR1)
 
 
-def apply(state: StateRoot, new: Pod, options: Options) -> str:
-    """Create the pod, or update the running one (``nsrun apply``); returns kubectl's word
-    for what happened: created, configured or unchanged."""
+def update(state: StateRoot, new: Pod) -> str:
+    """Update the running pod (``nsrun apply`` of an existing pod); returns kubectl's word
+    for what happened: configured or unchanged."""
     import msgspec
 
     from nsrun.core.update import plan_update, validate_update
     from nsrun.errors import SpecError
 
-    if not state.pod(new.metadata.name).dir.exists():
-        run(with_uid(new), state, options, detach=True, keep=True, quiet=True)
-        return "created"
     paths = _live(state, new.metadata.name)
     old = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
     new = msgspec.structs.replace(new, metadata=msgspec.structs.replace(

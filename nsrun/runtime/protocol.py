@@ -11,6 +11,7 @@ in a pod's state directory and every signal, who writes it, who reads it, and wh
 | `initialized` (`initialized`) | supervisor | `recover` | durable, once every init container of the sandbox has completed |
 | `containers/<c>/<n>.json` (`records`, `record()`) | monitor of attempt n | supervisor, `recover` | atomic + durable: pids and start times once started, exit code, signal and finish time once reaped |
 | `supervisor.pid` (`pidfile`) | supervisor | `delete`, `restart`, `apply`, `recover` | atomic, at start |
+| `supervisor.json` (`handoff`) | CLI `run`/`create`/`apply` | the supervisor's entry point (`runtime.supervise`) | atomic + durable, with `pod.json`, before the supervisor starts: its options (`runtime.options.Handoff`) |
 | `supervisor.log` (`supervisor_log`) | detached supervisor (stderr) | the user | appended |
 | `lock` (`lockfile`) | supervisor (flock held while it runs) | every verb: is a supervisor alive? | flock, released by the kernel when it dies |
 | `delete-grace` (`grace_override`) | CLI `delete --grace-period` | supervisor on SIGTERM | atomic, before SIGTERM |

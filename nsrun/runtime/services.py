@@ -85,7 +85,7 @@ def _stored_object(net: NetState, cfg: NetConfig, svc: Service,
         meta["creationTimestamp"] = old["metadata"].get("creationTimestamp")
         spec.setdefault("clusterIP", old["spec"].get("clusterIP"))
     else:
-        from nsrun.runtime.podrun import new_uid
+        from nsrun.runtime.supervise import new_uid
 
         meta["uid"] = meta.get("uid") or new_uid()
         meta["creationTimestamp"] = rfc3339(time.time())

@@ -14,15 +14,11 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from nsrun.bundle.images import ImageStore
 from nsrun.core import rules
-from nsrun.core.backoff import BackoffPolicy
-from nsrun.core.netconfig import NetConfig
 from nsrun.core.observed import CRASH_LOOP_BACK_OFF, Observed
 from nsrun.core.plan import next_actions
 from nsrun.core.resources import CgroupFiles
@@ -34,30 +30,11 @@ from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
 from nsrun.runtime.executor import Executor
 from nsrun.runtime.networking import Networking
+from nsrun.runtime.options import Options
 from nsrun.runtime.podsignals import SignalPipe
 from nsrun.state import PodPaths, write_atomic
 
 STATUS_RETRY = 1.0  # seconds between tries to write status.json after a failed write
-
-
-class Options(msgspec.Struct):
-    """How to run a pod (from the CLI)."""
-
-    images: ImageStore
-    backoff: BackoffPolicy
-    cgroup_parent: str | None = None
-    cgroup_default: str = "nsrun"  # the parent's name without --cgroup-parent (per root)
-    cgroup_mode: str = "auto"
-    cgroup_files: dict[str, CgroupFiles] | None = None  # driver name -> files
-    qos_class: str = "BestEffort"
-    oom_score_adj: dict[str, int] | None = None
-    log_max_attempts: int = 20
-    log_max_bytes: int = 10 * 1024 * 1024
-    on_change: Callable[[dict[str, Any]], None] | None = None
-    net: NetConfig | None = None  # None: the pod keeps only ``lo`` (no network of its own)
-    resolv_conf: str | None = "/etc/resolv.conf"
-    secrets: str | None = None  # --secrets DIR (None: /etc/nsrun/secrets)
-    configmaps: str | None = None  # --configmaps DIR (None: /etc/nsrun/configmaps)
 
 
 class Supervisor:

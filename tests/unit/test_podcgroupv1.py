@@ -8,6 +8,7 @@ the recorded directories after a crash, ``nsrun exec``'s join, and the driver in
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,26 @@ def test_what_counts_as_a_v1_limit():
     assert need == {"memory": ["memory.limit_in_bytes"]}
     assert preflight.needed({"cpu.shares": "307", "pids.max": "9"}, {}, True) == \
         {"cpu": ["cpu.shares"], "pids": ["pids.max"]}
+
+
+class PrunedOnce(FakeV1):
+    """Another pod's teardown prunes the empty QoS level right after this pod made it and
+    before it makes its own directory in it (once per hierarchy)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.pruned: list[Path] = []
+
+    def mkdir(self, path: Path) -> bool:
+        if path.name.startswith("pod-") and path.parent not in self.pruned:
+            self.pruned.append(path.parent)
+            shutil.rmtree(path.parent)  # an empty cgroup: only its interface files
+        return super().mkdir(path)
+
+
+def test_a_qos_level_pruned_by_another_pods_teardown_is_made_again(tmp_path):
+    kernel = PrunedOnce(tmp_path / "cg")
+    (kernel.mount("memory") / "process_api" / "abc").mkdir(parents=True)
+    pod = create(kernel)
+    assert kernel.pruned and all(pod_dir(kernel, h).is_dir() for h in ("cpu", "memory"))
+    pod.destroy()
