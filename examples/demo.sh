@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the source document's walk-through, verbatim, with nsrun in place of kubectl.
+# make demo: the init-container walk-through (examples/myapp.yaml), verbatim, with nsrun in place of kubectl.
 # The pod waits in its init containers (`until nslookup myservice`) until the two Services
 # exist; then it runs. Then the same with the annotation form (--legacy-annotations) and the
 # English page's variant (FQDN and the service-account namespace file).

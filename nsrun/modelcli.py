@@ -57,20 +57,6 @@ def register(subparsers: Any) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def read_file(path: str) -> bytes:
-    """The manifest's bytes (``-``: stdin), at most one byte past the loader's limit."""
-    from nsrun.core.manifest import MAX_BYTES
-    from nsrun.errors import UsageError
-
-    try:
-        if path == "-":
-            return sys.stdin.buffer.read(MAX_BYTES + 1)
-        with open(path, "rb") as f:
-            return f.read(MAX_BYTES + 1)
-    except OSError as err:
-        raise UsageError(f"{path}: {err.strerror or err}") from None
-
-
 def _error(err: NsrunError) -> int:
     print(f"nsrun: {err}", file=sys.stderr)
     return EXIT_INVALID
@@ -81,15 +67,16 @@ def _warn(warnings: list[Any], source: str) -> None:
         print(f"nsrun: warning: {source}: {w}", file=sys.stderr)
 
 
-def _load(path: str, legacy: bool) -> list[Any]:
-    """Load and validate every pod of ``path`` (``SpecError`` on the first bad one)."""
-    from nsrun.core import validate
+def load_valid(path: str, legacy: bool) -> list[Any]:
+    """Load and validate every pod of ``path`` (``SpecError`` on the first bad one), with
+    ``run``'s validation (``lifecycle.check_pod``)."""
     from nsrun.core.manifest import load_pods_with_warnings
+    from nsrun.runtime.lifecycle import check_pod, read_manifest
 
-    pods, warnings = load_pods_with_warnings(read_file(path), path, legacy_annotations=legacy)
+    pods, warnings = load_pods_with_warnings(read_manifest(path), path, legacy_annotations=legacy)
     _warn(warnings, path)
     for pod in pods:
-        validate.check(pod, path)
+        check_pod(pod, path)
     return pods
 
 
@@ -103,7 +90,7 @@ def cmd_validate(args: Any) -> int:
     code = EXIT_OK
     for path in args.files:
         try:
-            for pod in _load(path, args.legacy_annotations):
+            for pod in load_valid(path, args.legacy_annotations):
                 print(f'{path}: pod "{pod.metadata.name}" is valid')
         except NsrunError as err:
             code = _error(err)
@@ -119,12 +106,12 @@ def _validate_json(args: Any) -> int:
 
 
 def _file_problems(path: str, legacy: bool) -> list[dict[str, Any]]:
-    from nsrun.core import validate
     from nsrun.core.manifest import load_pods_with_warnings
     from nsrun.errors import SpecError
+    from nsrun.runtime.lifecycle import pod_problems, read_manifest
 
     try:
-        pods, warnings = load_pods_with_warnings(read_file(path), path, legacy_annotations=legacy)
+        pods, warnings = load_pods_with_warnings(read_manifest(path), path, legacy_annotations=legacy)
     except SpecError as err:
         return [_problem_json(path, err.pod, p) for p in err.problems]
     except NsrunError as err:
@@ -132,7 +119,7 @@ def _file_problems(path: str, legacy: bool) -> list[dict[str, Any]]:
                  "message": str(err)}]
     _warn(warnings, path)
     return [_problem_json(path, pod.metadata.name, p)
-            for pod in pods for p in validate.validate(pod)]
+            for pod in pods for p in pod_problems(pod)]
 
 
 def _problem_json(path: str, pod: str, problem: Any) -> dict[str, Any]:
@@ -148,7 +135,7 @@ def cmd_resources(args: Any) -> int:
     from nsrun.core import resources
 
     try:
-        pods = _load(args.file, args.legacy_annotations)
+        pods = load_valid(args.file, args.legacy_annotations)
         from nsrun.runtime.lifecycle import node_memory
 
         memory = node_memory()
@@ -175,6 +162,8 @@ def _resource_names(r: Any) -> list[str]:
 
 def resources_table(name: str, r: Any) -> str:
     """The human-readable ``nsrun resources`` report for one pod."""
+    from nsrun.core.printer import table
+
     names = _resource_names(r) or ["cpu", "memory"]
     head = ["CONTAINER", "TYPE"] + [f"{n.upper()} {k}" for n in names
                                     for k in ("REQUEST", "LIMIT")] + ["OOM_SCORE_ADJ"]
@@ -193,19 +182,13 @@ def resources_table(name: str, r: Any) -> str:
                                                  r.effective_limits) + [""])
     cgroups = [["pod", k, v] for k, v in r.pod_cgroup.items()]
     cgroups += [[c.name, k, v] for c in r.containers for k, v in c.cgroup.items()]
-    return "\n".join([f'Pod "{name}"    QoS Class: {r.qos_class}', "", table(head, rows), "",
-                      table(["CGROUP", "FILE", "VALUE"], cgroups)])
+    return "\n".join([f'Pod "{name}"    QoS Class: {r.qos_class}', "",
+                      table([tuple(map(str, row)) for row in rows], tuple(head)), "",
+                      table([tuple(map(str, c)) for c in cgroups], ("CGROUP", "FILE", "VALUE"))])
 
 
 def _cells(names: list[str], requests: dict[str, Any], limits: dict[str, Any]) -> list[str]:
     return [str(lst[n]) if n in lst else "-" for n in names for lst in (requests, limits)]
-
-
-def table(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-    lines = ["   ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in [head, *rows]]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- convert
@@ -215,9 +198,10 @@ def cmd_convert(args: Any) -> int:
     """``nsrun convert FILE``: the manifest with ``spec.initContainers`` instead of the
     legacy annotations, on stdout."""
     from nsrun.core import convert
+    from nsrun.runtime.lifecycle import read_manifest
 
     try:
-        text, warnings = convert.convert_text(read_file(args.file), args.file, args.output)
+        text, warnings = convert.convert_text(read_manifest(args.file), args.file, args.output)
     except NsrunError as err:
         return _error(err)
     if not warnings:

@@ -56,7 +56,8 @@ def add_delete(sub) -> None:
     d.add_argument("--all", action="store_true", help="every object of the type")
     d.add_argument("--timeout", type=float, help="seconds to wait for a pod's supervisor")
     d.add_argument("--grace-period", type=float, metavar="SECONDS",
-                   help="override terminationGracePeriodSeconds (0 = kill at once)")
+                   help="override terminationGracePeriodSeconds; a shorter one shortens a "
+                        "stop under way (0 = kill at once, negative: ignored)")
     d.add_argument("--now", action="store_true", help="the same as --grace-period=1")
     d.add_argument("--force", action="store_true", help="do not wait out a grace period: "
                    "kill at once (--grace-period=0)")
@@ -255,16 +256,18 @@ def cmd_delete(args) -> int:
 
 
 def _grace(args) -> float | None:
+    """kubectl's rules: a negative ``--grace-period`` is ignored (``--force``: 0)."""
+    given = args.grace_period if args.grace_period is None or args.grace_period >= 0 else None
     if args.force:
         print("Warning: Immediate deletion does not wait for confirmation that the running "
               "resource has been terminated. The resource may continue to run on the "
               "cluster indefinitely.", file=sys.stderr)
-        return 0.0 if args.grace_period is None else args.grace_period
+        return 0.0 if given is None else given
     if args.now:
         if args.grace_period is not None:
             raise UsageError("--now and --grace-period cannot be specified together")
         return 1.0
-    return args.grace_period
+    return given
 
 
 def _names_of(args, kind: str) -> list[str]:
@@ -320,15 +323,14 @@ def cmd_apply(args) -> int:
 
 def _create_or_apply(args, apply: bool) -> int:
     from nsrun.core import service as service_model
-    from nsrun.core import validate
     from nsrun.core.objects import ref
-    from nsrun.runtime.lifecycle import load_objects, net_config
+    from nsrun.runtime.lifecycle import check_pod, load_objects, net_config
 
     objects = load_objects(args.filename, getattr(args, "legacy_annotations", False))
     invalid = []
     for obj in objects:
         try:
-            (service_model.check if obj.kind == "Service" else validate.check)(
+            (service_model.check if obj.kind == "Service" else check_pod)(
                 obj, args.filename)
         except SpecError as err:
             invalid.append(str(err))

@@ -12,7 +12,8 @@ from typing import Any
 
 from nsrun import native
 from nsrun.bundle.configfields import Fields, json_type
-from nsrun.errors import BundleError
+from nsrun.core import capabilities as capnames
+from nsrun.errors import BundleError, PreflightError
 from nsrun.request import CapSets
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations are strings anyway
@@ -42,14 +43,12 @@ def cap_list(mask: int) -> list[str]:
 
 def kubernetes_capability(name: Any) -> str:
     """``NET_ADMIN`` (or ``CAP_NET_ADMIN``, any case) → ``CAP_NET_ADMIN``; ``ValueError`` for
-    a name the kernel does not have."""
+    a name the kernel does not have (the rule pod validation applies: ``core.capabilities``)."""
     if not isinstance(name, str):
         raise ValueError(f"capability must be a string, not {json_type(name)}")
-    upper = name.upper()
-    full = upper if upper.startswith("CAP_") else "CAP_" + upper
-    if full not in native.CAPABILITIES:
+    if capnames.unknown(name, native.CAPABILITIES):
         raise ValueError(f'unknown capability "{name}"')
-    return full
+    return capnames.canonical(name)
 
 
 def bundle_capabilities(f: Fields, host: HostFacts, warnings: list[str]) -> CapSets:
@@ -101,29 +100,29 @@ def kube_capabilities(caps: CapSets, sc: SecurityContext, host: HostFacts) -> Ca
     permitted), then each drop (all five sets)."""
     assert sc.capabilities is not None
     add, drop = sc.capabilities.add or [], sc.capabilities.drop or []
-    names: dict[str, list[str]] = {"add": [], "drop": []}
+    names: dict[str, list[tuple[int, str]]] = {"add": [], "drop": []}
     for which, listed in (("add", add), ("drop", drop)):
         for i, name in enumerate(listed):
-            if isinstance(name, str) and name.upper() == "ALL":
+            if capnames.is_all(name):
                 continue
             try:
-                names[which].append(kubernetes_capability(name))
+                names[which].append((i, kubernetes_capability(name)))
             except ValueError as err:
                 raise BundleError(f"securityContext.capabilities.{which}[{i}]: {err}") from None
     b, e, p, i, a = (caps.bounding, caps.effective, caps.permitted, caps.inheritable,
                      caps.ambient)
-    if any(isinstance(n, str) and n.upper() == "ALL" for n in add):
+    if any(capnames.is_all(n) for n in add):
         b = e = p = host.capabilities
-    if any(isinstance(n, str) and n.upper() == "ALL" for n in drop):
+    if any(capnames.is_all(n) for n in drop):
         b = e = p = i = a = 0
-    for k, name in enumerate(names["add"]):
+    for k, name in names["add"]:
         bit = 1 << native.CAPABILITIES[name]
-        if not host.capabilities & bit:
-            raise BundleError(f"securityContext.capabilities.add[{k}]: {name} is not "
-                              "available to nsrun on this host (it is not in nsrun's own "
-                              "bounding set)")
+        if not host.capabilities & bit:  # a valid pod this host cannot run (exit 3)
+            raise PreflightError(f"securityContext.capabilities.add[{k}]: {name} is not "
+                                 "available to nsrun on this host (it is not in nsrun's own "
+                                 "bounding set)")
         b, e, p = b | bit, e | bit, p | bit
-    for name in names["drop"]:
+    for _, name in names["drop"]:
         bit = ~(1 << native.CAPABILITIES[name])
         b, e, p, i, a = b & bit, e & bit, p & bit, i & bit, a & bit
     return CapSets(b, e, p, i, a)

@@ -11,9 +11,9 @@ Precedence, from the bundle outward (the README has the same text):
 * **The bundle's** ``config.json`` is the base: ``process.user`` (uid, gid, additionalGids,
   umask), ``process.capabilities``, ``noNewPrivileges``, ``rlimits``, ``oomScoreAdj``,
   ``linux.seccomp``, ``maskedPaths``, ``readonlyPaths``, ``sysctl``, ``devices``,
-  ``rootfsPropagation``, ``root.readonly``. Where it is silent, runc's defaults apply:
-  capabilities ``CAP_AUDIT_WRITE CAP_KILL CAP_NET_BIND_SERVICE`` (bounding, effective,
-  permitted; never root's full set), runc's masked and read-only paths, umask 0022.
+  ``rootfsPropagation``, ``root.readonly``. Where it is silent, a Kubernetes pod's defaults apply:
+  the 14 capabilities containerd gives a pod (``capabilities.DEFAULT_CAPABILITIES``: bounding,
+  effective, permitted; never root's full set), runc's masked and read-only paths, umask 0022.
   An empty list given explicitly (``"maskedPaths": []``) means none.
 * **The pod's** ``spec.securityContext`` (runAsUser, runAsGroup, runAsNonRoot,
   supplementalGroups, fsGroup) applies to every container; a **container's**

@@ -28,7 +28,7 @@ class KillPod(msgspec.Struct, frozen=True):
 
 class RestartPod(msgspec.Struct, frozen=True):
     """Every container has stopped for a pod restart: make a new sandbox and start over
-    from the first init container (the source document's pod-restart cases; A10)."""
+    from the first init container (a pod restart, as the kubelet does it)."""
 
 
 class SetupNetwork(msgspec.Struct, frozen=True):

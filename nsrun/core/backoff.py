@@ -2,7 +2,9 @@
 
 First restart immediate, then ``initial`` doubling per consecutive failure up to ``maximum``
 (10 s → 300 s by default). The count resets once an attempt ran for 2 × ``maximum`` (the
-kubelet forgets an entry not updated for 2 × max: ten minutes of clean running).
+kubelet forgets an entry not updated for 2 × max: ten minutes of clean running), and when the
+container's definition changed (``nsrun apply`` of a new image): the kubelet's back-off key
+holds the container's hash, so a new image starts with a clean slate.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def consecutive_failures(attempts: tuple[Attempt, ...], policy: BackoffPolicy) -
     enough to reset the back-off."""
     count = 0
     for attempt in reversed(attempts):
+        if attempt.restart_requested:
+            break  # the last attempt of the former definition: a new back-off key
         if attempt.running:
             continue
         count += 1

@@ -14,6 +14,8 @@ from nsrun.core.spec import Container, EmptyDirVolumeSource, Pod, Probe, Volume
 def apply_defaults(pod: Pod) -> Pod:
     """The API server's defaulting nsrun needs, applied in place (and returned)."""
     spec = pod.spec
+    if spec.termination_grace_period_seconds < 0:  # the API server stores a negative one as 1
+        spec.termination_grace_period_seconds = 1
     for c in spec.init_containers + spec.containers:
         _default_container(c, spec.host_network)
     for volume in spec.volumes:

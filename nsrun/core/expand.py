@@ -92,8 +92,9 @@ def expand_command_and_args(container: Container, env: Mapping[str, str]
 
 
 def expand_sub_path_expr(expr: str, env: Mapping[str, str]) -> str:
-    """A ``subPathExpr`` expanded; a missing or empty variable is an error (the kubelet's
-    ``CreateContainerConfigError``)."""
+    """A ``subPathExpr`` expanded; a missing or empty variable, an absolute result or one
+    with a ``..`` step is an error (the kubelet's ``CreateContainerConfigError``, with its
+    makeMounts messages)."""
     missing: set[str] = set()
 
     def mapping(name: str) -> str:
@@ -106,6 +107,13 @@ def expand_sub_path_expr(expr: str, env: Mapping[str, str]) -> str:
     if missing:
         raise SpecError([Problem("subPathExpr", "Invalid value",
                                  f"missing value for {', '.join(sorted(missing))}")])
+    if expanded.startswith("/"):
+        raise SpecError([Problem("subPathExpr", "Invalid value",
+                                 f"error SubPath `{expanded}` must not be an absolute path")])
+    if ".." in expanded.split("/"):
+        raise SpecError([Problem("subPathExpr", "Invalid value",
+                                 f"unable to provision SubPath `{expanded}`: must not "
+                                 "contain '..'")])
     return expanded
 
 

@@ -9,6 +9,8 @@ What the loader owns, in order:
 
 * bad input of any kind (binary junk, non-UTF-8, YAML alias bombs, deep nesting, huge
   numbers, wrong types) becomes ``SpecError``, never another exception or a hang;
+* strings no pod can use (a lone surrogate, a NUL byte: ``core.rawstrings``) are refused
+  first, so nothing later writes or prints them;
 * legacy init-container annotations (``core.legacy``): rejected by default, honoured with
   ``legacy_annotations=True``;
 * fields outside the model (``core.schema``), then msgspec's typed decoding;
@@ -23,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from nsrun.core import legacy
+from nsrun.core import legacy, rawstrings
 from nsrun.core.defaults import apply_defaults
 from nsrun.core.schema import (
     Findings,
@@ -291,6 +293,7 @@ def _check_pod_object(doc: Any, source: str) -> dict[str, Any]:
 def decode_pod(doc: dict[str, Any], source: str = "", *,
                legacy_annotations: bool = False) -> tuple[Pod, list[SpecWarning]]:
     """One Pod object (plain data) -> a defaulted ``Pod`` and its warnings."""
+    rawstrings.check(doc, source)
     name = _raw_name(doc)
     found = Findings()
     doc = legacy.apply(doc, honour=legacy_annotations, findings=found)

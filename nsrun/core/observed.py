@@ -10,13 +10,13 @@ from collections.abc import Mapping
 
 import msgspec
 
-# Terminated reasons, as containerd reports them (kubelet reference E5).
+# Terminated reasons, as containerd reports them.
 COMPLETED = "Completed"
 ERROR = "Error"
 OOM_KILLED = "OOMKilled"
 START_ERROR = "StartError"
 
-# Waiting reasons (kubelet reference E4).
+# Waiting reasons, as the kubelet reports them.
 POD_INITIALIZING = "PodInitializing"
 CONTAINER_CREATING = "ContainerCreating"
 CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
@@ -38,6 +38,7 @@ class Attempt(msgspec.Struct, frozen=True):
     ready: bool = True
     unhealthy: str = ""
     restart_requested: bool = False
+    post_start_pending: bool = False  # its postStart hook has not returned yet
 
     @property
     def running(self) -> bool:
@@ -92,7 +93,7 @@ class ContainerObs(msgspec.Struct, frozen=True):
 
     def in_gen(self, gen: int) -> ContainerObs:
         """Only the attempts made in sandbox generation ``gen`` (a pod restart starts over:
-        initialization is judged on the current sandbox alone, kubelet reference A3)."""
+        initialization is judged on the current sandbox alone, as the kubelet does)."""
         kept = tuple(a for a in self.attempts if a.gen == gen)
         if len(kept) == len(self.attempts):
             return self

@@ -45,7 +45,7 @@ def _deleting(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
 
 
 def _deadline(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
-    """``activeDeadlineSeconds`` counts from the pod's start, initialization included (G1)."""
+    """``activeDeadlineSeconds`` counts from the pod's start, initialization included."""
     limit = pod.spec.active_deadline_seconds
     if observed.killed_reason:
         return [KillPod(observed.killed_reason)] if _any_running(observed) else []
@@ -110,16 +110,27 @@ def _initialize(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy)
 
 
 def _keep_running(pod: Pod, observed: Observed, now: float, policy: BackoffPolicy):
-    """After initialization: start every app container together, and restart sidecars and
-    app containers per their restart rules."""
-    actions: list[Action] = []
+    """After initialization: start the app containers in order, and restart sidecars and
+    app containers per their restart rules. As the kubelet's SyncPod, a container with a
+    postStart hook is started alone: the next one starts after the hook returned."""
     sidecars = [c for c in pod.spec.init_containers if is_sidecar(c)]
-    for c, is_init in [(c, True) for c in sidecars] + [(c, False) for c in pod.spec.containers]:
+    both = [(c, True) for c in sidecars] + [(c, False) for c in pod.spec.containers]
+    if any(observed.get(c.name).running and observed.get(c.name).attempts[-1].post_start_pending
+           for c, _ in both):
+        return []
+    actions: list[Action] = []
+    for c, is_init in both:
         obs = observed.get(c.name)
         if obs.running or (obs.attempts and not rules.wants_restart(pod, c, obs, is_init)):
             continue
         actions += _start_when_due(pod, c, obs, now, policy, is_init)
+        if actions and actions[-1] == StartContainer(c.name) and _post_start(c):
+            break
     return actions
+
+
+def _post_start(c: Container) -> bool:
+    return bool(c.lifecycle and c.lifecycle.post_start)
 
 
 def _start_when_due(pod: Pod, c: Container, obs: ContainerObs, now: float,

@@ -1,4 +1,4 @@
-"""kubectl's ``get pods`` row: NAME READY STATUS RESTARTS AGE (pure; kubelet reference E6).
+"""kubectl's ``get pods`` row: NAME READY STATUS RESTARTS AGE (pure).
 
 The STATUS strings are what users pattern-match on (``Init:0/2``, ``Init:CrashLoopBackOff``,
 ``PodInitializing``, ``Running``, ``Completed``), so they follow kubectl's printPod exactly.
@@ -46,9 +46,14 @@ def _two(big: int, big_unit: str, small: int, small_unit: str) -> str:
 
 
 def parse_time(text: str | None) -> float | None:
+    """An RFC 3339 time (``2026-11-25T02:01:37Z``) as epoch seconds; None when absent or
+    not such a time."""
     if not text:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
 
 
 def _term_reason(term: dict[str, Any], prefix: str) -> str:

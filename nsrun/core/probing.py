@@ -28,6 +28,7 @@ class ProbeState(msgspec.Struct, frozen=True):
     failures: int = 0
     passed: bool = False
     in_flight: bool = False
+    init: bool = False  # of a sidecar (an init container): the kubelet says so on a kill
 
     @property
     def period(self) -> float:
@@ -47,14 +48,17 @@ class Verdict(msgspec.Struct, frozen=True):
     kill: str = ""
 
 
-def probes_for(container: Container, started_at: float) -> list[ProbeState]:
-    """The probes of a container that just started, in the order the kubelet gates them."""
+def probes_for(container: Container, started_at: float,
+               init: bool = False) -> list[ProbeState]:
+    """The probes of a container that just started, in the order the kubelet gates them
+    (``init``: a sidecar)."""
     states = []
     for kind, probe in ((STARTUP, container.startup_probe), (LIVENESS, container.liveness_probe),
                         (READINESS, container.readiness_probe)):
         if probe is not None:
             delay = float(probe.initial_delay_seconds or 0)
-            states.append(ProbeState(container.name, kind, probe, started_at + delay))
+            states.append(ProbeState(container.name, kind, probe, started_at + delay,
+                                     init=init))
     return states
 
 
@@ -63,16 +67,19 @@ def gated(state: ProbeState, started: bool) -> bool:
     return state.kind != STARTUP and not started
 
 
-def due(states: list[ProbeState], started: bool, now: float) -> list[ProbeState]:
-    """Probes to run now."""
+def due(states: list[ProbeState], started: bool, now: float,
+        stopping: bool = False) -> list[ProbeState]:
+    """Probes to run now (a container being stopped keeps only its readiness probe)."""
+    return [s for s in _active(states, started, stopping) if s.next_at <= now]
+
+
+def next_wake(states: list[ProbeState], started: bool, stopping: bool = False) -> float | None:
+    return min((s.next_at for s in _active(states, started, stopping)), default=None)
+
+
+def _active(states: list[ProbeState], started: bool, stopping: bool) -> list[ProbeState]:
     return [s for s in states if not s.in_flight and not (s.kind == STARTUP and s.passed)
-            and not gated(s, started) and s.next_at <= now]
-
-
-def next_wake(states: list[ProbeState], started: bool) -> float | None:
-    times = [s.next_at for s in states if not s.in_flight
-             and not (s.kind == STARTUP and s.passed) and not gated(s, started)]
-    return min(times, default=None)
+            and not gated(s, started) and not (stopping and s.kind != READINESS)]
 
 
 def record(state: ProbeState, ok: bool, now: float) -> tuple[ProbeState, Verdict]:
@@ -101,5 +108,6 @@ def _passed(kind: str) -> Verdict:
 def _failed(state: ProbeState) -> Verdict:
     if state.kind == READINESS:
         return Verdict(ready=False)
-    return Verdict(kill=f"Container {state.container} failed {state.kind.lower()} probe, "
+    who = "Init container" if state.init else "Container"
+    return Verdict(kill=f"{who} {state.container} failed {state.kind.lower()} probe, "
                         "will be restarted")

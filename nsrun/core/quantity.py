@@ -113,14 +113,6 @@ def milli_value(q: Quantity) -> int:
     return q.milli_value()
 
 
-def from_int(number: int, fmt: str = DECIMAL_SI) -> Quantity:
-    return Quantity(number * NANO, fmt)
-
-
-def from_milli(milli: int, fmt: str = DECIMAL_SI) -> Quantity:
-    return Quantity(milli * (NANO // 1000), fmt)
-
-
 def _ceil_away(n: int, d: int) -> int:
     q = -(-abs(n) // d)
     return q if n >= 0 else -q

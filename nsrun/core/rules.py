@@ -1,7 +1,7 @@
 """Small named rules shared by the planner and status derivation (pure).
 
 Each rule answers one kubelet question: is initialization done, will this container be
-restarted, when, and which phase is the pod in (kubelet reference A1–A9, B, E1).
+restarted, when, and which phase is the pod in, as the kubelet decides it.
 """
 
 from __future__ import annotations
@@ -57,12 +57,19 @@ def restart_time(obs: ContainerObs, policy: backoff.BackoffPolicy) -> float:
 
 
 def terminal(pod: Pod, observed: Observed) -> bool:
-    """The pod will run nothing more: killed, or its phase is Succeeded/Failed."""
-    return phase(pod, observed) in (SUCCEEDED, FAILED)
+    """The pod will run nothing more: killed, or its regular containers settled it
+    Succeeded/Failed (its sidecars, if any still run, are then stopped; B5)."""
+    return _phase(pod, observed, sidecars_hold=False) in (SUCCEEDED, FAILED)
 
 
 def phase(pod: Pod, observed: Observed) -> str:
-    """The pod phase, following the kubelet's getPhase (E1)."""
+    """The pod phase, following the kubelet's getPhase (E1): a running sidecar counts as
+    running, so a pod whose app containers are done stays Running until its sidecars have
+    been stopped."""
+    return _phase(pod, observed, sidecars_hold=True)
+
+
+def _phase(pod: Pod, observed: Observed, sidecars_hold: bool) -> str:
     if observed.killed_reason == DEADLINE_EXCEEDED:
         return FAILED
     regular = [c for c in pod.spec.init_containers if not is_sidecar(c)]
@@ -73,7 +80,11 @@ def phase(pod: Pod, observed: Observed) -> str:
         return _deleted_phase(pod, observed)
     if not initialized(pod, observed):
         return PENDING
-    return _app_phase(pod, observed)
+    settled = _app_phase(pod, observed)
+    if sidecars_hold and settled in (SUCCEEDED, FAILED) and any(
+            observed.get(c.name).running for c in pod.spec.init_containers if is_sidecar(c)):
+        return RUNNING
+    return settled
 
 
 def _deleted_phase(pod: Pod, observed: Observed) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from nsrun.core import fielderrors as v
+from nsrun.core import rawstrings
 from nsrun.core.fielderrors import (
     forbidden,
     invalid,
@@ -102,6 +103,7 @@ _POLICIES = {
 def decode_service(doc: dict[str, Any], source: str = "") -> tuple[Service, list[SpecWarning]]:
     """One Service object (plain data) -> a defaulted ``Service`` and its warnings; an
     unknown or unsupported field is a ``SpecError`` naming it."""
+    rawstrings.check(doc, source, "Service")
     meta = doc.get("metadata")
     name = meta.get("name", "") if isinstance(meta, dict) else ""
     found = Findings()

@@ -2,7 +2,7 @@
 
 The result is the JSON shape ``kubectl get pod -o json`` shows under ``status``: phase,
 conditions, ``initContainerStatuses``, ``containerStatuses``, reason/message, startTime,
-with the kubelet's reasons and messages (kubelet reference E1–E5).
+with the kubelet's reasons and messages.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Pod updates (``nsrun apply``): what may change on a running pod, and what it restarts (pure).
 
 Kubernetes lets a Pod's ``image`` fields and ``activeDeadlineSeconds`` change (the latter only
-added or lowered; ValidatePodUpdate, kubelet reference D10/D11). Per the source document, a
-changed init container image restarts the whole pod (every init container runs again); a
+added or lowered; Kubernetes' ValidatePodUpdate). As in Kubernetes' init-container
+documentation, a changed init container image restarts the whole pod (every init container runs again); a
 changed app container image restarts only that container.
 """
 

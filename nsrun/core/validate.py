@@ -17,9 +17,12 @@ security contexts and resources ``core.validfields``, messages ``core.fielderror
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import msgspec
 
-from nsrun.core import podnet, resources
+from nsrun.core import capabilities as capnames
+from nsrun.core import podnet, rawstrings, resources
 from nsrun.core.defaults import apply_defaults
 from nsrun.core.fielderrors import (
     MAX_INT32,
@@ -36,7 +39,7 @@ from nsrun.core.fielderrors import (
     validate_labels,
 )
 from nsrun.core.schema import NOT_SUPPORTED, problem_from_msgspec
-from nsrun.core.spec import ObjectMeta, Pod
+from nsrun.core.spec import ObjectMeta, Pod, all_containers
 from nsrun.core.validcontainers import check_containers, check_init_containers
 from nsrun.core.validfields import (
     check_volumes,
@@ -49,9 +52,15 @@ from nsrun.errors import Problem, SpecError
 # ---------------------------------------------------------------- entry points
 
 
-def validate(pod: Pod) -> list[Problem]:
+def validate(pod: Pod, capabilities: Collection[str] | None = None) -> list[Problem]:
     """Every problem with ``pod``, with Kubernetes field paths and messages (checked after
-    the API server's defaulting, as Kubernetes does; ``pod`` itself is not changed)."""
+    the API server's defaulting, as Kubernetes does; ``pod`` itself is not changed).
+    ``capabilities``: the names the kernel has (``securityContext.capabilities`` must name
+    them; ``nsrun.native.CAPABILITIES``), None to leave names unchecked. A string with a
+    surrogate or a NUL byte is the only problem reported when there is one."""
+    raw = rawstrings.problems(msgspec.to_builtins(pod))
+    if raw:
+        return raw
     pod = _defaulted(pod)
     problems = _metadata(pod.metadata)
     volumes, found = check_volumes(pod.spec.volumes)
@@ -59,13 +68,14 @@ def validate(pod: Pod) -> list[Problem]:
     problems += check_containers(pod, volumes)
     problems += check_init_containers(pod, volumes)
     problems += _pod_fields(pod)
+    problems += _capability_names(pod, capabilities) if capabilities is not None else []
     problems += _image_whitespace(pod)
     return problems
 
 
-def check(pod: Pod, source: str = "") -> None:
+def check(pod: Pod, source: str = "", capabilities: Collection[str] | None = None) -> None:
     """Raise every problem with ``pod`` as one ``SpecError`` (kubectl's shape)."""
-    problems = validate(pod)
+    problems = validate(pod, capabilities)
     if problems:
         raise SpecError(problems, pod=pod.metadata.name, source=source)
 
@@ -91,6 +101,16 @@ def _metadata(meta: ObjectMeta) -> list[Problem]:
     out += validate_labels(meta.labels, "metadata.labels")
     for key in meta.annotations:
         out += [invalid("metadata.annotations", key, m) for m in qualified_name(key.lower())]
+    return out
+
+
+def _capability_names(pod: Pod, known: Collection[str]) -> list[Problem]:
+    out: list[Problem] = []
+    for key, i, c in all_containers(pod):
+        caps = c.security_context.capabilities if c.security_context else None
+        if caps is not None:
+            where = f"spec.{key}[{i}].securityContext.capabilities"
+            out += capnames.problems(caps.add, caps.drop, where, known)
     return out
 
 

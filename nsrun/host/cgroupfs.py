@@ -56,30 +56,9 @@ def controller_of(name: str) -> str:
 def find_cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
     """The first cgroup2 mount point (``/sys/fs/cgroup`` on a v2 host,
     ``/sys/fs/cgroup/unified`` on a hybrid one), or None."""
-    try:
-        with open(mountinfo) as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                if right.split(" ", 1)[0] == "cgroup2":
-                    return unescape(left.split()[4])
-    except OSError:
-        return None
-    return None
+    from nsrun.host import mountinfo as mi
 
-
-def unescape(field: str) -> str:
-    """A mountinfo path field: ``\\040`` and friends back to characters."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and i + 4 <= len(field):
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
+    return next((m.point for m in mi.read(mountinfo) if m.fstype == "cgroup2"), None)
 
 
 def keyed(text: str) -> dict[str, int]:

@@ -28,6 +28,7 @@ import msgspec
 from nsrun.errors import PreflightError
 from nsrun.host import cgroupfs
 from nsrun.host.cgroupfs import CgroupFs
+from nsrun.host.mountinfo import read as mountinfo_lines
 
 AUTO, V2, V1, NONE = "auto", "v2", "v1", "none"
 MODES = (AUTO, V2, V1, NONE)
@@ -63,25 +64,13 @@ class CgroupHost(msgspec.Struct, frozen=True):
     def probe(cls, mountinfo: str = "/proc/self/mountinfo",
               proc_cgroup: str = "/proc/self/cgroup") -> CgroupHost:
         mount, mount_root, readonly, v1, v1_root = None, "/", False, {}, {}
-        try:
-            with open(mountinfo) as f:
-                lines = f.read().splitlines()
-        except OSError:
-            lines = []
-        for line in lines:
-            left, _, right = line.partition(" - ")
-            fields, rest = left.split(), right.split()
-            if len(fields) < 6 or len(rest) < 1:
-                continue
-            if rest[0] == "cgroup2" and mount is None:
-                mount = Path(cgroupfs.unescape(fields[4]))
-                mount_root = cgroupfs.unescape(fields[3])
-                readonly = "ro" in fields[5].split(",")
-            elif rest[0] == "cgroup" and len(rest) >= 3:
-                for opt in rest[2].split(","):
+        for m in mountinfo_lines(mountinfo):
+            if m.fstype == "cgroup2" and mount is None:
+                mount, mount_root, readonly = Path(m.point), m.root, "ro" in m.options
+            elif m.fstype == "cgroup":
+                for opt in m.super_options:
                     if opt not in ("rw", "ro") and "=" not in opt and opt not in v1:
-                        v1[opt] = Path(cgroupfs.unescape(fields[4]))
-                        v1_root[opt] = cgroupfs.unescape(fields[3])
+                        v1[opt], v1_root[opt] = Path(m.point), m.root
         own, v1_own = _own_cgroups(proc_cgroup)
         return cls(mount, mount_root, readonly, v1, own, v1_root, v1_own)
 

@@ -69,12 +69,11 @@ def cmd_list(ctx: Context, argv: list[str]) -> int:
     elif opts["format"] == "json":
         _out(jsonlite.dumps(docs) + "\n")
     elif opts["format"] in (None, "table"):
-        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")] + [
-            (d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"])
-            for d in docs]
-        widths = [max(len(r[i]) for r in rows) for i in range(6)]
-        _out("".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     + "\n" for r in rows))
+        from nsrun.core.printer import table
+
+        rows = [(d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"])
+                for d in docs]
+        _out(table(rows, ("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")) + "\n")
     else:
         raise OciError(f"invalid format option: {opts['format']}")
     return 0

@@ -1,7 +1,7 @@
 """Pod events with the kubelet's reasons and messages, one JSON object per line.
 
 Container events carry ``fieldPath`` ``spec.initContainers{name}`` / ``spec.containers{name}``
-as the kubelet's do (kubelet reference E8).
+as the kubelet's do.
 """
 
 from __future__ import annotations
@@ -67,9 +67,8 @@ def _append_whole(fd: int, line: bytes) -> bool:
 
 
 def read(paths: PodPaths) -> list[dict[str, Any]]:
-    """Every event recorded for the pod, oldest first."""
-    try:
-        lines = paths.events.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [msgspec.json.decode(line) for line in lines if line.strip()]
+    """Every event recorded for the pod, oldest first (corrupt lines skipped and counted:
+    ``stateread.events``)."""
+    from nsrun.report import stateread
+
+    return stateread.events(paths)

@@ -4,11 +4,11 @@ that returns only what is new on each poll (``-w``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 
+from nsrun.core import stateshape
 from nsrun.state import StateRoot
 
 COLUMNS = ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
@@ -64,20 +64,19 @@ class Feed:
         out = []
         for line in complete.splitlines():
             try:
-                e = json.loads(line)
-            except ValueError:
+                e = stateshape.event(line)
+            except stateshape.Corrupt:
                 continue  # a torn or corrupt line is skipped, not fatal
             self.counts[name] = self.counts.get(name, 0) + 1
-            if isinstance(e, dict) and (self.types is None or e.get("type") in self.types):
+            if self.types is None or e["type"] in self.types:
                 out.append(event_object(name, meta[0], meta[1], self.counts[name], e))
         return out
 
 
 def _meta(paths) -> tuple[str, str]:
-    try:
-        meta = json.loads(paths.manifest.read_bytes()).get("metadata", {})
-    except (OSError, ValueError, AttributeError):
-        meta = {}
+    from nsrun.report.stateread import manifest
+
+    meta = (manifest(paths) or {}).get("metadata", {})
     return meta.get("namespace") or "default", meta.get("uid") or ""
 
 

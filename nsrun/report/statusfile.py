@@ -26,8 +26,8 @@ def write(paths: PodPaths, pod: dict[str, Any]) -> OSError | None:
 
 
 def read(paths: PodPaths) -> dict[str, Any] | None:
-    """The last written Pod, or None when none was written yet."""
-    try:
-        return msgspec.json.decode(paths.status.read_bytes())
-    except FileNotFoundError:
-        return None
+    """The last written Pod, or None when none was written yet; a corrupt file is named
+    and the pod read as ``Unknown`` (``stateread.status``)."""
+    from nsrun.report import stateread
+
+    return stateread.status(paths)

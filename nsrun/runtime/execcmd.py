@@ -196,8 +196,10 @@ def _nspid(pid: int) -> list[int]:
 
 def _pid_in_leaf(paths, name: str) -> int:
     """The init of the container: in its cgroup leaf, pid 1 of a pid namespace of its own."""
+    from nsrun.report.stateread import cgroup_record
+
     try:
-        pod_cgroup = (paths.cgroup_record).read_text().split()[0]  # any hierarchy
+        pod_cgroup = cgroup_record(paths)[0]  # any hierarchy
         procs = (Path(pod_cgroup) / name / "cgroup.procs").read_text().split()
     except (OSError, IndexError):
         return 0
@@ -245,11 +247,9 @@ def _open_cgroup(paths, pid: int):
     """The cgroups ``pid`` is in below the pod's recorded ones (the ``cgroup`` file), opened
     for the new process (``cgroupdriver.Group``); ``NO_GROUP`` without any."""
     from nsrun.host import cgroupdriver
+    from nsrun.report.stateread import cgroup_record
 
-    try:
-        record = (paths.cgroup_record).read_text().split()
-    except OSError:
-        record = []
+    record = cgroup_record(paths)
     group = cgroupdriver.group_of(pid, record) if record else None
     return group if group is not None else cgroupdriver.NO_GROUP
 
@@ -259,17 +259,11 @@ def _open_cgroup(paths, pid: int):
 
 def _runtime_dirs(paths, images: str | None, secrets: str | None,
                   configmaps: str | None) -> tuple[str, str, str]:
-    import json
-
     from nsrun.host import sandbox
+    from nsrun.report.stateread import record
     from nsrun.state import DEFAULT_IMAGES
 
-    try:
-        recorded = json.loads((paths.runtime).read_bytes())
-    except (OSError, ValueError):
-        recorded = {}
-    if not isinstance(recorded, dict):
-        recorded = {}
+    recorded = record(paths.runtime, dict[str, str], "the defaults are used") or {}
     return (recorded.get("images") or images or os.environ.get("NSRUN_IMAGES") or
             DEFAULT_IMAGES,
             recorded.get("secrets") or secrets or sandbox.secrets_dir(),

@@ -1,8 +1,9 @@
 """The executor: the only place that turns planner actions into side effects.
 
 It starts containers (through the launcher), signals them (SIGTERM, then SIGKILL through the
-cgroup after the grace period), reaps them by pidfd, and records every fact in ``observed``
-and the event log with the kubelet's reasons and messages.
+cgroup after the grace period; a whole pod as ``core.termination`` plans it, through
+``podstop``), reaps them by pidfd, and records every fact in ``observed`` and the event log
+with the kubelet's reasons and messages.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import msgspec
 
 from nsrun.bundle import hardening as confine
 from nsrun.bundle.images import ImageStore
+from nsrun.core import termination
 from nsrun.core.actions import (
     Action,
     KillContainer,
@@ -24,17 +26,17 @@ from nsrun.core.actions import (
     WakeAt,
 )
 from nsrun.core.observed import ERR_IMAGE_NEVER_PULL, OOM_KILLED, START_ERROR, Attempt, Observed
-from nsrun.core.spec import Container, Pod, is_sidecar
+from nsrun.core.spec import Container, Pod
 from nsrun.errors import BundleError, CgroupError, SpawnError
 from nsrun.host.cgroupdriver import PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import logs
 from nsrun.report.events import NORMAL, WARNING, EventLog
-from nsrun.runtime import launcher
+from nsrun.runtime import launcher, podstop
 from nsrun.runtime.health import Health
 from nsrun.state import PodPaths, write_atomic
 
-MIN_GRACE = 2.0  # the kubelet never gives less than 2 s before SIGKILL
+MIN_GRACE = termination.MIN_GRACE  # the kubelet never gives less than 2 s before SIGKILL
 
 
 class Running(msgspec.Struct):
@@ -44,8 +46,13 @@ class Running(msgspec.Struct):
     pid: int
     pidfd: int
     oom_before: int = 0
-    kill_at: float | None = None
+    kill_at: float | None = None  # a single container's stop (liveness, update): SIGKILL then
     launched: launcher.Launched | None = None
+    announced: bool = False  # its ``Killing`` event was emitted
+    hook_started: bool = False  # preStop
+    hook_done: bool = False
+    term_at: float | None = None  # SIGTERM sent
+    killed: bool = False  # SIGKILL sent
 
 
 class Executor:
@@ -56,7 +63,10 @@ class Executor:
         self.pod, self.paths, self.sandbox, self.cgroup = pod, paths, sandbox, cgroup
         self.images, self.events, self.observed = images, events, observed
         self.running: dict[str, Running] = {}
-        self.grace = max(float(pod.spec.termination_grace_period_seconds), MIN_GRACE)
+        self.grace = float(pod.spec.termination_grace_period_seconds)
+        self.forced = False  # delete --grace-period 0: kill at once
+        self.termination: termination.Termination | None = None  # the pod is stopping
+        self.stop_wake: float | None = None
         self.log_max_attempts, self.log_max_bytes = logs.MAX_ATTEMPTS, logs.MAX_BYTES
         self.oom_score_adj: dict[str, int] = {}  # per QoS (kubelet), name -> value
         self.containers: dict[str, tuple[Container, str]] = {}
@@ -73,7 +83,9 @@ class Executor:
     def request_restart(self, name: str, now: float, message: str) -> None:
         """Restart the container whatever the restart policy (its definition changed)."""
         obs = self.observed.history(name)
-        if not obs.attempts:
+        if not obs.attempts:  # a start that keeps failing (missing image): retry at once
+            self._record(name, msgspec.structs.replace(obs, failed_starts=0,
+                                                       last_failed_start=None))
             return
         self._record(name, obs.updated(restart_requested=True))
         self.kill(name, now, message)
@@ -206,31 +218,63 @@ class Executor:
         if proc is None or proc.kill_at is not None:
             return
         container, kind = self.containers[name]
-        proc.kill_at = now + self.grace
+        proc.kill_at, proc.announced = now + max(self.grace, MIN_GRACE), True
         self.events.emit(now, NORMAL, "Killing", message or f"Stopping container {name}",
                          _field_path(container, kind))
         current = self.current_attempt(name)
+        proc.hook_started = True
         if current is None or not self.health.pre_stop(name, container, current.started_at):
-            self.terminate(name)
+            proc.hook_done = True
+            self.terminate(name, now)
 
-    def terminate(self, name: str) -> None:
+    def stopping(self, name: str) -> bool:
+        """Whether the container is being stopped (its liveness and startup probes end)."""
+        proc = self.running.get(name)
+        return proc is not None and (self.termination is not None or proc.kill_at is not None)
+
+    def pre_stop_done(self, name: str, now: float) -> None:
+        """The preStop hook returned: SIGTERM for a single stop; the pod's plan decides
+        when the whole pod stops."""
+        proc = self.running.get(name)
+        if proc is not None:
+            proc.hook_done = True
+            if self.termination is None:
+                self.terminate(name, now)
+
+    def terminate(self, name: str, now: float) -> None:
         """SIGTERM now (after the preStop hook, if any)."""
         proc = self.running.get(name)
         if proc is not None:
+            proc.term_at = now if proc.term_at is None else proc.term_at
             _signal(proc.pidfd, signal.SIGTERM)
 
+    def sigkill(self, name: str) -> None:
+        """SIGKILL the container's processes through its cgroup, and its init by pidfd."""
+        proc = self.running.get(name)
+        if proc is not None:
+            proc.killed = True
+            self.cgroup.kill_leaf(name)
+            _signal(proc.pidfd, signal.SIGKILL)
+
     def kill_pod(self, action: KillPod, now: float) -> None:
-        """Stop the pod: app and regular containers first, then the sidecars one at a time,
-        last first (each after the one behind it has exited)."""
+        """Stop the pod as the kubelet does (``core.termination``): every preStop hook at
+        once, SIGTERM to the regular containers, then to the sidecars in reverse order, and
+        SIGKILL for what is left at the end of the grace period (at least 2 s after each
+        SIGTERM)."""
         if action.reason and not self.observed.killed_reason:
             self.observed = msgspec.structs.replace(self.observed, killed_reason=action.reason,
                                     killed_message=action.message)
             self.events.emit(now, NORMAL, action.reason, action.message)
-        sidecars = [c.name for c in self.pod.spec.init_containers if is_sidecar(c)]
-        regular = [n for n in self.running if n not in sidecars]
-        running_sidecars = [n for n in reversed(sidecars) if n in self.running]
-        for name in regular or running_sidecars[:1]:
-            self.kill(name, now)
+        if self.termination is None:
+            self.termination = termination.begin(now, self.grace, self.forced)
+        self.stop_wake = podstop.step(self, self.termination, now)
+
+    def override_grace(self, grace: float, now: float) -> None:
+        """A delete's grace period (``--grace-period``): it replaces the pod's, and a
+        shorter one shortens a termination under way; 0 kills at once."""
+        self.grace, self.forced = grace, grace <= 0
+        if self.termination is not None:
+            self.termination = termination.shorten(self.termination, now, grace, self.forced)
 
     def restart_pod(self, now: float) -> None:
         """Everything has stopped: a new sandbox, and initialization starts over."""
@@ -240,6 +284,7 @@ class Executor:
             self.sandbox = self.recreate_sandbox()
         self.observed = msgspec.structs.replace(self.observed, restarting=False,
                                 sandbox_gen=self.observed.sandbox_gen + 1)
+        self.termination = self.stop_wake = None
 
     def network_failed(self, now: float, message: str) -> None:
         """The pod could not get its network: it waits, and says why (the kubelet's
@@ -264,13 +309,14 @@ class Executor:
 
     def kill_overdue(self, now: float) -> None:
         """SIGKILL every container whose grace period has run out."""
-        for proc in self.running.values():
-            if proc.kill_at is not None and now >= proc.kill_at:
-                self.cgroup.kill_leaf(proc.name)
-                _signal(proc.pidfd, signal.SIGKILL)
+        for proc in list(self.running.values()):
+            if proc.kill_at is not None and now >= proc.kill_at and not proc.killed:
+                self.sigkill(proc.name)
 
     def next_deadline(self) -> float | None:
         times = [p.kill_at for p in self.running.values() if p.kill_at is not None]
+        if self.termination is not None and self.stop_wake is not None:
+            times.append(self.stop_wake)
         return min(times, default=None)
 
     # -- reaping ----------------------------------------------------------------------------

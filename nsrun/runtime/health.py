@@ -4,7 +4,8 @@
 threads (``nsrun.runtime.probes``) and turns results into facts on the container's attempt
 (``started``, ``ready``, ``unhealthy``) and the kubelet's events (``Unhealthy``,
 ``FailedPostStartHook``, ``FailedPreStopHook``). postStart runs to completion before the
-container counts as started (and before its probes begin); preStop runs before SIGTERM.
+container counts as started (and before its probes begin); preStop runs before SIGTERM, and
+once a container is being stopped only its readiness probe goes on (as the kubelet's).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Executor(Protocol):
     def emit_for(self, name: str, now: float, kind: str, reason: str, message: str) -> None: ...
     def exec_check(self, name: str, argv: list[str], timeout: float | None
                    ) -> tuple[bool, str]: ...
-    def terminate(self, name: str) -> None: ...
+    def pre_stop_done(self, name: str, now: float) -> None: ...
+    def stopping(self, name: str) -> bool: ...
 
 
 def _hook_command(container: Container, which: str) -> list[str] | None:
@@ -56,8 +58,9 @@ class Health:
     def initial_flags(container: Container) -> dict[str, bool]:
         """An attempt starts not ``started`` while a postStart hook or startup probe is
         pending, and not ``ready`` while it has a readiness probe."""
-        return {"started": not (container.startup_probe or _hook_command(container, "post_start")),
-                "ready": container.readiness_probe is None}
+        hook = _hook_command(container, "post_start") is not None
+        return {"started": not (container.startup_probe or hook),
+                "ready": container.readiness_probe is None, "post_start_pending": hook}
 
     def container_started(self, name: str, container: Container, token: float) -> None:
         command = _hook_command(container, "post_start")
@@ -65,10 +68,15 @@ class Health:
             self.checks.submit(("postStart", name, token),
                                lambda: self.ex.exec_check(name, command, None))
         elif container.startup_probe or container.liveness_probe or container.readiness_probe:
-            self.states[name] = probing.probes_for(container, token)
+            self.states[name] = probing.probes_for(container, token,
+                                                   self.ex.containers[name][1] == "init container")
 
     def container_stopped(self, name: str) -> None:
         self.states.pop(name, None)
+
+    def has_pre_stop(self, container: Container) -> bool:
+        """Whether the container has a preStop hook that can run."""
+        return self.checks is not None and _hook_command(container, "pre_stop") is not None
 
     def pre_stop(self, name: str, container: Container, token: float) -> bool:
         """Start the preStop hook; True when SIGTERM must wait for it."""
@@ -85,7 +93,8 @@ class Health:
             attempt = self.ex.current_attempt(name)
             if attempt is None:
                 continue
-            for state in probing.due(states, attempt.started, now):
+            stopping = self.ex.stopping(name)
+            for state in probing.due(states, attempt.started, now, stopping):
                 self._launch(name, state, attempt.started_at)
 
     def _launch(self, name: str, state: probing.ProbeState, token: float) -> None:
@@ -111,7 +120,7 @@ class Health:
         for name, states in self.states.items():
             attempt = self.ex.current_attempt(name)
             if attempt is not None:
-                t = probing.next_wake(states, attempt.started)
+                t = probing.next_wake(states, attempt.started, self.ex.stopping(name))
                 if t is not None:
                     times.append(t)
         return min(times, default=None)
@@ -149,22 +158,23 @@ class Health:
             self.ex.update_attempt(name, **changes)
 
     def _post_start_result(self, name: str, result: probes.Result, now: float) -> None:
-        container, _ = self.ex.containers[name]
+        container, kind = self.ex.containers[name]
         if result.ok:
             self.states[name] = probing.probes_for(container, self.ex.current_attempt(name)
-                                                   .started_at)
-            if container.startup_probe is None:
-                self.ex.update_attempt(name, started=True)
+                                                   .started_at, kind == "init container")
+            self.ex.update_attempt(name, post_start_pending=False,
+                                   **({"started": True} if container.startup_probe is None
+                                      else {}))
             return
         self.ex.emit_for(name, now, WARNING, "FailedPostStartHook",
                          f"PostStartHook failed: {result.message}".rstrip())
-        self.ex.update_attempt(name, unhealthy="FailedPostStartHook")
+        self.ex.update_attempt(name, unhealthy="FailedPostStartHook", post_start_pending=False)
 
     def _pre_stop_result(self, name: str, result: probes.Result, now: float) -> None:
         if not result.ok:
             self.ex.emit_for(name, now, WARNING, "FailedPreStopHook",
                              f"PreStopHook failed: {result.message}".rstrip())
-        self.ex.terminate(name)
+        self.ex.pre_stop_done(name, now)
 
     def close(self) -> None:
         if self.checks is not None:

@@ -74,14 +74,18 @@ class RunFlags(msgspec.Struct):
 
 
 def read_manifest(path: str) -> bytes:
-    """A manifest's bytes (``-``: stdin); ``UsageError`` when unreadable."""
+    """A manifest's bytes (``-``: stdin), at most one byte past the loader's limit (so the
+    loader names a file too big without reading all of it); ``UsageError`` when unreadable.
+    The one reader of manifest files, for every verb that takes one."""
+    from nsrun.core.manifest import MAX_BYTES
+
     try:
         if path == "-":
-            return sys.stdin.buffer.read()
+            return sys.stdin.buffer.read(MAX_BYTES + 1)
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(MAX_BYTES + 1)
     except OSError as err:
-        raise UsageError(f"{path}: {err.strerror}") from None
+        raise UsageError(f"{path}: {err.strerror or err}") from None
 
 
 def warn(lines: list[Any]) -> None:
@@ -89,9 +93,27 @@ def warn(lines: list[Any]) -> None:
         print(f"nsrun: warning: {w}", file=sys.stderr)
 
 
+def pod_problems(pod) -> list[Any]:
+    """The one validation of every verb that takes a Pod manifest (``validate``, ``run``,
+    ``create``, ``apply``): Kubernetes' rules, no string a pod cannot use (a surrogate, a
+    NUL byte), and only capability names the kernel has."""
+    from nsrun import native
+    from nsrun.core import validate
+
+    return validate.validate(pod, native.CAPABILITIES)
+
+
+def check_pod(pod, source: str = "") -> None:
+    """``pod_problems`` as one ``SpecError`` (kubectl's shape), if there are any."""
+    from nsrun.errors import SpecError
+
+    problems = pod_problems(pod)
+    if problems:
+        raise SpecError(problems, pod=pod.metadata.name, source=source)
+
+
 def load_one_pod(path: str, legacy: bool):
     """The one valid Pod of a manifest (with a uid), or ``UsageError``/``SpecError``."""
-    from nsrun.core import validate
     from nsrun.core.manifest import load_pods_with_warnings
     from nsrun.runtime.supervise import with_uid
 
@@ -100,7 +122,7 @@ def load_one_pod(path: str, legacy: bool):
     warn(warnings)
     if len(pods) != 1:
         raise UsageError(f"{path}: run takes one Pod, found {len(pods)}")
-    validate.check(pods[0], path)
+    check_pod(pods[0], path)
     return with_uid(pods[0])
 
 

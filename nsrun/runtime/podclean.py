@@ -42,11 +42,11 @@ def clean(root: Path, paths: PodPaths) -> list[str]:
 
 
 def recorded_cgroups(paths: PodPaths) -> list[str]:
-    """The cgroup directories the pod recorded (none when unreadable or not made)."""
-    try:
-        return paths.cgroup_record.read_text().split()
-    except (OSError, UnicodeDecodeError):
-        return []
+    """The cgroup directories the pod recorded (none when unreadable or not made; a corrupt
+    record is named and its bad lines ignored)."""
+    from nsrun.report.stateread import cgroup_record
+
+    return cgroup_record(paths)
 
 
 def _destroy_cgroups(record: list[str]) -> None:
@@ -63,10 +63,11 @@ def _destroy_cgroups(record: list[str]) -> None:
 
 def mounts_below(directory: Path) -> list[str]:
     """Mount points below ``directory``, deepest first."""
+    from nsrun.host import mountinfo
+
     prefix = str(directory.resolve()) + "/"
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f]
-    return sorted((t for t in targets if t.startswith(prefix)), reverse=True)
+    return sorted((m.point for m in mountinfo.read() if m.point.startswith(prefix)),
+                  reverse=True)
 
 
 def _unmount_below(directory: Path) -> None:

@@ -123,9 +123,11 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
 def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
     """SIGTERM the supervisor (through a pidfd taken while it holds the pod's lock, so a
     recycled pid is never signalled) and wait until it has released the lock."""
-    pid = _supervisor_pid(paths)
+    from nsrun.report import stateread
+
+    pid = stateread.supervisor_pid(paths)
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = os.pidfd_open(pid) if pid is not None else -1
     except (ProcessLookupError, OSError):
         pidfd = -1  # it has just exited: the lock tells
     try:
@@ -144,15 +146,14 @@ def _stop_supervisor(paths: PodPaths, timeout: float | None) -> None:
 
 
 def _grace(paths: PodPaths) -> float:
-    import json
+    from nsrun.report import stateread
 
-    if paths.grace_override.exists():
-        return float(paths.grace_override.read_text())
-    try:
-        spec = json.loads(paths.manifest.read_bytes()).get("spec", {})
-    except (OSError, ValueError):
-        return 30.0
-    return float(spec.get("terminationGracePeriodSeconds", 30))
+    grace = stateread.grace_override(paths)
+    if grace is not None:
+        return grace
+    spec = (stateread.manifest(paths) or {}).get("spec", {})
+    seconds = spec.get("terminationGracePeriodSeconds")
+    return float(seconds) if isinstance(seconds, int) and seconds >= 0 else 30.0
 
 
 def restart(state: StateRoot, name: str) -> None:
@@ -171,7 +172,13 @@ def update(state: StateRoot, new: Pod) -> str:
     from nsrun.errors import SpecError
 
     paths = _live(state, new.metadata.name)
-    old = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
+    from nsrun.report import stateread
+
+    stored = stateread.manifest(paths)
+    if stored is None:
+        raise StateError(f'pod "{paths.name}": its manifest {paths.manifest} cannot be read, '
+                         "so no update can be planned; delete the pod and create it again")
+    old = msgspec.convert(stored, Pod)
     new = msgspec.structs.replace(new, metadata=msgspec.structs.replace(
         new.metadata, uid=old.metadata.uid))
     problems = validate_update(old, new)
@@ -201,4 +208,9 @@ def _live(state: StateRoot, name: str) -> PodPaths:
 
 
 def _supervisor_pid(paths: PodPaths) -> int:
-    return int(paths.pidfile.read_text().strip())
+    from nsrun.report import stateread
+
+    pid = stateread.supervisor_pid(paths)
+    if pid is None:
+        raise StateError(f'pod "{paths.name}" is not running (its supervisor has exited)')
+    return pid

@@ -27,7 +27,7 @@ in a pod's state directory and every signal, who writes it, who reads it, and wh
 
 | signal | sent by | to | means |
 | --- | --- | --- | --- |
-| SIGTERM, SIGINT | CLI `delete` (after `delete-grace`), Ctrl-C, systemd | supervisor | delete the pod gracefully |
+| SIGTERM, SIGINT | CLI `delete` (after `delete-grace`), Ctrl-C, systemd | supervisor | delete the pod gracefully; handled until the teardown has ended; once more with a shorter `delete-grace`: shorten the stop under way |
 | SIGUSR1 | CLI `restart` | supervisor | restart the pod: new sandbox, init containers again |
 | SIGHUP | CLI `apply` (after `pod.next.json`) | supervisor | adopt the updated manifest |
 | SIGTERM, then SIGKILL at the deadline | supervisor | containers (by pidfd, then the cgroup) | stop a container |

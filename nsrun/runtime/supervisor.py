@@ -208,11 +208,11 @@ class Supervisor:
         ex = self.executor
         assert ex is not None
         for sig in data:
-            if ex.observed.deleting:
-                return
             if sig in (signal.SIGTERM, signal.SIGINT):
-                self.signal_received = sig
+                self.signal_received = self.signal_received or sig
                 self.delete()
+            elif ex.observed.deleting:
+                continue
             elif sig == signal.SIGUSR1:
                 ex.observed = msgspec.structs.replace(ex.observed, restarting=True)
             elif sig == signal.SIGHUP:
@@ -242,13 +242,21 @@ class Supervisor:
                                           "will be restarted")
 
     def delete(self) -> None:
-        """Mark the pod deleted: the planner stops everything, starts nothing."""
+        """Mark the pod deleted: the planner stops everything, starts nothing. The
+        ``deletionTimestamp`` is published at once (``get`` shows ``Terminating``); a later
+        delete with a shorter ``--grace-period`` shortens the stop under way."""
         ex = self.executor
         assert ex is not None
+        now, grace = time.time(), _grace_override(self.paths)
+        if grace is not None:
+            ex.override_grace(grace, now)
+        if ex.observed.deleting:
+            return
         ex.observed = msgspec.structs.replace(ex.observed, deleting=True)
-        if self.paths.grace_override.exists():
-            ex.grace = float(self.paths.grace_override.read_text())
-        self.manifest["metadata"]["deletionTimestamp"] = rfc3339(time.time())
+        meta = self.manifest["metadata"]
+        meta["deletionTimestamp"] = rfc3339(now)
+        meta["deletionGracePeriodSeconds"] = int(ex.grace)
+        self.last_status = None  # written on the next pass even if no container changed
 
     def publish(self, now: float) -> dict[str, Any]:
         """Write status.json when the status changed; emit BackOff on entering a crash loop."""
@@ -312,6 +320,14 @@ class Supervisor:
             self.cgroup.destroy()
             if self.sandbox is not None:
                 self.sandbox.close()
+
+
+def _grace_override(paths: PodPaths) -> float | None:
+    """The grace period ``delete --grace-period`` left, if any (junk: none)."""
+    try:
+        return max(0.0, float(paths.grace_override.read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def _manifest(pod: Pod) -> dict[str, Any]:

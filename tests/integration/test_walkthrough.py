@@ -1,6 +1,6 @@
-"""The source document's walk-through, verbatim: its YAML byte for byte, its commands with
-nsrun in place of kubectl (real namespaces, veths, nftables and the image's own busybox
-``nslookup`` against the pod's cluster DNS).
+"""The init-container walk-through of ``examples/myapp.yaml``, verbatim: its YAML byte for
+byte, its commands with nsrun in place of kubectl (real namespaces, veths, nftables and the
+image's own busybox ``nslookup`` against the pod's cluster DNS).
 
 Each variant waits for the init loop's ``sleep 2`` once or twice: about 4 s each.
 """

@@ -22,7 +22,7 @@ from nsrun.errors import SpecError
 ENV = {"FOO": "foo-value", "BAR": "bar-value", "TEST_VAR": "test-value", "EMPTY": ""}
 
 EXPANSIONS = [
-    ("$(FOO);;$(BAR)", "foo-value;;bar-value"),  # the reference's G4 example
+    ("$(FOO);;$(BAR)", "foo-value;;bar-value"),  # Kubernetes' dependent-variables example
     ('TEST_VAR=wrong echo "$(TEST_VAR)"', 'TEST_VAR=wrong echo "test-value"'),
     ("$(UNDEFINED)", "$(UNDEFINED)"),  # undefined references are kept literally
     ("$$(FOO)", "$(FOO)"),  # $$ escapes
@@ -210,6 +210,12 @@ def test_sub_path_expr():
     assert expand_sub_path_expr("logs/$(POD)", {"POD": "web"}) == "logs/web"
     with pytest.raises(SpecError, match="missing value for EMPTY, NOPE"):
         expand_sub_path_expr("$(NOPE)/$(EMPTY)", {"EMPTY": ""})
+    assert expand_sub_path_expr("a..b/$(X)", {"X": "..c"}) == "a..b/..c"  # no ".." step
+    with pytest.raises(SpecError, match="error SubPath `/etc` must not be an absolute path"):
+        expand_sub_path_expr("$(X)", {"X": "/etc"})
+    with pytest.raises(SpecError, match="unable to provision SubPath `a/../../b`: must not "
+                                        "contain '..'"):
+        expand_sub_path_expr("a/$(X)/b", {"X": "../.."})
 
 
 def test_expansion_is_linear():

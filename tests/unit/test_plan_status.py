@@ -242,8 +242,11 @@ def test_sidecar_does_not_keep_the_pod_alive_and_stops_last():
                         "setup": ContainerObs((ok(T0, T0 + 1),)),
                         "app": ContainerObs((ok(T0 + 1, T0 + 2),))})
     status = derive_status(sidecar_pod(), obs, T0 + 3, POLICY)
-    assert status["phase"] == "Succeeded"
+    assert status["phase"] == "Running"  # until the sidecar has been stopped
     assert next_actions(sidecar_pod(), obs, T0 + 3, POLICY) == [KillPod()]
+    stopped = obs.with_container("log", ContainerObs((Attempt(T0, T0 + 4, 143, 15),)))
+    assert derive_status(sidecar_pod(), stopped, T0 + 4, POLICY)["phase"] == "Succeeded"
+    assert next_actions(sidecar_pod(), stopped, T0 + 4, POLICY) == []
 
 
 def test_liveness_failure_kills_with_the_kubelet_message():

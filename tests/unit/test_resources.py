@@ -51,7 +51,7 @@ EFFECTIVE = [
      [c("i1", {"cpu": "2", "memory": "64Mi"})], [c("a", {"cpu": "1", "memory": "1Gi"})],
      {"cpu": "2", "memory": "64Mi"}, {"cpu": "1", "memory": "1Gi"},
      {"cpu": "2", "memory": "1Gi"}),
-    ("the reference's sidecar worked example",
+    ("Kubernetes' sidecar worked example",
      [c("init1", {"cpu": "1"}), sidecar("s", {"cpu": "500m"}), c("init2", {"cpu": "1"})],
      [c("app", {"cpu": "1"})], {"cpu": "1500m"}, {"cpu": "1500m"}, {"cpu": "1500m"}),
     ("a sidecar after the init containers only adds to the steady state",

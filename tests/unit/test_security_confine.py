@@ -266,8 +266,6 @@ def test_kubernetes_all_then_individual_names() -> None:
      'securityContext.capabilities.add[0]: unknown capability "FLY"'),
     (SecurityContext(capabilities=Capabilities(drop=["KILL", 7])),
      "securityContext.capabilities.drop[1]: capability must be a string"),
-    (SecurityContext(capabilities=Capabilities(add=["SYS_RESOURCE"])),
-     "securityContext.capabilities.add[0]: CAP_SYS_RESOURCE is not available"),
     (SecurityContext(privileged=True, allow_privilege_escalation=False),
      "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"),
     (SecurityContext(allow_privilege_escalation=False,
@@ -276,6 +274,15 @@ def test_kubernetes_all_then_individual_names() -> None:
 ])
 def test_bad_security_context(sc: SecurityContext, message: str) -> None:
     fails(message, sc=sc)
+
+
+def test_a_capability_nsrun_lacks_is_the_hosts_limit_not_a_bad_manifest() -> None:
+    from nsrun.errors import PreflightError
+
+    sc = SecurityContext(capabilities=Capabilities(add=["ALL", "KILL", "SYS_RESOURCE"]))
+    with pytest.raises(PreflightError, match=r"capabilities.add\[2\]: CAP_SYS_RESOURCE is "
+                                             "not available to nsrun on this host"):
+        conf({}, sc=sc)
 
 
 def test_privileged_gets_everything_nsrun_holds() -> None:

@@ -445,7 +445,9 @@ valid_container = st.builds(
     lambda name, cpu, mem, cmd: {"name": name, "image": "busybox", "command": cmd,
                                  "resources": {"requests": {"cpu": cpu}, "limits": {"memory": mem}},
                                  "env": [{"name": "A", "value": "$(B)"}]},
-    names, quantities, quantities, st.lists(st.text(max_size=8), max_size=3))
+    names, quantities, quantities,  # any text but a NUL or a surrogate (core.rawstrings)
+    st.lists(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\0"),
+                     max_size=8), max_size=3))
 
 
 @QUICK
