@@ -23,7 +23,6 @@ the bundle's ``process`` from the image config.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Any
 
@@ -165,7 +164,7 @@ def member_path(path: Any, where: str) -> str:
 
 def blob_path(digest: str) -> str:
     algorithm, _, hexdigest = digest.partition(":")
-    return posixpath.join("blobs", algorithm, hexdigest)
+    return f"blobs/{algorithm}/{hexdigest}"
 
 
 # ------------------------------------------------------------------ the image config
