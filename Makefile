@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 PREFIX ?= /usr/local
 
-.PHONY: all setup install deps demo test test-host test-unit test-integration lint bench clean
+.PHONY: all setup install deps demo test test-host test-unit test-integration test-faults lint bench clean
 
 all: setup
 
@@ -59,6 +59,10 @@ test-unit: setup
 
 test-integration: setup
 	$(PYTEST) -q -rs $(PYTEST_ARGS) tests/integration
+
+# The supervisor SIGKILLed at 100 random moments, then recovered (make test runs 15 of them).
+test-faults: setup
+	NSRUN_FAULTS=100 $(PYTEST) -q -rs $(PYTEST_ARGS) tests/integration/test_faults.py
 
 lint: setup
 	$(VENV)/bin/ruff check nsrun tests bench csrc/build_ffi.py

@@ -11,7 +11,8 @@ The declarations live in ``cdef.h``; the C in ``spawn.c`` (the parent of a spawn
 ``exec.c``, ``execin.c`` (a process joining a running container; a socket in a netns),
 ``ns.c`` (namespace steps, the sandbox and its pause process), ``mount.c``, ``resolve.c``
 (paths inside the rootfs), ``caps.c`` (capabilities, no_new_privs, seccomp),
-``devices_bpf.c`` (the cgroup v2 device program) and ``oci.c`` (an OCI runtime's stop
+``devices_bpf.c`` (the cgroup v2 device program), ``monitor.c`` (a container's monitor:
+reaper, exit record, log copier) and ``oci.c`` (an OCI runtime's stop
 points and console), sharing
 ``nsrun.h``.
 """
@@ -22,7 +23,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("spawn.c", "steps.c", "proc.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
-           "caps.c", "devices_bpf.c", "oci.c")
+           "caps.c", "devices_bpf.c", "oci.c", "monitor.c")
 
 
 def _rel(name: str) -> str:

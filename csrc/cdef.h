@@ -190,6 +190,24 @@ struct nsr_report {
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep);
 int nsr_spawn_stopped(const struct nsr_spawn_req *req, int *pidfd_out, int *report_fd_out,
                       struct nsr_report *rep);
+/* A container's monitor (monitor.c): where its record and log go. */
+struct nsr_monitor_req {
+    int record_dirfd;         /* containers/<name>/ */
+    const char *record_name;  /* <attempt>.json */
+    int log_dirfd;            /* logs/<name>/ */
+    const char *log_name;     /* <attempt>.log */
+    int log_in_fd;            /* the read end of the container's stdout/stderr pipe */
+    uint64_t log_max_size;    /* rotate beyond this many bytes (0: never) */
+    int log_max_files;        /* files kept per attempt, the live one included */
+    int die_with_parent;      /* no pod cgroup: the monitor (and so the container) dies with
+                                 the supervisor, as nothing could find them after it */
+    int cgroup_fd;            /* the cgroup the monitor moves itself into (-1: stays), and */
+    const int *join_fds;      /* cgroup v1 directories it joins: the pod's, so that a */
+    int njoin;                /* supervisor's unit stopping does not take it along */
+};
+
+int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m,
+                        int *pidfd_out, int *monitor_pidfd_out, struct nsr_report *rep);
 int nsr_exec_in(const struct nsr_spawn_req *req, int target_pidfd, unsigned int ns_flags,
                 int *pidfd_out, struct nsr_report *rep);
 int nsr_socket_in_netns(int net_fd, int family, int type, int protocol,

@@ -102,8 +102,9 @@ static int lo_up(void)
  *
  * With keep, the sandbox helper stays alive as the pod's "pause" process: it holds the
  * namespaces for as long as the pod lives (so the supervisor notices, through its pidfd, when
- * the sandbox is lost), dies with the supervisor (PR_SET_PDEATHSIG), and ignores and blocks
- * every signal but SIGKILL and SIGSTOP.
+ * the sandbox is lost), dies with the supervisor (PR_SET_PDEATHSIG; keep=2: it outlives the
+ * supervisor, which may re-attach to it), and ignores and blocks every signal but SIGKILL
+ * and SIGSTOP.
  *
  * A fork-like helper that just sleeps would keep a copy-on-write snapshot of the whole
  * Python supervisor (tens of MB once the parent has written to its pages). So, where there
@@ -229,10 +230,12 @@ pause_child(const char *hostname, int status_fd, int exec_fd, pid_t parent, int 
         helper_fail(status_fd, NSR_STEP_SETHOSTNAME);
     if (hostname && lo_up() < 0)
         helper_fail(status_fd, NSR_STEP_LO_UP);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    if (parent && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         helper_fail(status_fd, NSR_STEP_PDEATHSIG);
-    if (getppid() != parent)  /* the supervisor died before the prctl: follow it */
+    if (parent && getppid() != parent)  /* the supervisor died before the prctl: follow it */
         _exit(0);
+    if (!parent)
+        setsid();  /* outliving the supervisor: no terminal of its */
     ignore_signals();
     /* Keep nothing of the supervisor's: no pipe of a container, no log, no terminal. */
     close_all_but(status_fd, exec_fd);
@@ -356,9 +359,9 @@ static int sandbox_transient(const char *hostname, int fds[3], struct nsr_report
 }
 
 static pid_t clone_pause(const char *hostname, int cgroup_fd, int use_clone3, int status[2],
-                         int exec_fd, int *pidfd, struct nsr_report *rep)
+                         int exec_fd, int outlive, int *pidfd, struct nsr_report *rep)
 {
-    pid_t parent = getpid(), pid;
+    pid_t parent = outlive ? 0 : getpid(), pid;
     sigset_t old;
 
     nsr_block_signals(&old);
@@ -377,7 +380,7 @@ static pid_t clone_pause(const char *hostname, int cgroup_fd, int use_clone3, in
 /* keep=1: returns the pause process's pid (with its pidfd), -1 with *rep on failure (the
  * helper killed and reaped then). */
 static pid_t sandbox_pause(const char *hostname, int cgroup_fd, int use_clone3, int exec_fd,
-                           int fds[3], int *pidfd_out, struct nsr_report *rep)
+                           int outlive, int fds[3], int *pidfd_out, struct nsr_report *rep)
 {
     int status[2] = {-1, -1}, pidfd = -1, rc;
     pid_t pid;
@@ -386,7 +389,7 @@ static pid_t sandbox_pause(const char *hostname, int cgroup_fd, int use_clone3, 
         *rep = (struct nsr_report){NSR_STEP_PIPE, errno, -1};
         return -1;
     }
-    pid = clone_pause(hostname, cgroup_fd, use_clone3, status, exec_fd, &pidfd, rep);
+    pid = clone_pause(hostname, cgroup_fd, use_clone3, status, exec_fd, outlive, &pidfd, rep);
     close(status[1]);
     if (pid < 0) {
         close(status[0]);
@@ -414,7 +417,8 @@ static pid_t sandbox_pause(const char *hostname, int cgroup_fd, int use_clone3, 
 
 /* New net (lo up), ipc and uts (hostname) namespaces in fds[net, ipc, uts]; hostname NULL:
  * a new ipc namespace only, fds[net] and fds[uts] are the node's (hostNetwork). keep=0: 0, the
- * namespaces held by the fds alone. keep=1: the pid of the pause process holding them too
+ * namespaces held by the fds alone. keep=1: the pid of the pause process holding them too,
+ * dying with the caller (keep=2: outliving it)
  * (started into cgroup_fd when >= 0), *pidfd_out its pidfd. -1 with *rep on failure. */
 int nsr_sandbox_create(const char *hostname, int keep, int cgroup_fd, int fds[3],
                        int *pidfd_out, struct nsr_report *rep)
@@ -428,11 +432,12 @@ int nsr_sandbox_create(const char *hostname, int keep, int cgroup_fd, int fds[3]
     if (!keep)
         return sandbox_transient(hostname, fds, rep);
     exec_fd = pause_exec_fd();
-    pid = sandbox_pause(hostname, cgroup_fd, use_clone3, exec_fd, fds, pidfd_out, rep);
+    pid = sandbox_pause(hostname, cgroup_fd, use_clone3, exec_fd, keep == 2, fds, pidfd_out,
+                        rep);
     /* Kernels 5.3-5.6: clone3 without CLONE_INTO_CGROUP (see nsr_spawn). */
     if (pid < 0 && rep->step == NSR_STEP_CLONE && use_clone3 && cgroup_fd >= 0 &&
         (rep->err == EINVAL || rep->err == E2BIG))
-        pid = sandbox_pause(hostname, cgroup_fd, 0, exec_fd, fds, pidfd_out, rep);
+        pid = sandbox_pause(hostname, cgroup_fd, 0, exec_fd, keep == 2, fds, pidfd_out, rep);
     if (exec_fd >= 0)
         close(exec_fd);
     return pid;

@@ -289,8 +289,8 @@ static int spawn_by(const struct nsr_spawn_req *req, int mode, int *pidfd_out,
 
 /* Returns the pid (and *pidfd_out) once the child has exec()ed; -1 with *rep otherwise.
  * The child is always reaped on failure. Runs without the GIL (cffi releases it). */
-static int spawn_any(const struct nsr_spawn_req *req, int *pidfd_out, int *report_out,
-                     struct nsr_report *rep)
+int nsr_spawn_any(const struct nsr_spawn_req *req, int *pidfd_out, int *report_out,
+                  struct nsr_report *rep)
 {
     /* cgroup v1: the child waits at the go pipe while we write its pid (as runc does) */
     int mode = req->ncgroup_join > 0 ? NSR_CLONE_FALLBACK : nsr_clone_mode(req);
@@ -307,7 +307,7 @@ static int spawn_any(const struct nsr_spawn_req *req, int *pidfd_out, int *repor
 
 int nsr_spawn(const struct nsr_spawn_req *req, int *pidfd_out, struct nsr_report *rep)
 {
-    return spawn_any(req, pidfd_out, NULL, rep);
+    return nsr_spawn_any(req, pidfd_out, NULL, rep);
 }
 
 /* As nsr_spawn, but the child may stop (req->stops): then it returns the pid with *rep the
@@ -318,5 +318,5 @@ int nsr_spawn_stopped(const struct nsr_spawn_req *req, int *pidfd_out, int *repo
                       struct nsr_report *rep)
 {
     *report_fd_out = -1;
-    return spawn_any(req, pidfd_out, report_fd_out, rep);
+    return nsr_spawn_any(req, pidfd_out, report_fd_out, rep);
 }

@@ -19,7 +19,7 @@ from nsrun.errors import NsrunError, UsageError, tell
 
 GLOBAL_VALUE_OPTIONS = ("--root", "--images", "--secrets", "--configmaps", "--pod-cidr",
                         "--service-cidr", "--cluster-domain", "--cluster-dns", "--resolv-conf",
-                        "--seccomp-profile-root")
+                        "--seccomp-profile-root", "--log-dir")
 # verb -> (module under nsrun, function adding its parser)
 VERBS = {"run": ("podcli", "add_run"), "create": ("objcli", "add_create"),
          "apply": ("objcli", "add_apply"), "get": ("objcli", "add_get"),
@@ -28,7 +28,8 @@ VERBS = {"run": ("podcli", "add_run"), "create": ("objcli", "add_create"),
          "exec": ("podcli", "add_exec"), "wait": ("watchcli", "add_wait"),
          "events": ("watchcli", "add_events"), "image": ("imagecli", "add_image"),
          "validate": ("modelcli", "add_validate"), "resources": ("modelcli", "add_resources"),
-         "convert": ("modelcli", "add_convert"), "version": ("imagecli", "add_version")}
+         "convert": ("modelcli", "add_convert"), "version": ("imagecli", "add_version"),
+         "recover": ("recovercli", "add_recover")}
 
 
 def verb_of(argv: list[str]) -> str | None:
@@ -67,7 +68,7 @@ def parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Action]:
 
 def _add_global_options(p) -> None:
     from nsrun.core import netconfig as n
-    from nsrun.runtime.lifecycle import DEFAULT_CONFIGMAPS, DEFAULT_SECRETS
+    from nsrun.runtime.lifecycle import DEFAULT_CONFIGMAPS, DEFAULT_LOG_DIR, DEFAULT_SECRETS
     from nsrun.state import DEFAULT_IMAGES, DEFAULT_ROOT
 
     env = os.environ.get
@@ -76,6 +77,7 @@ def _add_global_options(p) -> None:
             ("images", DEFAULT_IMAGES, "image store: one OCI bundle per image"),
             ("secrets", DEFAULT_SECRETS, "Secrets: <DIR>/<secretName>/<key>, one file per key"),
             ("configmaps", DEFAULT_CONFIGMAPS, "ConfigMaps: <DIR>/<name>/<key>"),
+            ("log-dir", DEFAULT_LOG_DIR, "container logs: <DIR>/<namespace>_<pod>_<uid>/"),
             ("pod-cidr", n.DEFAULT_POD_CIDR, "pod addresses"),
             ("service-cidr", n.DEFAULT_SERVICE_CIDR, "ClusterIP addresses"),
             ("cluster-domain", n.DEFAULT_CLUSTER_DOMAIN, "cluster DNS domain"),
@@ -122,7 +124,8 @@ def world(args):
     return World(root=args.root, images=args.images, secrets=args.secrets,
                  configmaps=args.configmaps, pod_cidr=args.pod_cidr,
                  service_cidr=args.service_cidr, cluster_domain=args.cluster_domain,
-                 cluster_dns=args.cluster_dns, resolv_conf=args.resolv_conf)
+                 cluster_dns=args.cluster_dns, resolv_conf=args.resolv_conf,
+                 log_dir=args.log_dir)
 
 
 def _usage_error(sub, args, err: UsageError) -> int:

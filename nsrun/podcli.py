@@ -67,6 +67,12 @@ def add_pod_options(r) -> None:
     r.add_argument("--log-max-bytes", type=int, default=10 * 1024 * 1024, metavar="BYTES",
                    help="bytes of logs kept per container (oldest attempts go first; "
                         "default %(default)s)")
+    r.add_argument("--log-max-size", default="10Mi", metavar="QUANTITY",
+                   help="rotate an attempt's log beyond this size (the kubelet's "
+                        "containerLogMaxSize; bytes or a quantity; default %(default)s)")
+    r.add_argument("--log-max-files", type=int, default=5, metavar="N",
+                   help="log files kept per attempt, the live one included (the kubelet's "
+                        "containerLogMaxFiles, at least 2; default %(default)s)")
 
 
 def cmd_run(args) -> int:

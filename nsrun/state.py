@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from nsrun.errors import AlreadyExists, NotFound
+from nsrun.errors import AlreadyExists, HostError, NotFound
 from nsrun.files import remove_tree, write_atomic  # noqa: F401 (re-exported)
 
 DEFAULT_ROOT = "/run/nsrun"
@@ -120,6 +120,30 @@ class StateRoot(msgspec.Struct, frozen=True):
         except FileExistsError:
             raise AlreadyExists("pods", name) from None
         return paths
+
+
+def link_logs(paths: PodPaths, log_dir: str, namespace: str, uid: str) -> None:
+    """``logs`` as a symlink to the pod's own directory under ``--log-dir``, named as the
+    kubelet names it (``<namespace>_<name>_<uid>``); ``HostError`` when it cannot be made."""
+    target = Path(log_dir) / f"{namespace}_{paths.name}_{uid}"
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o750)
+        os.symlink(target, paths.logs)
+    except OSError as err:
+        raise HostError(f"--log-dir {log_dir}: cannot make {target}: {err.strerror}") from None
+
+
+def remove_pod(paths: PodPaths) -> None:
+    """The pod's state directory, and the log directory its ``logs`` link names (only one
+    named as :func:`link_logs` names it: a link that was tampered with removes nothing)."""
+    try:
+        target = os.readlink(paths.logs)
+    except OSError:
+        target = ""
+    parts = os.path.basename(target).split("_")
+    if len(parts) == 3 and parts[1] == paths.name and os.path.isabs(target):
+        remove_tree(target)
+    remove_tree(paths.dir)
 
 
 class PodLock:

@@ -129,6 +129,8 @@ def get_row(pod: dict[str, Any], now: float) -> tuple[str, str, str, str, str]:
     if pod.get("metadata", {}).get("deletionTimestamp") and status.get("phase") not in (
             "Succeeded", "Failed"):
         reason = "Terminating"
+    if status.get("phase") == "Unknown":
+        reason = "Unknown"  # no supervisor: what the containers do is not known
     start = parse_time(status.get("startTime")) or now
     return (pod.get("metadata", {}).get("name", ""), f"{ready}/{total}", reason,
             str(restarts), human_duration(now - start))

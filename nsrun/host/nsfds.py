@@ -29,7 +29,7 @@ def socket_in_netns(net_fd: int, family: int, type: int, proto: int = 0) -> int:
 
 
 def create_sandbox(hostname: str | None, *, keep: bool = False,
-                   cgroup_fd: int = -1) -> dict[str, int]:
+                   cgroup_fd: int = -1, outlive: bool = False) -> dict[str, int]:
     """New net (``lo`` up), ipc and uts (``hostname`` set) namespaces, held by CLOEXEC fds
     ``{"net", "ipc", "uts"}``; close the fds to let the namespaces go. ``hostname`` None
     (``hostNetwork``): only the ipc namespace is new, ``net`` and ``uts`` are the node's.
@@ -41,13 +41,16 @@ def create_sandbox(hostname: str | None, *, keep: bool = False,
     starts in ``cgroup_fd`` (a cgroup2 leaf) when given. The dict then also holds ``"pid"``
     and ``"pidfd"`` (CLOEXEC; readable when the pause process died): the caller kills
     (``signal.pidfd_send_signal(pidfd, SIGKILL)``), reaps (``os.waitid(os.P_PIDFD, ...)``)
-    and closes it. Pop both before using the dict as ``SpawnRequest.join_ns``."""
+    and closes it. Pop both before using the dict as ``SpawnRequest.join_ns``. ``outlive``:
+    the pause process does not die with the caller (a pod cgroup can find it, and a new
+    supervisor re-attach to it)."""
     mod = native.ext()
     fds = mod.ffi.new("int[3]")
     pidfd = mod.ffi.new("int *")
     rep = mod.ffi.new("struct nsr_report *")
     name = mod.ffi.NULL if hostname is None else os.fsencode(hostname)
-    pid = mod.lib.nsr_sandbox_create(name, int(keep), cgroup_fd, fds, pidfd, rep)
+    pid = mod.lib.nsr_sandbox_create(name, (2 if outlive else 1) if keep else 0, cgroup_fd,
+                                     fds, pidfd, rep)
     if pid < 0:
         step = native.step_name(rep.step)
         if step == "open_ns" and 0 <= rep.index < 3:
@@ -57,3 +60,17 @@ def create_sandbox(hostname: str | None, *, keep: bool = False,
     if keep:
         out["pid"], out["pidfd"] = pid, pidfd[0]
     return out
+
+
+def of_process(pid: int) -> dict[str, int]:
+    """The net, ipc and uts namespaces of a live process (a pause process re-attached to),
+    as CLOEXEC fds keyed as :func:`create_sandbox`'s."""
+    fds: dict[str, int] = {}
+    try:
+        for kind in SANDBOX_NAMESPACES:
+            fds[kind] = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds

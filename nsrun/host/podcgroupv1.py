@@ -224,12 +224,20 @@ class V1Driver:
         message = self._check(preflight.needed(values, leaves, declared))
         pod_dirs = {c: qos_level(self.parent(parent, c), qos) / f"{POD_PREFIX}{uid}"
                     for c in self.controllers}
-        pod = V1Pod(self, pod_dirs)
-        try:
-            pod.build(values, leaves)
-        except BaseException:
-            pod.undo()
-            raise
+        for attempt in range(3):
+            pod = V1Pod(self, pod_dirs)
+            try:
+                pod.build(values, leaves)
+            except CgroupError as err:
+                pod.undo()
+                # a concurrent pod's teardown removed an empty level under us: once more
+                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
+                    continue
+                raise
+            except BaseException:
+                pod.undo()
+                raise
+            break
         if message:
             (warn if warn is not None else _warn)(message)
         return pod

@@ -66,16 +66,18 @@ class Sandbox(msgspec.Struct):
     host_ip: str = ""
     managed_mounts: list[dict[str, Any]] = msgspec.field(default_factory=list)
     service_links: Any = None  # () -> Service env variables, read at each container start
+    outlive: bool = False  # the pause process outlives the supervisor (a pod cgroup finds it)
 
     @classmethod
     def create(cls, pod: Pod, paths: PodPaths, *, secrets: str | None = None,
-               configmaps: str | None = None, cgroup_fd: int = -1) -> Sandbox:
+               configmaps: str | None = None, cgroup_fd: int = -1,
+               outlive: bool = False) -> Sandbox:
         """Volumes first (a missing secret fails before any namespace exists), then the
         namespaces. ``secrets``/``configmaps`` (``--secrets``/``--configmaps``) default to
         ``/etc/nsrun/{secrets,configmaps}``."""
         self = cls(ns_fds={}, volume_paths={}, pod=pod,
                    secrets_dir=secrets or secrets_dir(),
-                   configmaps_dir=configmaps or configmaps_dir())
+                   configmaps_dir=configmaps or configmaps_dir(), outlive=outlive)
         try:
             for volume in pod.spec.volumes:
                 self.volume_paths[volume.name] = self._prepare(volume, paths)
@@ -84,6 +86,30 @@ class Sandbox(msgspec.Struct):
         except BaseException:
             self.close()
             raise
+        return self
+
+    @classmethod
+    def attach(cls, pod: Pod, paths: PodPaths, pause_pid: int, pause_pidfd: int, *,
+               secrets: str | None = None, configmaps: str | None = None) -> Sandbox:
+        """The sandbox of a live pause process (a new supervisor re-attaching): its
+        namespaces, and the volumes as the first supervisor left them (mounted, filled)."""
+        from nsrun.host import nsfds
+
+        self = cls(ns_fds={}, volume_paths={}, pod=pod, secrets_dir=secrets or secrets_dir(),
+                   configmaps_dir=configmaps or configmaps_dir(), outlive=True,
+                   pause_pid=pause_pid, pause_pidfd=pause_pidfd, shm_path=str(paths.shm))
+        self.tmpfs_mounts.append(self.shm_path)
+        for volume in pod.spec.volumes:
+            path = str(paths.volume(volume.name))
+            if volume.host_path is not None:
+                path = _host_path(volume)
+            elif volume.secret is not None or volume.config_map is not None:
+                self.read_only_volumes.add(volume.name)
+                self.tmpfs_mounts.append(path)
+            elif volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
+                self.tmpfs_mounts.append(path)
+            self.volume_paths[volume.name] = path
+        self.ns_fds = nsfds.of_process(pause_pid)
         return self
 
     def _pod_shm(self, paths: PodPaths) -> None:
@@ -108,7 +134,8 @@ class Sandbox(msgspec.Struct):
         hostname = (self.pod.spec.hostname or self.pod.metadata.name)[:64]
         if self.pod.spec.host_network:
             hostname = None  # the node's network and UTS namespaces, as the kubelet's
-        fresh = nsfds.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd)
+        fresh = nsfds.create_sandbox(hostname, keep=True, cgroup_fd=cgroup_fd,
+                                     outlive=self.outlive)
         self._release_namespaces()
         self.pause_pid, self.pause_pidfd = fresh.pop("pid"), fresh.pop("pidfd")
         self.ns_fds = fresh
@@ -116,7 +143,10 @@ class Sandbox(msgspec.Struct):
     def pause_died(self) -> None:
         """Reap the dead pause process (its pidfd polled readable)."""
         if self.pause_pidfd >= 0:
-            os.waitid(os.P_PIDFD, self.pause_pidfd, os.WEXITED)
+            try:
+                os.waitid(os.P_PIDFD, self.pause_pidfd, os.WEXITED)
+            except ChildProcessError:
+                pass  # re-attached: not our child (init reaps it)
             os.close(self.pause_pidfd)
             self.pause_pidfd, self.pause_pid = -1, 0
 

@@ -85,7 +85,7 @@ def _check(req: SpawnRequest) -> None:
         raise ValueError("a user namespace needs both uid_mappings and gid_mappings")
 
 
-def _spawn_call(req: SpawnRequest, clone_mode: int | None, call: Any) -> Any:
+def spawn_call(req: SpawnRequest, clone_mode: int | None, call: Any) -> Any:
     """``call(mod, creq)`` with the C request of ``req`` built (and kept alive)."""
     _check(req)
     mod = native.ext()
@@ -107,7 +107,7 @@ def spawn_stopped(req: SpawnRequest, *,
         pid = mod.lib.nsr_spawn_stopped(creq, pidfd, report, rep)
         return pid, pidfd[0], report[0], rep
 
-    pid, pidfd, report_fd, rep = _spawn_call(req, clone_mode, call)
+    pid, pidfd, report_fd, rep = spawn_call(req, clone_mode, call)
     if pid < 0:
         raise spawn_error(req, rep.step, rep.err, rep.index)
     return pid, pidfd, report_fd, native.step_name(rep.step) if report_fd >= 0 else ""
@@ -148,7 +148,7 @@ def spawn(req: SpawnRequest, *, clone_mode: int | None = None) -> tuple[int, int
         pidfd, rep = mod.ffi.new("int *"), mod.ffi.new("struct nsr_report *")
         return mod.lib.nsr_spawn(creq, pidfd, rep), pidfd[0], rep
 
-    pid, pidfd, rep = _spawn_call(req, clone_mode, call)
+    pid, pidfd, rep = spawn_call(req, clone_mode, call)
     if pid < 0:
         raise spawn_error(req, rep.step, rep.err, rep.index)
     return pid, pidfd

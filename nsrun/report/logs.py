@@ -1,7 +1,10 @@
 """Per-container, per-attempt log files: ``logs/<container>/<attempt>.log``.
 
 Unlike the kubelet, which keeps only the last attempt, every attempt stays readable for the
-pod's life (``nsrun logs POD -c C --attempt N``).
+pod's life (``nsrun logs POD -c C --attempt N``). Within an attempt the container's monitor
+rotates the file as the kubelet does (``--log-max-size``, ``--log-max-files``: its
+``containerLogMaxSize`` and ``containerLogMaxFiles``): ``<attempt>.log`` is the live file,
+``<attempt>.log.<k>`` the rotated ones, and ``logs`` shows the live one.
 """
 
 from __future__ import annotations
@@ -15,15 +18,9 @@ from nsrun.state import PodPaths
 # attempts are kept, the running one always.
 MAX_ATTEMPTS = 20
 MAX_BYTES = 10 * 1024 * 1024
+MAX_SIZE, MAX_FILES = 10 * 1024 * 1024, 5  # rotation within an attempt (the kubelet's)
 TERMINATION_MESSAGE_MAX = 4096  # the kubelet reads at most 4096 bytes
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # FallbackToLogsOnError: the log's tail
-
-
-def open_for_attempt(paths: PodPaths, container: str, attempt: int) -> int:
-    """An O_APPEND fd for the container's stdout and stderr in this attempt."""
-    path = paths.log(container, attempt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
 
 def choose_attempt(paths: PodPaths, container: str, previous: bool = False,
@@ -54,9 +51,19 @@ def prune(paths: PodPaths, container: str, max_attempts: int = MAX_ATTEMPTS,
     for a in attempts[:-1]:
         if len(attempts) <= max_attempts and total <= max_bytes:
             return
-        os.unlink(paths.log(container, a))
+        _unlink_attempt(paths, container, a)
         attempts = attempts[1:]
         total -= sizes[a]
+
+
+def _unlink_attempt(paths: PodPaths, container: str, attempt: int) -> None:
+    """An attempt's log and its rotated files."""
+    live = paths.log(container, attempt)
+    for path in [live, *live.parent.glob(f"{live.name}.*")]:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _size(path) -> int:

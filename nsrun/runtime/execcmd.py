@@ -213,24 +213,16 @@ def _pid_in_leaf(paths, name: str) -> int:
     return 0
 
 
-def _ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
 def _open_target(paths, pod_name: str, name: str, pid: int) -> int:
-    """A pidfd of the container's init, checked to be a child of the pod's supervisor (and
-    alive after the pidfd was opened: so the check was about this very process)."""
-    try:
-        supervisor = int(paths.pidfile.read_text())
-    except (OSError, ValueError):
-        supervisor = 0
+    """A pidfd of the container's init, checked to be the process its monitor started for
+    the latest attempt (the pid and start time in the monitor's record; alive after the
+    pidfd was opened: so the check was about this very process)."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         raise _not_running(paths, pod_name, name) from None
     try:
-        if supervisor and _ppid(pid) != supervisor:
+        if not _is_recorded(paths, name, pid):
             raise ExecError(f'container "{name}" in pod "{pod_name}": process {pid} is not '
                             f"the pod's (stale {PIDS_FILE}?)")
         signal.pidfd_send_signal(pidfd, 0)
@@ -241,6 +233,14 @@ def _open_target(paths, pod_name: str, name: str, pid: int) -> int:
         os.close(pidfd)
         raise
     return pidfd
+
+
+def _is_recorded(paths, name: str, pid: int) -> bool:
+    from nsrun.host.monitor import latest_record, start_ticks
+
+    rec = latest_record(paths.records / name)
+    return rec is not None and rec.pid == pid and rec.exit_code is None and \
+        rec.start_ticks == start_ticks(pid)
 
 
 def _open_cgroup(paths, pid: int):

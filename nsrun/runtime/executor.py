@@ -8,7 +8,6 @@ with the kubelet's reasons and messages.
 
 from __future__ import annotations
 
-import os
 import signal
 
 import msgspec
@@ -32,15 +31,17 @@ from nsrun.host.cgroupdriver import PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import logs
 from nsrun.report.events import NORMAL, WARNING, EventLog
-from nsrun.runtime import launcher, podstop
+from nsrun.runtime import attempts, launcher, podstop
 from nsrun.runtime.health import Health
 from nsrun.state import PodPaths, write_atomic
 
 MIN_GRACE = termination.MIN_GRACE  # the kubelet never gives less than 2 s before SIGKILL
+# the sandbox's own leaf ("_" is no container's): the pause process and the monitors
+SANDBOX_LEAF = "_pause"
 
 
 class Running(msgspec.Struct):
-    """A live container process."""
+    """A live container process and its monitor (whose exit the supervisor waits for)."""
 
     name: str
     pid: int
@@ -48,6 +49,7 @@ class Running(msgspec.Struct):
     oom_before: int = 0
     kill_at: float | None = None  # a single container's stop (liveness, update): SIGKILL then
     launched: launcher.Launched | None = None
+    monitor_pidfd: int = -1
     announced: bool = False  # its ``Killing`` event was emitted
     hook_started: bool = False  # preStop
     hook_done: bool = False
@@ -68,6 +70,7 @@ class Executor:
         self.termination: termination.Termination | None = None  # the pod is stopping
         self.stop_wake: float | None = None
         self.log_max_attempts, self.log_max_bytes = logs.MAX_ATTEMPTS, logs.MAX_BYTES
+        self.log_max_size, self.log_max_files = logs.MAX_SIZE, logs.MAX_FILES
         self.oom_score_adj: dict[str, int] = {}  # per QoS (kubelet), name -> value
         self.containers: dict[str, tuple[Container, str]] = {}
         self.reload(pod)
@@ -141,27 +144,27 @@ class Executor:
         gen = self.observed.sandbox_gen
         attempt = len(obs.attempts)
         logs.prune(self.paths, name, self.log_max_attempts - 1, self.log_max_bytes)
-        log_fd = logs.open_for_attempt(self.paths, name, attempt)
-        plan = _with_termination_log(plan, container, logs.termination_file(
-            self.paths, name, attempt))
         leaf = self.cgroup.leaf(name)
         try:
+            spec = attempts.monitor_spec(self.paths, name, attempt, self.log_max_size,
+                                         self.log_max_files,  # OSError: a full disk
+                                         self.cgroup.leaf(SANDBOX_LEAF))
+            plan = _with_termination_log(plan, container, logs.termination_file(
+                self.paths, name, attempt))
             leaf.set_devices(plan.confinement.device_policy)  # the device allow-list
             if not self.cgroup.enabled:
                 plan = confine.without_mknod(plan)  # no device cgroup: nodev and no mknod
-            launched = launcher.spawn(plan, self.sandbox, leaf, log_fd,
+            launched = launcher.spawn(plan, self.sandbox, leaf, spec,
                                       confine.keyring_name(self.pod, name))
-        except (SpawnError, BundleError, CgroupError) as err:
+        except (SpawnError, BundleError, CgroupError, OSError) as err:
             message = str(err.for_container(name, kind) if isinstance(err, SpawnError) else err)
-            os.write(log_fd, f"nsrun: {message}\n".encode())
+            attempts.launch_failed(self.paths, name, attempt, f"nsrun: {message}\n")
             self._record(name, obs.started(Attempt(now, gen=gen).finish(
                 now, 128, None, START_ERROR, message)))
             self.events.emit(now, WARNING, "Failed", f"Error: {message}", path)
             return
-        finally:
-            os.close(log_fd)
         self.running[name] = Running(name, launched.pid, launched.pidfd, leaf.oom_kills(),
-                                     launched=launched)
+                                     launched=launched, monitor_pidfd=launched.monitor_pidfd)
         self._write_pids()
         self._record(name, obs.started(Attempt(now, pid=launched.pid, gen=gen,
                                                **Health.initial_flags(container))))
@@ -170,6 +173,33 @@ class Executor:
         self.events.emit(now, NORMAL, "Created", f"Created container: {name}", path)
         self.events.emit(now, NORMAL, "Started", f"Started container {name}", path)
         self.health.container_started(name, container, now)
+
+    def adopt(self, name: str, pid: int, pidfd: int, watch_fd: int) -> None:
+        """Supervise again a container an earlier supervisor started (``recover``): its exit
+        is seen through ``watch_fd``; probes go on, hooks that ran are not run again."""
+        from nsrun.core import probing
+
+        container, _ = self.containers[name]
+        leaf = self.cgroup.leaf(name)
+        self.running[name] = Running(name, pid, pidfd, leaf.oom_kills(), monitor_pidfd=watch_fd,
+                                     launched=self._launched_again(container, pid, pidfd))
+        current = self.current_attempt(name)
+        if current is not None and (container.startup_probe or container.liveness_probe
+                                    or container.readiness_probe):
+            self.health.states[name] = probing.probes_for(container, current.started_at)
+
+    def _launched_again(self, container: Container, pid: int, pidfd: int):
+        """The request ``container`` was started with, rebuilt for its exec probes and
+        hooks (None when its bundle is gone)."""
+        try:
+            bundle = launcher.resolve_bundle(self.images, container.image)
+            plan = launcher.build_plan(self.pod, container, bundle, self.sandbox)
+            leaf = self.cgroup.leaf(container.name)
+            req = launcher.request(plan, self.sandbox, leaf.clone_fd, -1, leaf.join_fds,
+                                   confine.keyring_name(self.pod, container.name))
+        except (launcher.ImageMissing, BundleError):
+            return None
+        return launcher.Launched(pid, pidfd, req)
 
     def _start_failed(self, name: str, reason: str, message: str, now: float,
                       path: str) -> None:
@@ -206,8 +236,9 @@ class Executor:
     def exec_check(self, name: str, argv: list[str], timeout: float | None) -> tuple[bool, str]:
         """Run ``argv`` inside the running container (probe or hook): (exit 0?, output)."""
         proc = self.running.get(name)
-        if proc is None:
-            return False, "container is not running"
+        if proc is None or proc.launched is None:
+            return False, "container is not running" if proc is None else \
+                "container's bundle is gone: it cannot be entered"
         return launcher.exec_check(proc.launched, argv, self.cgroup.leaf(name), timeout)
 
     # -- stopping ---------------------------------------------------------------------------
@@ -321,32 +352,39 @@ class Executor:
 
     # -- reaping ----------------------------------------------------------------------------
 
-    def reap(self, pidfd: int, now: float) -> None:
-        """Collect an exited container's status and record its attempt."""
-        proc = next(p for p in self.running.values() if p.pidfd == pidfd)
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-        os.close(pidfd)
-        del self.running[proc.name]
-        self.health.container_stopped(proc.name)
-        code, sig = _exit_status(info)
-        reason = ""
-        if self.cgroup.leaf(proc.name).oom_kills() > proc.oom_before:
-            reason = OOM_KILLED
+    def watched_fds(self) -> set[int]:
+        """The fds whose readability means a container has ended (its monitor's pidfd)."""
+        return {p.monitor_pidfd for p in self.running.values()}
+
+    def reap(self, fd: int, now: float) -> None:
+        """Collect an ended container's exit (its monitor's record) and record its attempt."""
+        proc = next(p for p in self.running.values() if p.monitor_pidfd == fd)
         obs = self.observed.history(proc.name)
         current = obs.current
         assert current is not None
+        attempt = len(obs.attempts) - 1
+        end = attempts.collect(self.paths, proc.name, attempt, proc.pidfd, fd, now)
+        del self.running[proc.name]
+        self.health.container_stopped(proc.name)
+        reason = end.reason
+        if not reason and self.cgroup.leaf(proc.name).oom_kills() > proc.oom_before:
+            reason = OOM_KILLED
         container, _ = self.containers[proc.name]
-        message = logs.termination_message(self.paths, proc.name, len(obs.attempts) - 1,
-                                           container.termination_message_policy or "File",
-                                           code)
-        self._record(proc.name, obs.finished(current.finish(now, code, sig, reason, message)))
+        message = end.message or logs.termination_message(
+            self.paths, proc.name, attempt, container.termination_message_policy or "File",
+            end.code)
+        if end.log_dropped:
+            self.emit_for(proc.name, now, WARNING, "LogDropped", f"{end.log_dropped} bytes of "
+                          f"container {proc.name}'s output were lost: the log disk was full")
+        self._record(proc.name, obs.finished(current.finish(end.finished_at, end.code,
+                                                            end.signal, reason, message)))
 
     def stop_everything(self) -> None:
         """Last resort at teardown: SIGKILL whatever still runs and reap it."""
         self.cgroup.kill_all()
         for proc in list(self.running.values()):
             _signal(proc.pidfd, signal.SIGKILL)
-            self.reap(proc.pidfd, _now())
+            self.reap(proc.monitor_pidfd, _now())
 
 
 def _now() -> float:
@@ -388,11 +426,4 @@ def _signal(pidfd: int, sig: int) -> None:
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         pass
-
-
-def _exit_status(info) -> tuple[int, int | None]:
-    """(exit code, signal): a signal death is reported as 128+n, like the runtimes do."""
-    from nsrun.exitstatus import decode
-
-    return decode(info)
 

@@ -31,12 +31,13 @@ PROBE_OUTPUT_LIMIT = 10 * 1024  # the kubelet keeps at most 10 KiB of a probe's 
 
 
 class Launched(msgspec.Struct, frozen=True):
-    """A started container: its pid, pidfd and the request it was started with (exec
-    probes and hooks get the same confinement)."""
+    """A started container: its pid, pidfd, the request it was started with (exec
+    probes and hooks get the same confinement) and its monitor's pidfd (-1: none)."""
 
     pid: int
     pidfd: int
     request: Any = None
+    monitor_pidfd: int = -1
 
 
 def resolve_bundle(store: ImageStore, image: str) -> Path:
@@ -144,15 +145,22 @@ def request(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup_fd: int, log_fd: int,
                              die_with_parent=cgroup_fd < 0 and not join_fds)
 
 
-def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, log_fd: int,
+def spawn(plan: oci.LaunchPlan, sandbox: Sandbox, cgroup, spec,
           keyring: str | None = None) -> Launched:
-    """Start the process in the ``cgroupdriver.Group`` ``cgroup`` (``SpawnError`` if a step
-    in the child failed), with a session keyring of its own named ``keyring``."""
-    from nsrun.host.spawn import spawn as spawn_process
+    """Start the process in the ``cgroupdriver.Group`` ``cgroup`` under a monitor
+    (``host.monitor.MonitorSpec`` ``spec``: where its record and log go), with a session
+    keyring of its own named ``keyring``; ``SpawnError`` if a step in the child failed."""
+    from nsrun.host import monitor
 
-    req = request(plan, sandbox, cgroup.clone_fd, log_fd, cgroup.join_fds, keyring)
-    pid, pidfd = spawn_process(req)
-    return Launched(pid, pidfd, req)
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    try:
+        req = request(plan, sandbox, cgroup.clone_fd, wfd, cgroup.join_fds, keyring)
+        spec = msgspec.structs.replace(spec, die_with_parent=req.die_with_parent)
+        started = monitor.spawn(req, spec, rfd)
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+    return Launched(started.pid, started.pidfd, req, started.monitor_pidfd)
 
 
 def exec_check(launched: Launched, argv: list[str], cgroup,

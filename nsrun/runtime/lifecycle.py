@@ -19,6 +19,7 @@ import msgspec
 from nsrun.errors import UsageError
 
 DEFAULT_SECRETS, DEFAULT_CONFIGMAPS = "/etc/nsrun/secrets", "/etc/nsrun/configmaps"
+DEFAULT_LOG_DIR = "/var/log/nsrun"
 
 
 class World(msgspec.Struct, frozen=True):
@@ -33,6 +34,7 @@ class World(msgspec.Struct, frozen=True):
     cluster_domain: str = ""
     cluster_dns: str = ""
     resolv_conf: str = "/etc/resolv.conf"
+    log_dir: str = DEFAULT_LOG_DIR
 
     @property
     def state(self):
@@ -40,15 +42,20 @@ class World(msgspec.Struct, frozen=True):
 
         return StateRoot(Path(self.root))
 
+    def absolute(self) -> World:
+        """These options with absolute paths."""
+        paths = {n: os.path.abspath(getattr(self, n)) for n in
+                 ("root", "images", "secrets", "configmaps", "log_dir")}
+        if self.resolv_conf:
+            paths["resolv_conf"] = os.path.abspath(self.resolv_conf)
+        return msgspec.structs.replace(self, **paths)
+
     def argv(self) -> list[str]:
         """These options as nsrun's global arguments (absolute paths), for a command run
         again elsewhere (a systemd unit starts with an empty environment)."""
-        out = []
+        out, world = [], self.absolute()
         for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if name in ("root", "images", "secrets", "configmaps") or \
-                    (name == "resolv_conf" and value):
-                value = os.path.abspath(value)
+            value = getattr(world, name)
             if value or name == "resolv_conf":
                 out += [f"--{name.replace('_', '-')}", value]
         return out
@@ -65,6 +72,8 @@ class RunFlags(msgspec.Struct):
     legacy_annotations: bool = False
     log_max_attempts: int = 20
     log_max_bytes: int = 10 * 1024 * 1024
+    log_max_size: str = "10Mi"
+    log_max_files: int = 5
     sdnotify: str = "none"
 
     @classmethod
@@ -179,19 +188,65 @@ def pod_options(world: World, flags: RunFlags, pod):
                                   for c in computed.containers},
                    log_max_attempts=max(1, flags.log_max_attempts),
                    log_max_bytes=flags.log_max_bytes,
+                   log_max_size=log_max_size(flags.log_max_size),
+                   log_max_files=_log_max_files(flags.log_max_files),
+                   log_dir=os.path.abspath(world.log_dir),
                    net=net_config(world), resolv_conf=world.resolv_conf,
                    secrets=world.secrets, configmaps=world.configmaps)
+
+
+def log_max_size(text: str) -> int:
+    """``--log-max-size``: bytes, or a quantity (``10Mi``), more than 0."""
+    from nsrun.core.quantity import parse_quantity, value
+
+    try:
+        size = value(parse_quantity(text))
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise UsageError(f'invalid argument "{text}" for "--log-max-size": a size in bytes '
+                         "or a quantity (10Mi), more than 0")
+    return size
+
+
+def _log_max_files(n: int) -> int:
+    if n < 2:
+        raise UsageError(f'invalid argument "{n}" for "--log-max-files": at least 2 (the '
+                         "live file and one rotated file), as the kubelet requires")
+    return n
+
+
+def _recoverable(world: World, pod, same_spec: bool) -> bool:
+    """The existing pod of ``pod``'s name has no supervisor and has not ended (with
+    ``same_spec``: and its spec is ``pod``'s): ``run``/``apply`` re-attach to it."""
+    from nsrun.core.spec import Pod
+    from nsrun.runtime import recover
+
+    paths = world.state.pod(pod.metadata.name)
+    if not paths.dir.is_dir() or not recover.needs_recovery(paths):
+        return False
+    if same_spec:
+        try:
+            stored = msgspec.json.decode(paths.manifest.read_bytes(), type=Pod)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        return msgspec.to_builtins(stored.spec) == msgspec.to_builtins(pod.spec)
+    return True
 
 
 def run(world: World, flags: RunFlags, pod, *, detach: bool, keep: bool = True,
         report=None) -> int:
     """Hand ``pod`` to its supervisor (``runtime.supervise``): foreground, this process
     becomes the supervisor and exits with the pod's code; ``detach``: returns 0 once the
-    pod can start. ``report``: what the supervisor tells (``runtime.options.Report``)."""
-    from nsrun.runtime import options, supervise
+    pod can start. ``report``: what the supervisor tells (``runtime.options.Report``). The
+    same pod without a supervisor is re-attached instead (``recover``)."""
+    from nsrun.runtime import options, recover, supervise
 
+    report = report or options.Report(sdnotify=flags.sdnotify)
+    if _recoverable(world, pod, same_spec=True):
+        return recover.resume(world.state, pod.metadata.name, detach, report)
     handoff = options.Handoff(pod_options(world, flags, pod), detach=detach, keep=keep,
-                              report=report or options.Report(sdnotify=flags.sdnotify))
+                              report=report)
     return supervise.start(pod, world.state, handoff)
 
 
@@ -203,7 +258,17 @@ def apply_pod(world: World, flags: RunFlags, pod) -> str:
     if not world.state.pod(pod.metadata.name).dir.exists():
         run(world, flags, with_uid(pod), detach=True)
         return "created"
+    if _recoverable(world, pod, same_spec=False):
+        from nsrun.runtime import recover
+
+        print(f"nsrun: {recover.recover(world.state, pod.metadata.name)}", file=sys.stderr)
     return podrun.update(world.state, pod)
+
+
+def preflight() -> None:
+    from nsrun.runtime.supervise import preflight as check
+
+    check()
 
 
 def restart(world: World, name: str) -> None:

@@ -48,9 +48,23 @@ class Networking:
 
     def start(self, sandbox: Sandbox) -> None:
         """Address, veth, files, Service variables and DNS for ``sandbox``."""
+        self.record = self.podnet.setup(sandbox.ns_fds["net"])
+        self._serve(sandbox)
+
+    def resume(self, sandbox: Sandbox) -> None:
+        """A new supervisor re-attaching to a live sandbox: the address and veth recorded in
+        ``network.json`` (``start`` when there is none), files, variables and DNS again."""
+        from nsrun.runtime.podnetwork import read_record
+
+        self.record = self.podnet.record = read_record(self.paths)
+        if self.record is None:
+            return self.start(sandbox)
+        self._serve(sandbox)
+
+    def _serve(self, sandbox: Sandbox) -> None:
         from nsrun.runtime import podfiles
 
-        self.record = self.podnet.setup(sandbox.ns_fds["net"])
+        assert self.record is not None
         host = podfiles.host_resolv(self.resolv_conf)
         mounts, resolv, self.events = podfiles.write(self.pod, self.paths, self.cfg,
                                                      [self.record.ip], host, self.dns_address)

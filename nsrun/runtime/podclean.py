@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from nsrun.errors import NsrunError
-from nsrun.state import PodPaths, remove_tree
+from nsrun.state import PodPaths, remove_pod
 
 
 class Leftovers(NsrunError):
@@ -35,7 +35,7 @@ def clean(root: Path, paths: PodPaths) -> list[str]:
     _release_network(root, paths)
     left = _host_leftovers(paths, cgroups)
     if not left:
-        remove_tree(paths.dir)
+        remove_pod(paths)  # and its log directory
         if paths.dir.exists():
             left.append(f"state directory {paths.dir}")
     return left

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from nsrun.core.spec import Pod
 from nsrun.errors import NsrunError, StateError
-from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
+from nsrun.state import PodLock, PodPaths, StateRoot, remove_pod, supervisor_alive, write_atomic
 
 if TYPE_CHECKING:  # the CLI's verbs here (delete, restart, apply) need no supervisor
     from nsrun.runtime.supervisor import Options, Supervisor
@@ -24,21 +24,24 @@ if TYPE_CHECKING:  # the CLI's verbs here (delete, restart, apply) need no super
 PHASE_EXIT = {"Succeeded": 0, "Failed": 1}
 
 
-def foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool) -> int:
+def foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep: bool,
+               begin=None) -> int:
+    """Supervise in this process until the pod ends; ``begin(sup, paths)`` sets the
+    supervisor up (default: a new pod's ``prepare``; ``recover``'s re-attaches)."""
     from nsrun.runtime.supervisor import Supervisor
 
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the end
     try:
         write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
         try:
-            _prepare(sup, paths)
+            (begin or _prepare)(sup, paths)
             phase = sup.run()
             code = _signal_exit(sup) or PHASE_EXIT.get(phase, 1)
         finally:
             sup.teardown()
             lock.close()
         if not keep or _signal_exit(sup):  # Ctrl-C/SIGTERM delete the pod (README)
-            remove_tree(paths.dir)
+            remove_pod(paths)
         return code
     finally:
         sup.signals.close()
@@ -50,7 +53,7 @@ def _prepare(sup: Supervisor, paths: PodPaths) -> None:
         sup.prepare()
     except BaseException:
         sup.teardown()
-        remove_tree(paths.dir)
+        remove_pod(paths)
         raise
 
 
@@ -60,7 +63,7 @@ def _signal_exit(sup: Supervisor) -> int:
 
 
 def detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
-                   wfd: int) -> int:
+                   wfd: int, begin=None) -> int:
     os.setsid()
     if os.fork() != 0:
         return 0
@@ -71,7 +74,7 @@ def detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
     write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
     try:
         try:
-            _prepare(sup, paths)
+            (begin or _prepare)(sup, paths)
             sup.publish(time.time())  # `get` right after `run -d` finds the pod
         except NsrunError as err:
             os.write(wfd, f"{err.exit_code}\n{err}".encode())
@@ -203,7 +206,8 @@ def _wait_adopted(paths: PodPaths, timeout: float = 10.0) -> None:
 def _live(state: StateRoot, name: str) -> PodPaths:
     paths = state.existing(name)
     if not supervisor_alive(paths):
-        raise StateError(f'pod "{name}" is not running (its supervisor has exited)')
+        raise StateError(f'pod "{name}" is not running (its supervisor has exited; '
+                         f"nsrun recover {name} re-attaches one if the pod has not ended)")
     return paths
 
 

@@ -30,7 +30,15 @@ import msgspec
 from nsrun import exitcodes
 from nsrun.errors import NsrunError, PreflightError, tell
 from nsrun.runtime import options as handoff_io
-from nsrun.state import PodLock, PodPaths, StateRoot, remove_tree, supervisor_alive, write_atomic
+from nsrun.state import (
+    PodLock,
+    PodPaths,
+    StateRoot,
+    link_logs,
+    remove_pod,
+    supervisor_alive,
+    write_atomic,
+)
 
 ENTRY = "from nsrun.runtime.supervise import main; main()"
 
@@ -65,10 +73,11 @@ def start(pod, state: StateRoot, handoff: handoff_io.Handoff) -> int:
     try:
         write_atomic(paths.manifest, msgspec.json.encode(pod))
         write_atomic(paths.handoff, handoff_io.encode(handoff))
+        link_logs(paths, handoff.options.log_dir, pod.metadata.namespace, pod.metadata.uid)
         lock = PodLock(paths)
         lock.try_acquire()
     except BaseException:
-        remove_tree(paths.dir)
+        remove_pod(paths)
         raise
     if handoff.detach:
         return _spawn_detached(_command(paths, lock), paths, lock)
@@ -80,6 +89,30 @@ def start(pod, state: StateRoot, handoff: handoff_io.Handoff) -> int:
     argv = _command(paths, lock)
     os.execv(argv[0], argv)
     raise AssertionError("unreachable")
+
+
+def resume(paths: PodPaths, lock: PodLock, detach: bool,
+           report: handoff_io.Report | None = None) -> int:
+    """A supervisor re-attached to a pod whose supervisor is gone (``recover``; the lock is
+    held): detached, in the foreground (``report``: what it tells), or, for a service systemd
+    watches, in place of this process. Its options are the pod's ``supervisor.json``."""
+    argv = [*_command(paths, lock), "--recover", "1"]
+    if detach:
+        return _spawn_detached(argv, paths, lock, fresh=False)
+    if report is not None and report.sdnotify != "none":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(argv[0], argv)
+    pod, handoff, _ = _load(paths, lock.fd)
+    if report is not None:
+        handoff = msgspec.structs.replace(handoff, report=report)
+    return _run_foreground(pod, paths, handoff, lock, _reattach)
+
+
+def _reattach(sup, paths: PodPaths) -> None:
+    from nsrun.runtime.recover import begin
+
+    begin(sup, paths)
 
 
 def _command(paths: PodPaths, lock: PodLock) -> list[str]:
@@ -95,7 +128,7 @@ def _seccomp_cache(paths: PodPaths) -> None:
     os.environ.setdefault(ENV_CACHE, str(paths.dir.parent.parent / "cache" / "seccomp"))
 
 
-def _spawn_detached(argv: list[str], paths: PodPaths, lock: PodLock) -> int:
+def _spawn_detached(argv: list[str], paths: PodPaths, lock: PodLock, fresh: bool = True) -> int:
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     os.set_inheritable(wfd, True)
     try:
@@ -107,8 +140,8 @@ def _spawn_detached(argv: list[str], paths: PodPaths, lock: PodLock) -> int:
     os.close(rfd)
     os.waitpid(pid, 0)  # it forked the supervisor off and exited
     if report != b"ok":
-        if not supervisor_alive(paths):  # it died before it could clean up
-            remove_tree(paths.dir)
+        if fresh and not supervisor_alive(paths):  # it died before it could clean up
+            remove_pod(paths)
         raise _reported_error(report)
     return 0
 
@@ -134,9 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     fds = {k: int(v) for k, v in zip(args[1::2], args[2::2], strict=True)}
     paths = PodPaths(Path(args[0]))
     report_fd = fds.get("--report-fd")
+    begin = _reattach if fds.get("--recover") else None
     if report_fd is not None:
-        os._exit(_detached(paths, fds["--lock-fd"], report_fd))
-    sys.exit(_foreground(paths, fds["--lock-fd"]))
+        os._exit(_detached(paths, fds["--lock-fd"], report_fd, begin))
+    sys.exit(_foreground(paths, fds["--lock-fd"], begin))
 
 
 def _load(paths: PodPaths, lock_fd: int):
@@ -164,7 +198,7 @@ def _options(handoff: handoff_io.Handoff, detached: bool, on_change=None):
         on_change=(lambda obj: [f(obj) for f in calls]) if calls else None)
 
 
-def _detached(paths: PodPaths, lock_fd: int, report_fd: int) -> int:
+def _detached(paths: PodPaths, lock_fd: int, report_fd: int, begin=None) -> int:
     from nsrun.runtime import podrun
 
     try:
@@ -172,21 +206,22 @@ def _detached(paths: PodPaths, lock_fd: int, report_fd: int) -> int:
     except (OSError, ValueError) as err:
         os.write(report_fd, f"{exitcodes.INTERNAL}\n{paths.dir}: {err}".encode())
         return 1
-    return podrun.detached_child(pod, paths, _options(handoff, True), lock, report_fd)
+    return podrun.detached_child(pod, paths, _options(handoff, True), lock, report_fd, begin)
 
 
-def _foreground(paths: PodPaths, lock_fd: int) -> int:
+def _foreground(paths: PodPaths, lock_fd: int, begin=None) -> int:
     """Run the pod, tell what the CLI asked for, and map errors to exit codes as it does."""
     try:
         pod, handoff, lock = _load(paths, lock_fd)
-        return _run_foreground(pod, paths, handoff, lock)
+        return _run_foreground(pod, paths, handoff, lock, begin)
     except KeyboardInterrupt:
         return exitcodes.SIGNALLED + 2
     except Exception as err:  # an NsrunError, or a bug in nsrun: one line either way
         return tell(err)
 
 
-def _run_foreground(pod, paths: PodPaths, handoff: handoff_io.Handoff, lock: PodLock) -> int:
+def _run_foreground(pod, paths: PodPaths, handoff: handoff_io.Handoff, lock: PodLock,
+                    begin=None) -> int:
     from nsrun.runtime import podrun
 
     wanted = handoff.report
@@ -197,7 +232,7 @@ def _run_foreground(pod, paths: PodPaths, handoff: handoff_io.Handoff, lock: Pod
         report = RunReport(paths, rows_out=sys.stdout if wanted.watch else None,
                            tell=wanted.tell)
     code = podrun.foreground(pod, paths, _options(handoff, False, report), lock,
-                             handoff.keep)
+                             handoff.keep, begin)
     if report is not None:
         report.finish(code)
         if wanted.output and report.last:

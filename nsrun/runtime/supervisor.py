@@ -28,9 +28,10 @@ from nsrun.host.cgroupdriver import NO_POD, PodCgroups
 from nsrun.host.sandbox import Sandbox
 from nsrun.report import statusfile
 from nsrun.report.events import WARNING, EventLog
-from nsrun.runtime.executor import Executor
+from nsrun.runtime.executor import SANDBOX_LEAF, Executor
 from nsrun.runtime.networking import Networking
 from nsrun.runtime.options import Options
+from nsrun.runtime.podrecords import Saver
 from nsrun.runtime.podsignals import SignalPipe
 from nsrun.state import PodPaths, write_atomic
 
@@ -50,35 +51,50 @@ class Supervisor:
         self.executor: Executor | None = None
         self.networking: Networking | None = None
         self.status_retry_at: float | None = None  # a failed status.json write: retry then
+        self.saver = Saver(paths)
         self.signals = SignalPipe()  # closed by the owner once the teardown is over
 
     def prepare(self) -> None:
         """Check every bundle, then the pod cgroup (values written before any container
         starts), then the sandbox."""
         self._check_bundles()
+        self.make_cgroup()
+        self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup(),
+                                      secrets=self.options.secrets,
+                                      configmaps=self.options.configmaps,
+                                      outlive=self.cgroup.enabled)
+        self._record_pause()
+        self.make_executor(Observed(time.time()))
+        if self.options.net is not None:
+            self._start_network()
+
+    def make_cgroup(self) -> None:
+        """The pod cgroup (an existing one is reused, its values written again), recorded."""
         self.cgroup = self._create_cgroup()
         if self.cgroup.record:
             write_atomic(self.paths.cgroup_record,
                          "".join(f"{p}\n" for p in self.cgroup.record).encode())
-        self.sandbox = Sandbox.create(self.pod, self.paths, cgroup_fd=self._pause_cgroup(),
-                                      secrets=self.options.secrets,
-                                      configmaps=self.options.configmaps)
-        self._record_pause()
+
+    def make_executor(self, observed: Observed) -> Executor:
+        """``runtime.json``, then the executor, starting from ``observed``."""
+        assert self.sandbox is not None
         write_atomic(self.paths.runtime, msgspec.json.encode({
             "images": str(self.options.images.root), "secrets": self.sandbox.secrets_dir,
             "configmaps": self.sandbox.configmaps_dir}))
         events = EventLog(self.paths)
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
-                                 self.options.images, events, Observed(time.time()))
+                                 self.options.images, events, observed)
         self.executor.recreate_sandbox = self._new_namespaces
         self.executor.oom_score_adj = self.options.oom_score_adj or {}
         self.executor.log_max_attempts = self.options.log_max_attempts
         self.executor.log_max_bytes = self.options.log_max_bytes
-        if self.options.net is not None:
-            self._start_network()
+        self.executor.log_max_size = self.options.log_max_size
+        self.executor.log_max_files = self.options.log_max_files
+        return self.executor
 
-    def _start_network(self) -> None:
-        """The pod's network; a full pod CIDR makes the pod wait (retried by the planner)."""
+    def _start_network(self, resume: bool = False) -> None:
+        """The pod's network (``resume``: the one recorded, re-attaching); a full pod CIDR
+        makes the pod wait (retried by the planner)."""
         from nsrun.runtime.podnetwork import NoAddress
 
         ex, net = self.executor, self.options.net
@@ -87,13 +103,16 @@ class Supervisor:
                                      self.options.resolv_conf)
         ex.setup_network = self._network_up
         try:
-            self._network_up()
+            self._network_up(resume)
         except NoAddress as err:
             ex.network_failed(time.time(), str(err))
 
-    def _network_up(self) -> None:
+    def _network_up(self, resume: bool = False) -> None:
         assert self.networking is not None and self.sandbox is not None
-        self.networking.start(self.sandbox)
+        if resume:
+            self.networking.resume(self.sandbox)
+        else:
+            self.networking.start(self.sandbox)
         assert self.executor is not None
         for reason, message in self.networking.events:
             self.executor.events.emit(time.time(), WARNING, reason, message)
@@ -125,13 +144,13 @@ class Supervisor:
 
     def _pause_cgroup(self) -> int:
         # "_pause" cannot clash with a container: names are DNS-1123 labels (no "_")
-        return self.cgroup.leaf("_pause").clone_fd
+        return self.cgroup.leaf(SANDBOX_LEAF).clone_fd
 
     def _record_pause(self) -> None:
         """``sandbox.pid``; on cgroup v1 the pause process (started by nsrun, it never
         forks) joins its leaf now."""
         assert self.sandbox is not None
-        leaf = self.cgroup.leaf("_pause")
+        leaf = self.cgroup.leaf(SANDBOX_LEAF)
         if leaf.join_fds:
             leaf.adopt(self.sandbox.pause_pid)
         write_atomic(self.paths.sandbox_pid, f"{self.sandbox.pause_pid}\n".encode())
@@ -180,7 +199,7 @@ class Supervisor:
             ex.health.run_due(now)
             pause = self.sandbox.pause_pidfd if self.sandbox else -1
             dns = set(self.networking.fds()) if self.networking else set()
-            wanted = {p.pidfd for p in ex.running.values()} | ({pause} if pause >= 0 else set())
+            wanted = ex.watched_fds() | ({pause} if pause >= 0 else set())
             watched = _sync_poller(poller, watched, wanted | dns)
             timeout = _timeout_ms(now, wake, ex.next_deadline(), ex.health.next_wake(),
                                   self.status_retry_at)
@@ -271,8 +290,9 @@ class Supervisor:
         if changed:
             self._backoff_events(status, now)
             self.last_status = status
-        if changed or self.status_retry_at is not None:
-            self._write_status(pod, now)
+        saved = self.saver.save(self.pod, ex.observed)  # observed.json before status.json
+        if changed or self.status_retry_at is not None or not saved:
+            self._write_status(pod, now, saved)
         if changed:
             if self.networking is not None:
                 self.networking.published(pod)
@@ -280,16 +300,18 @@ class Supervisor:
                 self.options.on_change(pod)
         return pod
 
-    def _write_status(self, pod: dict[str, Any], now: float) -> None:
+    def _write_status(self, pod: dict[str, Any], now: float, saved: bool = True) -> None:
         """status.json; on a full disk the last good copy stays, a Warning says so once, and
-        the write is tried again every second until it succeeds."""
+        the write is tried again every second until it succeeds (with observed.json)."""
         err = statusfile.write(self.paths, pod)
-        if err is None:
+        if err is None and saved:
             self.status_retry_at = None
             return
         if self.status_retry_at is None:
-            message = f"cannot write {self.paths.status.name}: {err.strerror}; the last " \
-                      "written status stays until the write succeeds"
+            what = f"{self.paths.status.name}: {err.strerror}" if err else \
+                self.paths.observed.name
+            message = f"cannot write {what}; the last written status stays until the " \
+                      "write succeeds"
             print(f"nsrun: warning: {message}", file=sys.stderr)
             assert self.executor is not None
             self.executor.events.emit(now, WARNING, "StatusWriteFailed", message)

@@ -7,7 +7,12 @@ nsrun only, which stops the containers as a delete does (preStop, grace period, 
 last), and SIGKILL to what is left. ``-d``: a ``Type=notify`` service whose main process is
 the pod's supervisor (``nsrun run --sdnotify=initialized``, foreground): its start job ends
 once the pod is initialized, so a unit ordered ``After=`` it starts only then; it fails if
-the pod fails first. Every property nsrun sets is listed in ``properties`` (and the README).
+the pod fails first. A supervisor that crashes is restarted (``Restart=on-failure``) and
+re-attaches to the pod (``run`` of the same manifest): so that the pod survives the unit's
+stop, its cgroups are outside the unit (``nsrun`` at the top of the cgroup mount, unless
+``--cgroup-parent`` is given: see ``pods_parent``), as
+the kubelet keeps pods in a slice of their own, and its monitors and pause process live in
+them. Every property nsrun sets is listed in ``properties`` (and the README).
 
 Unit names are ``nsrun-<pod>`` for the default state root and ``nsrun-<8 hex>-<pod>`` for
 any other (the same hash as the world's bridge), so two state roots never collide.
@@ -22,6 +27,8 @@ from nsrun.errors import PreflightError, UsageError
 
 SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists iff systemd is PID 1 (sd_booted(3))
 STOP_MARGIN = 30  # seconds beyond the grace period before systemd kills what is left
+POD_PARENT = "nsrun"  # -d: the pods' cgroup parent, outside the unit, at each mount's top
+NOT_A_CRASH = "1 2 3 4 5"  # the pod Failed, or bad input/state/host: not restarted
 
 
 def unit_name(root: str, pod: str) -> str:
@@ -49,7 +56,8 @@ def properties(detach: bool, grace: float) -> list[str]:
     if detach:
         props += ["Type=notify", "NotifyAccess=all", "SuccessExitStatus=130 143",
                   f"TimeoutStopSec={max(1, int(grace + STOP_MARGIN + 0.999))}",
-                  "TimeoutStartSec=infinity"]
+                  "TimeoutStartSec=infinity", "Restart=on-failure",
+                  f"RestartPreventExitStatus={NOT_A_CRASH}"]
     return props
 
 
@@ -63,7 +71,23 @@ def systemd_run_argv(command: list[str], unit: str, *, detach: bool,
     return [*argv, "--", *command]
 
 
-def inner_command(world, rest: list[str], detach: bool, sdnotify: str) -> list[str]:
+def pods_parent(mode: str = "auto") -> str | None:
+    """The ``--cgroup-parent`` that puts a detached unit's pods outside it: ``nsrun`` at the
+    top of the cgroup2 mount (an absolute path) for the v2 driver, ``/nsrun`` (from each
+    hierarchy's root) for v1; None without a pod cgroup."""
+    from nsrun.host import cgroupdriver
+    from nsrun.host.cgroupfs import CgroupFs
+    from nsrun.host.preflight import CgroupHost
+
+    host = CgroupHost.probe()
+    kind = mode if mode in ("v1", "v2", "none") else cgroupdriver.auto_kind(host, CgroupFs())[0]
+    if kind == "v2" and host.mount is not None:
+        return os.path.join(host.mount, POD_PARENT)
+    return f"/{POD_PARENT}" if kind == "v1" else None
+
+
+def inner_command(world, rest: list[str], detach: bool, sdnotify: str,
+                  pods_parent: str | None = None) -> list[str]:
     """The nsrun command the unit runs: this world's options spelled out (a service starts
     with an empty environment), then the verb's words; ``-d`` becomes a foreground run
     that tells systemd when it is ready."""
@@ -74,6 +98,9 @@ def inner_command(world, rest: list[str], detach: bool, sdnotify: str) -> list[s
         skip = w == "--sdnotify"
     if detach:
         words[1:1] = [f"--sdnotify={sdnotify}", "--quiet"]
+        given = any(w == "--cgroup-parent" or w.startswith("--cgroup-parent=") for w in words)
+        if pods_parent and not given:
+            words[1:1] = ["--cgroup-parent", pods_parent]
     return [sys.executable, "-m", "nsrun", *world.argv(), *words]
 
 
@@ -88,7 +115,8 @@ def run_under_systemd(world, flags, manifest: str, pod, detach: bool,
                          "again inside the unit and reads it there)")
     preflight()
     grace = float(pod.spec.termination_grace_period_seconds or 30)
-    argv = systemd_run_argv(inner_command(world, rest, detach, flags.sdnotify),
+    parent = pods_parent(flags.cgroups) if detach else None
+    argv = systemd_run_argv(inner_command(world, rest, detach, flags.sdnotify, parent),
                             unit_name(world.root, pod.metadata.name), detach=detach,
                             grace=grace)
     if not detach:

@@ -37,6 +37,8 @@ def leftovers(tmp: Path, cgroup_dirs: list[Path]) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if str(tmp) in line]
     found += [f"cgroup {d}" for d in cgroup_dirs if d.exists()]
+    logs = tmp / "logs"
+    found += [f"log dir {d}" for d in sorted(logs.iterdir())] if logs.is_dir() else []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -118,7 +120,8 @@ class World:
     def global_args(self) -> list[str]:
         return ["--root", str(self.root), "--images", str(self.images),
                 "--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr,
-                "--resolv-conf", str(self.resolv_conf)]
+                "--resolv-conf", str(self.resolv_conf),
+                "--log-dir", str(self.tmp / "logs")]
 
     def run_args(self, *extra: str) -> list[str]:
         return ["run", "--cgroup-parent", self.cgroup_parent, "--backoff-initial", "0.2",

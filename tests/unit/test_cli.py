@@ -159,7 +159,7 @@ def test_systemd_units_properties_and_command_lines(tmp_path):
         "-p", "Delegate=yes", "-p", "KillMode=mixed", "--", *cmd]
     argv = systemd.systemd_run_argv(cmd, "nsrun-web", detach=True, grace=1.5)
     for prop in ("Delegate=yes", "Type=notify", "KillMode=mixed", "NotifyAccess=all",
-                 "TimeoutStopSec=32"):
+                 "TimeoutStopSec=32", "Restart=on-failure", "RestartPreventExitStatus=1 2 3 4 5"):
         assert argv[argv.index(prop) - 1] == "-p"
     assert argv[argv.index("--") + 1:] == cmd
 
@@ -167,10 +167,16 @@ def test_systemd_units_properties_and_command_lines(tmp_path):
 def test_the_unit_runs_the_world_spelled_out_and_a_notifying_foreground_run(tmp_path):
     world = lifecycle.World(root="state", images="/i", secrets="/s", configmaps="/c")
     inner = systemd.inner_command(world, ["run", "-d", "--sdnotify", "ready", "p.yaml"],
-                                  detach=True, sdnotify="initialized")
+                                  detach=True, sdnotify="initialized",
+                                  pods_parent="/sys/fs/cgroup/nsrun")
     assert inner[3:5] == ["--root", os.path.abspath("state")]
     assert ["--secrets", "/s"] == inner[inner.index("--secrets"):inner.index("--secrets") + 2]
-    assert inner[-4:] == ["run", "--sdnotify=initialized", "--quiet", "p.yaml"]
+    # the pods' cgroups outside the unit, so that they outlive a restart of the supervisor
+    assert inner[-6:] == ["run", "--cgroup-parent", "/sys/fs/cgroup/nsrun",
+                          "--sdnotify=initialized", "--quiet", "p.yaml"]
+    mine = systemd.inner_command(world, ["run", "-d", "--cgroup-parent", "x", "p.yaml"],
+                                 detach=True, sdnotify="initialized", pods_parent="/p")
+    assert mine.count("--cgroup-parent") == 1 and "x" in mine
 
 
 def test_no_systemd_is_a_host_error(tmp_path):

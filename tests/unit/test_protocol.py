@@ -1,5 +1,5 @@
 """The protocol table (nsrun/runtime/protocol.py) names every pod state file as a PodPaths
-property, and docs/protocol.md repeats it."""
+property, and docs/protocol.md repeats it; the boot unit that runs ``recover --all``."""
 
 from pathlib import Path
 
@@ -38,3 +38,15 @@ def test_docs_repeat_the_table():
 def test_table_rows_have_four_cells():
     for line in protocol.tables().splitlines():
         assert line.count("|") == 5, line
+
+
+def test_the_recover_unit_runs_recover_all_at_boot_and_leaves_the_supervisors_alive():
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string((ROOT / "systemd" / "nsrun-recover.service").read_text())
+    assert unit["Service"]["ExecStart"].split()[-2:] == ["recover", "--all"]
+    assert unit["Service"]["Type"] == "oneshot"
+    assert unit["Service"]["KillMode"] == "process"  # the pods' supervisors outlive it
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    assert "NSRUN_ROOT=/var/lib/nsrun" in unit["Service"]["Environment"]  # persistent
