@@ -11,8 +11,8 @@ a running pod's memory (RSS and PSS of all of nsrun's processes), the time to th
 container's ``execve`` and 50 pods at once; ``bench/ocibench.py`` ``nsrun-oci`` against runc
 and crun; ``bench/netbench.py`` what a world's first pod pays, the pyroute2 numbers, DNS
 latency and 50 pods reaching each other through Services. The summary goes to
-``bench/last.json`` (``KEYS``, all medians; ignored by git) so runs can be compared. crun refuses this kind of hybrid cgroup host, so (like
-``../shared/tools/anchors.sh``) its loop runs in a private mount namespace with the cgroup2
+``bench/last.json`` (``KEYS``, all medians; ignored by git) so runs can be compared. crun refuses this kind of hybrid cgroup host, so (as
+the usual way of timing crun on such hosts) its loop runs in a private mount namespace with the cgroup2
 mount hidden; that wrapper is outside the timed loop. Nothing on the host is changed.
 """
 

@@ -1,6 +1,6 @@
 /* nsrun native layer: shared types and the child's step table.
  *
- * Everything between clone() and execve() lives in C (DESIGN.md, principle 2). The parent
+ * Everything between clone() and execve() lives in C: no Python runs in the child. The parent
  * (Python, via cffi) prepares every buffer in a struct nsr_spawn_req; the child only reads
  * it and makes async-signal-safe system calls, one small named step at a time. A failing
  * step writes a struct nsr_report {step, errno, index} to a CLOEXEC pipe and _exit(127)s.

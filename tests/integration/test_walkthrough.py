@@ -60,7 +60,7 @@ def test_the_documents_walkthrough(world, variant):
     assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert table[1].split()[:4] == ["myapp-pod", "0/1", "Init:0/2", "0"]
 
-    described = world.nsrun("describe", "-f", myapp, check=True).stdout
+    described = _described_once_running(world, myapp)
     assert "Name:             myapp-pod" in described
     assert "Status:           Pending" in described
     init_myservice = described.split("  init-myservice:")[1].split("  init-mydb:")[0]
@@ -90,3 +90,15 @@ def test_the_documents_walkthrough(world, variant):
     assert gone.stdout == 'service "myservice" deleted\nservice "mydb" deleted\n'
     gone = world.nsrun("delete", "-f", myapp, "--grace-period", "0", check=True)
     assert gone.stdout == 'pod "myapp-pod" deleted\n'
+
+
+def _described_once_running(world: World, myapp: str, timeout: float = 20) -> str:
+    """`describe -f` once init-myservice has started: `Init:0/2` is already shown while the
+    first init container is still being created (Waiting), as the kubelet shows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = world.nsrun("describe", "-f", myapp, check=True).stdout
+        first = described.split("  init-myservice:")[1].split("  init-mydb:")[0]
+        if "State:          Running" in first or time.monotonic() > deadline:
+            return described
+        time.sleep(0.1)

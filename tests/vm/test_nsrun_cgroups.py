@@ -4,7 +4,8 @@ effective values and the kernel enforces them.
 Each test runs the real ``nsrun`` CLI (``pods`` fixture: private state dir and
 ``--cgroup-parent``, a busybox image) and reads the pod cgroup it recorded. Values are
 checked against numbers worked out by hand from the kubelet's rules
-(``reference/kubelet-init-containers.md`` C1-C9), not against nsrun's own computation.
+(the effective requests/limits: max of the largest init container and the apps' sum),
+not against nsrun's own computation.
 """
 
 from __future__ import annotations
