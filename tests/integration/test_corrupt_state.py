@@ -38,7 +38,8 @@ SKIP = ("logs", "shm", "volumes", "serviceaccount")
 
 # Every state file of a running pod with an init container (``test_the_list_is_complete``
 # fails when a new one appears, so that it gets fuzzed too).
-FILES = ("cgroup", "etc-hosts", "events.jsonl", "lock", "network.json", "pod.json",
+FILES = ("cgroup", "containers/app/0.json", "containers/init/0.json", "etc-hosts",
+         "events.jsonl", "initialized", "lock", "network.json", "observed.json", "pod.json",
          "resolv.conf", "runtime.json", "sandbox.pid", "status.json", "supervisor.log",
          "supervisor.json", "supervisor.pid", "termination/app/0", "termination/init/0")
 
