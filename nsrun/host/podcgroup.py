@@ -23,7 +23,8 @@ container's leaf is a ``cgroupfs.Cgroup`` (started into by ``CLONE_INTO_CGROUP``
 Parent: ``--cgroup-parent`` absolute, relative to the cgroup2 mount, or ``.`` (the cgroup
 nsrun runs in). Without it: the cgroup nsrun runs in when that is a delegated systemd unit
 made for it (``systemd-run --scope -p Delegate=yes nsrun run …``, or a ``Delegate=yes``
-service running only nsrun; see ``preflight.delegated_home``), else ``<mount>/nsrun``.
+service running only nsrun; see ``preflight.delegated_home``), else ``<mount>/nsrun`` for
+the default state root and ``<mount>/nsrun-<8 hex>`` (``netconfig.world_name``) for any other.
 
 Order in ``create_pod`` (everything before the first init container starts):
 1. preflight (``preflight.check``): which controllers the pod's limits need, which the
@@ -67,8 +68,10 @@ DEFAULT_PARENT = "nsrun"
 SELF_PARENT = "."
 
 
-def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs) -> tuple[Path, Path]:
-    """(cgroup2 mount, parent cgroup) for ``--cgroup-parent`` (see the module docstring)."""
+def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs,
+                   default: str = DEFAULT_PARENT) -> tuple[Path, Path]:
+    """(cgroup2 mount, parent cgroup) for ``--cgroup-parent`` (see the module docstring);
+    ``default``: the parent's name below the mount when none is given or delegated."""
     if host.mount is None:
         raise PreflightError("no cgroup2 hierarchy is mounted (use --cgroups=none to run "
                              "without a pod cgroup)")
@@ -81,7 +84,7 @@ def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs) -> tuple[
         return root, preflight.base_of(own)
     if not parent:
         home = preflight.delegated_home(host, fs)
-        return root, home if home is not None else root / DEFAULT_PARENT
+        return root, home if home is not None else root / default
     path = Path(parent)
     full = path if path.is_absolute() else root / path
     if ".." in full.parts or not (full == root or root in full.parents):
@@ -135,9 +138,10 @@ class V2Driver:
     name = preflight.V2
 
     def __init__(self, host: CgroupHost, fs: CgroupFs | None = None,
-                 mode: str = preflight.AUTO, proc: str = "/proc") -> None:
+                 mode: str = preflight.AUTO, proc: str = "/proc",
+                 default_parent: str = DEFAULT_PARENT) -> None:
         self.host, self.fs, self.mode = host, fs if fs is not None else CgroupFs(), mode
-        self.proc = proc
+        self.proc, self.default_parent = proc, default_parent
 
     def create_pod(self, parent: str | None, uid: str, values: Mapping[str, str],
                    leaves: Mapping[str, Mapping[str, str]] | None = None, *,
@@ -156,7 +160,7 @@ class V2Driver:
         say = warn if warn is not None else _warn
         if host.mount is None or host.readonly:
             preflight.without_cgroup(host, preflight.V2, need)  # raises
-        root, parent_path = resolve_parent(parent, host, fs)
+        root, parent_path = resolve_parent(parent, host, fs, self.default_parent)
         pod_path = qos_level(parent_path, qos) / f"{POD_PREFIX}{uid}"
         anchor = preflight.anchor_of(pod_path, root)
         if self.mode == preflight.V2:  # refuse before anything is created

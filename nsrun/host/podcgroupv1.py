@@ -209,9 +209,10 @@ class V1Driver:
     name = preflight.V1
 
     def __init__(self, host: CgroupHost, fs: V1Fs | None = None,
-                 mode: str = preflight.AUTO, proc: str = "/proc") -> None:
+                 mode: str = preflight.AUTO, proc: str = "/proc",
+                 default_parent: str = DEFAULT_PARENT) -> None:
         self.host, self.fs, self.mode = host, fs if fs is not None else V1Fs(), mode
-        self.proc = proc
+        self.proc, self.default_parent = proc, default_parent
         self.controllers = [c for c in V1_CONTROLLERS if c in host.v1]
 
     def create_pod(self, parent: str | None, uid: str, values: Mapping[str, str],
@@ -251,7 +252,7 @@ class V1Driver:
         mount = self.host.v1[controller]
         own = self.host.v1_own_cgroup(controller) or mount
         if parent is None or parent == "":
-            return own / DEFAULT_PARENT
+            return own / self.default_parent
         if parent == SELF_PARENT:
             return own
         path = Path(parent)
