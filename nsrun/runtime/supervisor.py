@@ -135,7 +135,8 @@ class Supervisor:
         """The pod's cgroups (``--cgroups``), every value written before any container."""
         from nsrun.host import cgroupdriver
 
-        driver = cgroupdriver.choose(self.options.cgroup_mode)
+        driver = cgroupdriver.choose(self.options.cgroup_mode,
+                                    default_parent=self.options.cgroup_default)
         files = (self.options.cgroup_files or {}).get(driver.name) or CgroupFiles({}, {})
         return driver.create_pod(self.options.cgroup_parent, self.pod.metadata.uid,
                                  files.pod, files.leaves, qos=self.options.qos_class,
