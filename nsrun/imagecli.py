@@ -13,16 +13,23 @@ from nsrun.report.progress import Progress
 
 # What a launcher may test for (``nsrun version -o json``'s "features").
 FEATURES = ("sdnotify", "wait", "events", "watch-json", "jsonpath", "label-selector",
-            "systemd-notify-unit", "image-progress", "exit-codes-v1")
+            "systemd-notify-unit", "image-progress", "image-archives", "exit-codes-v1")
 
 
 def add_image(sub) -> None:
     im = sub.add_parser("image", help="manage the image store (OCI bundles)")
     isub = im.add_subparsers(dest="image_verb", metavar="ACTION", required=True)
-    imp = isub.add_parser("import", help="make a bundle from a root filesystem directory")
+    imp = isub.add_parser("import", help="make a bundle from a root filesystem directory, an "
+                          "OCI image layout or a docker save tarball")
     imp.add_argument("name")
-    imp.add_argument("--rootfs", required=True)
-    imp.add_argument("--command", nargs="+", help="the bundle's process.args (default: sh)")
+    src = imp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--rootfs", metavar="DIR", help="a root filesystem directory (copied)")
+    src.add_argument("--oci-archive", metavar="FILE", help="an OCI image layout: a directory "
+                     "or a tar of one (podman save --format oci-archive)")
+    src.add_argument("--docker-archive", metavar="FILE", help="a docker save tarball (podman "
+                     "save --format docker-archive)")
+    imp.add_argument("--command", nargs="+", help="the bundle's process.args (default: sh, or "
+                     "the image's Entrypoint and Cmd)")
     imp.set_defaults(func=cmd_image_import)
     bb = isub.add_parser("busybox", help="make a bundle from Debian's busybox-static")
     bb.add_argument("name", nargs="?", default="busybox")
@@ -43,7 +50,15 @@ def _store(args):
 
 def cmd_image_import(args) -> int:
     progress = Progress(f"importing {args.name}")
-    path = _store(args).import_rootfs(args.name, args.rootfs, args.command, progress)
+    if args.rootfs is not None:
+        path = _store(args).import_rootfs(args.name, args.rootfs, args.command, progress)
+    else:
+        from nsrun.bundle import imagearchive
+
+        kind, file = ((imagearchive.OCI, args.oci_archive) if args.oci_archive is not None
+                      else (imagearchive.DOCKER, args.docker_archive))
+        path = imagearchive.import_archive(_store(args), args.name, file, kind, args.command,
+                                           progress)
     progress.done()
     print(path)
     return 0

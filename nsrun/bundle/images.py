@@ -77,6 +77,7 @@ class ImageStore:
     def build(self, ref: str, make) -> Path:
         """``make(dir)`` fills a new bundle beside ``ref``'s; then it replaces it atomically."""
         final = self.path(ref)
+        made = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = final.parent / f".{final.name}.importing-{os.getpid()}"
         if staging.exists():
@@ -88,7 +89,17 @@ class ImageStore:
         finally:
             if staging.exists():
                 remove_files(staging)
+            _remove_empty(made if not final.exists() else [])  # a failed first import
         return final
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """rmdir ``dirs`` (deepest first) while they are empty."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _copy_rootfs(rootfs: str, bundle: Path, args: list[str] | None, progress) -> None:
@@ -122,16 +133,16 @@ def remove_files(path: Path, progress=None) -> None:
     """Remove a directory tree (symlinks are removed, never followed), reporting each
     file to ``progress(files, bytes)``."""
     for top, dirs, files in os.walk(path, topdown=False):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        for name in files + links:
             full = os.path.join(top, name)
             size = os.lstat(full).st_size
             os.unlink(full)
             if progress is not None:
                 progress(1, size)
         for name in dirs:
-            full = os.path.join(top, name)
-            if not os.path.islink(full):
-                os.rmdir(full)
+            if name not in links:
+                os.rmdir(os.path.join(top, name))
     os.rmdir(path)
 
 
@@ -153,8 +164,15 @@ def default_config(args: list[str]) -> dict:
     }
 
 
-def write_config(bundle: Path, args: list[str]) -> None:
-    (bundle / "config.json").write_text(json.dumps(default_config(args), indent=2) + "\n")
+def write_config(bundle: Path, args: list[str], process: dict | None = None,
+                 annotations: dict[str, str] | None = None) -> None:
+    """``default_config(args)``, its ``process`` fields updated from ``process`` (an image
+    config's), with ``annotations``."""
+    config = default_config(args)
+    config["process"].update(process or {})
+    if annotations:
+        config["annotations"] = annotations
+    (bundle / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")

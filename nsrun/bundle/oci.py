@@ -3,8 +3,9 @@
 Override rule (documented in the README), from the bundle outward:
 
 * ``process.args`` is the image's command line. A container ``command`` replaces it whole
-  (followed by ``args`` if given); ``args`` alone keep the bundle's ``args[0]`` (its
-  entrypoint) and replace the rest, like ``CMD`` after an ``ENTRYPOINT``.
+  (followed by ``args`` if given); ``args`` alone keep the image's ``Entrypoint`` (an
+  archive import records it in the ``org.nsrun.image.entrypoint`` annotation; otherwise the
+  bundle's ``args[0]``) and replace the rest, like ``CMD`` after an ``ENTRYPOINT``.
 * ``env``: the bundle's ``process.env``, then the container's ``env`` (same name wins).
 * ``workingDir`` replaces ``process.cwd``. The security fields (``process.user``,
   ``capabilities``, ``noNewPrivileges``, ``rlimits``, ``linux.seccomp``, masked paths, ...)
@@ -108,13 +109,29 @@ def rootfs_of(config: dict, bundle: Path) -> str:
 
 
 def command_line(bundle_args: list[str], command: list[str] | None,
-                 args: list[str] | None) -> list[str]:
-    """The override rule for the command line (see the module docstring)."""
+                 args: list[str] | None, entrypoint: list[str] | None = None) -> list[str]:
+    """The override rule for the command line (see the module docstring); ``entrypoint``:
+    the image's own, when its import recorded it."""
     if command:
         return list(command) + list(args or [])
     if args is not None:
-        return bundle_args[:1] + list(args)
+        return (bundle_args[:1] if entrypoint is None else list(entrypoint)) + list(args)
     return list(bundle_args)
+
+
+ENTRYPOINT_ANNOTATION = "org.nsrun.image.entrypoint"  # set by ``image import`` of an archive
+
+
+def image_entrypoint(config: dict) -> list[str] | None:
+    """The image's ``Entrypoint`` an archive import recorded (a JSON list), else None."""
+    annotations = config.get("annotations")
+    raw = annotations.get(ENTRYPOINT_ANNOTATION) if isinstance(annotations, dict) else None
+    try:
+        value = jsonlite.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return value if ok else None
 
 
 def merge_env(base: list[str], overrides: list[tuple[str, str]]) -> list[str]:
@@ -171,7 +188,8 @@ def plan(config: dict, bundle: Path, *, command: list[str] | None, args: list[st
          volume_mounts: list[dict[str, Any]], pod: security.PodContext | None = None,
          host: security.HostFacts | None = None) -> LaunchPlan:
     """Merge the container's overrides into the bundle's process (see the module docstring)."""
-    argv = command_line(_field(config, "process.args", list, [], bundle), command, args)
+    argv = command_line(_field(config, "process.args", list, [], bundle), command, args,
+                        image_entrypoint(config))
     if not argv:
         raise BundleError(f"{bundle / 'config.json'}: process.args is empty and the container "
                           "gives no command")

@@ -87,6 +87,13 @@ def _digest(text: str) -> str:
     return f"{zlib.crc32(text.encode()):08x}"
 
 
+def world_name(root: str) -> str:
+    """``nsrun`` for the default state root, ``nsrun-<8 hex>`` (a hash of ``root``, an
+    absolute normalized path) for any other: the name of the world's nftables table, its
+    systemd units' prefix and its default cgroup parent."""
+    return "nsrun" if root == DEFAULT_ROOT else f"nsrun-{_digest(root)}"
+
+
 def make_config(root: str, pod_cidr: str = DEFAULT_POD_CIDR,
                 service_cidr: str = DEFAULT_SERVICE_CIDR,
                 cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
@@ -98,8 +105,7 @@ def make_config(root: str, pod_cidr: str = DEFAULT_POD_CIDR,
         raise ValueError("; ".join(problems))
     svc = ipaddress.IPv4Network(service_cidr)
     dns = cluster_dns or str(svc.network_address + DNS_OFFSET)
-    world = _digest(root)
-    name = "nsrun" if root == DEFAULT_ROOT else f"nsrun-{world}"
+    world, name = _digest(root), world_name(root)
     return NetConfig(str(ipaddress.IPv4Network(pod_cidr)), str(svc), cluster_domain.strip("."),
                      dns, "nsrun0" if root == DEFAULT_ROOT else name, name, world, root)
 

@@ -192,28 +192,30 @@ NO_DEVICE_CGROUP = "no device cgroup: containers get nodev mounts and no CAP_MKN
 
 
 def choose(mode: str, host: CgroupHost | None = None, fs: CgroupFs | None = None,
-           say: Callable[[str], None] | None = None) -> CgroupDriver:
+           say: Callable[[str], None] | None = None,
+           default_parent: str = "nsrun") -> CgroupDriver:
     """The driver for ``--cgroups mode`` on ``host``; in ``auto`` a choice other than v2
-    is said in one line (``say``, stderr by default)."""
+    is said in one line (``say``, stderr by default). ``default_parent``: the parent's name
+    when the pod names none (one per state root, ``netconfig.world_name``)."""
     host = host if host is not None else CgroupHost.probe()
     fs = fs if fs is not None else CgroupFs()
     if mode == NONE:
         (say if say is not None else _say)(f"cgroup driver none: {NO_DEVICE_CGROUP}")
         return NoCgroups(host, NONE)
     if mode == V2:
-        return _v2(host, fs, V2)
+        return _v2(host, fs, V2, default_parent)
     if mode == V1:
         if not v1_hierarchies(host):
             raise PreflightError("--cgroups=v1: no cgroup v1 hierarchy is mounted (use "
                                  "--cgroups=v2 or --cgroups=none)")
-        return _v1(host, V1)
+        return _v1(host, V1, default_parent)
     kind, why = auto_kind(host, fs)
     if kind != V2:
         extra = f"; {NO_DEVICE_CGROUP}" if kind == NONE else ""
         (say if say is not None else _say)(f"cgroup driver {kind}: {why}{extra}")
     if kind == V1:
-        return _v1(host, AUTO)
-    return _v2(host, fs, AUTO) if kind == V2 else NoCgroups(host, AUTO)
+        return _v1(host, AUTO, default_parent)
+    return _v2(host, fs, AUTO, default_parent) if kind == V2 else NoCgroups(host, AUTO)
 
 
 def auto_kind(host: CgroupHost, fs: CgroupFs) -> tuple[str, str]:
@@ -241,16 +243,16 @@ def v1_hierarchies(host: CgroupHost) -> list[str]:
     return [c for c in V1_CONTROLLERS if c in host.v1]
 
 
-def _v2(host: CgroupHost, fs: CgroupFs, mode: str) -> CgroupDriver:
+def _v2(host: CgroupHost, fs: CgroupFs, mode: str, default_parent: str = "nsrun") -> CgroupDriver:
     from nsrun.host.podcgroup import V2Driver
 
-    return V2Driver(host, fs, mode)
+    return V2Driver(host, fs, mode, default_parent=default_parent)
 
 
-def _v1(host: CgroupHost, mode: str) -> CgroupDriver:
+def _v1(host: CgroupHost, mode: str, default_parent: str = "nsrun") -> CgroupDriver:
     from nsrun.host.podcgroupv1 import V1Driver
 
-    return V1Driver(host, mode=mode)
+    return V1Driver(host, mode=mode, default_parent=default_parent)
 
 
 # ------------------------------------------------------------------ from the state dir

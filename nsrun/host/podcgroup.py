@@ -23,7 +23,8 @@ container's leaf is a ``cgroupfs.Cgroup`` (started into by ``CLONE_INTO_CGROUP``
 Parent: ``--cgroup-parent`` absolute, relative to the cgroup2 mount, or ``.`` (the cgroup
 nsrun runs in). Without it: the cgroup nsrun runs in when that is a delegated systemd unit
 made for it (``systemd-run --scope -p Delegate=yes nsrun run …``, or a ``Delegate=yes``
-service running only nsrun; see ``preflight.delegated_home``), else ``<mount>/nsrun``.
+service running only nsrun; see ``preflight.delegated_home``), else ``<mount>/nsrun`` for
+the default state root and ``<mount>/nsrun-<8 hex>`` (``netconfig.world_name``) for any other.
 
 Order in ``create_pod`` (everything before the first init container starts):
 1. preflight (``preflight.check``): which controllers the pod's limits need, which the
@@ -50,7 +51,7 @@ import errno
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nsrun.errors import CgroupError, PreflightError
 from nsrun.host import cgroupfs, preflight
@@ -58,14 +59,19 @@ from nsrun.host.cgroupfs import Cgroup, CgroupFs
 from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
 from nsrun.host.preflight import below as _below
 
+P = TypeVar("P")
+T = TypeVar("T")
+
 QOS_DIRS = {"Guaranteed": "guaranteed", "Burstable": "burstable", "BestEffort": "besteffort"}
 POD_PREFIX = "pod-"
 DEFAULT_PARENT = "nsrun"
 SELF_PARENT = "."
 
 
-def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs) -> tuple[Path, Path]:
-    """(cgroup2 mount, parent cgroup) for ``--cgroup-parent`` (see the module docstring)."""
+def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs,
+                   default: str = DEFAULT_PARENT) -> tuple[Path, Path]:
+    """(cgroup2 mount, parent cgroup) for ``--cgroup-parent`` (see the module docstring);
+    ``default``: the parent's name below the mount when none is given or delegated."""
     if host.mount is None:
         raise PreflightError("no cgroup2 hierarchy is mounted (use --cgroups=none to run "
                              "without a pod cgroup)")
@@ -78,7 +84,7 @@ def resolve_parent(parent: str | None, host: CgroupHost, fs: CgroupFs) -> tuple[
         return root, preflight.base_of(own)
     if not parent:
         home = preflight.delegated_home(host, fs)
-        return root, home if home is not None else root / DEFAULT_PARENT
+        return root, home if home is not None else root / default
     path = Path(parent)
     full = path if path.is_absolute() else root / path
     if ".." in full.parts or not (full == root or root in full.parents):
@@ -106,6 +112,25 @@ class Killing:
             self.pod.kill()
 
 
+def build_retrying(make: Callable[[], P], build: Callable[[P], T],
+                   undo: Callable[[P], None]) -> tuple[P, T]:
+    """``build(make())``, undone on any failure. A concurrent pod's teardown may remove an
+    empty level (the QoS or parent cgroup) between our ``mkdir``s: ENOENT while creating a
+    cgroup is tried twice more, from the top."""
+    for attempt in range(3):
+        pod = make()
+        try:
+            return pod, build(pod)
+        except CgroupError as err:
+            undo(pod)
+            if err.errno != errno.ENOENT or attempt == 2 or err.what != "create cgroup":
+                raise
+        except BaseException:
+            undo(pod)
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class V2Driver:
     """Pod cgroups on the cgroup2 hierarchy. ``mode``: ``v2`` refuses limits it cannot
     enforce, ``auto`` warns about them."""
@@ -113,9 +138,10 @@ class V2Driver:
     name = preflight.V2
 
     def __init__(self, host: CgroupHost, fs: CgroupFs | None = None,
-                 mode: str = preflight.AUTO, proc: str = "/proc") -> None:
+                 mode: str = preflight.AUTO, proc: str = "/proc",
+                 default_parent: str = DEFAULT_PARENT) -> None:
         self.host, self.fs, self.mode = host, fs if fs is not None else CgroupFs(), mode
-        self.proc = proc
+        self.proc, self.default_parent = proc, default_parent
 
     def create_pod(self, parent: str | None, uid: str, values: Mapping[str, str],
                    leaves: Mapping[str, Mapping[str, str]] | None = None, *,
@@ -134,27 +160,19 @@ class V2Driver:
         say = warn if warn is not None else _warn
         if host.mount is None or host.readonly:
             preflight.without_cgroup(host, preflight.V2, need)  # raises
-        root, parent_path = resolve_parent(parent, host, fs)
+        root, parent_path = resolve_parent(parent, host, fs, self.default_parent)
         pod_path = qos_level(parent_path, qos) / f"{POD_PREFIX}{uid}"
-        for attempt in range(3):
-            pod = V2Pod(root, pod_path, host, fs)
-            anchor = preflight.anchor_of(pod_path, root)
-            if self.mode == preflight.V2:  # refuse before anything is created
-                available = fs.controllers(anchor) & set(cgroupfs.WANTED)
-                preflight.check(host, self.mode, need, available, anchor, fs)
-            try:
-                pod._build(anchor, values, leaves)
-                message = preflight.check(host, self.mode, need, pod.available, anchor, fs)
-            except CgroupError as err:
-                pod._undo()
-                # a concurrent pod's teardown removed an empty level under us: once more
-                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
-                    continue
-                raise
-            except BaseException:
-                pod._undo()
-                raise
-            break
+        anchor = preflight.anchor_of(pod_path, root)
+        if self.mode == preflight.V2:  # refuse before anything is created
+            available = fs.controllers(anchor) & set(cgroupfs.WANTED)
+            preflight.check(host, self.mode, need, available, anchor, fs)
+
+        def build(pod: V2Pod) -> str | None:
+            pod._build(anchor, values, leaves)
+            return preflight.check(host, self.mode, need, pod.available, anchor, fs)
+
+        pod, message = build_retrying(lambda: V2Pod(root, pod_path, host, fs), build,
+                                      V2Pod._undo)
         if message:
             say(message)
         pod.unenforced = [f for c in sorted(set(need) - pod.available) for f in need[c]]

@@ -48,6 +48,7 @@ from nsrun.host.podcgroup import (
     POD_PREFIX,
     SELF_PARENT,
     Killing,
+    build_retrying,
     prune_above,
     qos_level,
 )
@@ -208,9 +209,10 @@ class V1Driver:
     name = preflight.V1
 
     def __init__(self, host: CgroupHost, fs: V1Fs | None = None,
-                 mode: str = preflight.AUTO, proc: str = "/proc") -> None:
+                 mode: str = preflight.AUTO, proc: str = "/proc",
+                 default_parent: str = DEFAULT_PARENT) -> None:
         self.host, self.fs, self.mode = host, fs if fs is not None else V1Fs(), mode
-        self.proc = proc
+        self.proc, self.default_parent = proc, default_parent
         self.controllers = [c for c in V1_CONTROLLERS if c in host.v1]
 
     def create_pod(self, parent: str | None, uid: str, values: Mapping[str, str],
@@ -223,20 +225,8 @@ class V1Driver:
         message = self._check(preflight.needed(values, leaves, declared))
         pod_dirs = {c: qos_level(self.parent(parent, c), qos) / f"{POD_PREFIX}{uid}"
                     for c in self.controllers}
-        for attempt in range(3):
-            pod = V1Pod(self, pod_dirs)
-            try:
-                pod.build(values, leaves)
-            except CgroupError as err:
-                pod.undo()
-                # a concurrent pod's teardown removed an empty level under us: once more
-                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
-                    continue
-                raise
-            except BaseException:
-                pod.undo()
-                raise
-            break
+        pod, _ = build_retrying(lambda: V1Pod(self, pod_dirs),
+                                lambda pod: pod.build(values, leaves), V1Pod.undo)
         if message:
             (warn if warn is not None else _warn)(message)
         return pod
@@ -262,7 +252,7 @@ class V1Driver:
         mount = self.host.v1[controller]
         own = self.host.v1_own_cgroup(controller) or mount
         if parent is None or parent == "":
-            return own / DEFAULT_PARENT
+            return own / self.default_parent
         if parent == SELF_PARENT:
             return own
         path = Path(parent)

@@ -219,7 +219,8 @@ class Executor:
         if self.cgroup.enabled:
             return
         write_atomic(self.paths.pids,
-                     msgspec.json.encode({n: p.pid for n, p in self.running.items()}))
+                     msgspec.json.encode({n: p.pid for n, p in self.running.items()}),
+                     durable=False)
 
     def current_attempt(self, name: str) -> Attempt | None:
         """The container's running attempt, if it runs."""

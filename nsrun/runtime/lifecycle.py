@@ -174,6 +174,7 @@ def pod_options(world: World, flags: RunFlags, pod):
     """The supervisor's ``Options`` for ``pod``: its resources computed, the world's dirs."""
     from nsrun.core import resources
     from nsrun.core.backoff import BackoffPolicy
+    from nsrun.core.netconfig import world_name
     from nsrun.runtime.options import Options
 
     computed = resources.compute(pod, node_pids_limit=flags.pod_pids_limit,
@@ -181,6 +182,7 @@ def pod_options(world: World, flags: RunFlags, pod):
     return Options(images=os.path.abspath(world.images),
                    backoff=BackoffPolicy(flags.backoff_initial, flags.backoff_max),
                    cgroup_parent=flags.cgroup_parent, cgroup_mode=flags.cgroups,
+                   cgroup_default=world_name(os.path.normpath(os.path.abspath(world.root))),
                    cgroup_files=computed.cgroup_files(), qos_class=computed.qos_class,
                    oom_score_adj={c.name: computed.oom_score_adj(c.name)
                                   for c in computed.containers},

@@ -23,6 +23,7 @@ class Options(msgspec.Struct, omit_defaults=True):
     images: Any  # an ``ImageStore``; in supervisor.json, its directory
     backoff: BackoffPolicy
     cgroup_parent: str | None = None
+    cgroup_default: str = "nsrun"  # the parent's name without --cgroup-parent (per root)
     cgroup_mode: str = "auto"
     cgroup_files: dict[str, CgroupFiles] | None = None  # driver name -> files
     qos_class: str = "BestEffort"

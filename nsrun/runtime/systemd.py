@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import zlib
 
 from nsrun.errors import PreflightError, UsageError
 
@@ -34,12 +33,9 @@ NOT_A_CRASH = "1 2 3 4 5"  # the pod Failed, or bad input/state/host: not restar
 
 def unit_name(root: str, pod: str) -> str:
     """The transient unit's name (without ``.scope``/``.service``)."""
-    from nsrun.state import DEFAULT_ROOT
+    from nsrun.core.netconfig import world_name
 
-    root = os.path.normpath(os.path.abspath(root))
-    if root == DEFAULT_ROOT:
-        return f"nsrun-{pod}"
-    return f"nsrun-{zlib.crc32(root.encode()):08x}-{pod}"
+    return f"{world_name(os.path.normpath(os.path.abspath(root)))}-{pod}"
 
 
 def preflight(runtime_dir: str = SYSTEMD_RUNTIME_DIR) -> None:

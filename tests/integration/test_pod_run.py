@@ -9,10 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from world import World, leftovers
+from nsrun.core.netconfig import world_name
+
+from world import World, leftovers, scrub
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
@@ -213,3 +216,33 @@ def test_containers_of_a_pod_share_dev_shm(world):
     proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, app))))
     assert proc.returncode == 0, proc.stderr
     assert world.nsrun("logs", "p", "-c", "app", check=True).stdout == "from-init\n1\n"
+
+
+def run_default_parent(w: World) -> list[str]:
+    """``run -d`` of a sleeping pod ``p`` without ``--cgroup-parent``: its cgroup dirs, each
+    below the world's own default parent."""
+    w.nsrun("run", "-d", w.manifest("p", pod_yaml([], "sleep 300")), check=True)
+    dirs = (w.root / "pods" / "p" / "cgroup").read_text().split()
+    name = world_name(os.path.normpath(str(w.root)))
+    assert dirs and all(name in Path(d).parts for d in dirs), (name, dirs)
+    return dirs
+
+
+def test_default_cgroup_parent_is_one_per_state_root(world, tmp_path):
+    """Without ``--cgroup-parent`` two state roots put their pods under two parents (named
+    after each root, as their systemd units are): one world's teardown never prunes the
+    other's parent, and the same pod name never meets the other world's."""
+    world.cgroup_dirs += world.default_parents()  # the fixture checks they are gone at the end
+    first = run_default_parent(world)
+    (tmp_path / "other").mkdir()
+    other = World(tmp_path / "other")  # claimed now: the first world's network is in use
+    other.images = world.images
+    try:
+        second = run_default_parent(other)
+        assert not set(first) & set(second)
+        other.nsrun("delete", "p", check=True)
+        assert not [p for p in other.default_parents() if p.exists()]  # pruned: empty
+        assert all(Path(d).is_dir() for d in first)  # the first world's pod is intact
+    finally:
+        other.clean()
+        scrub(other.default_parents())

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from nsrun.core.netconfig import make_config
+from nsrun.core.netconfig import make_config, world_name
 from nsrun.exitstatus import exit_code
 from nsrun.host import cgroupdriver
 from nsrun.host.cgroupfs import CgroupFs, find_cgroup2_mount
@@ -50,13 +50,14 @@ def leftovers(tmp: Path, cgroup_dirs: list[Path]) -> list[str]:
     return found
 
 
-def v1_parents(host: CgroupHost, parent: str) -> list[Path]:
-    """``parent`` in each cgroup v1 hierarchy nsrun uses (see ``podcgroupv1``)."""
+def v1_parents(host: CgroupHost, parent: str | None, default: str = "nsrun") -> list[Path]:
+    """``parent`` (None: the default one, named ``default``) in each cgroup v1 hierarchy
+    nsrun uses (see ``podcgroupv1``)."""
     if not cgroupdriver.v1_hierarchies(host):
         return []
     from nsrun.host.podcgroupv1 import V1Driver
 
-    driver = V1Driver(host)
+    driver = V1Driver(host, default_parent=default)
     return list(dict.fromkeys(driver.parent(parent, c) for c in driver.controllers))
 
 
@@ -90,6 +91,13 @@ class World:
         # the private parent in every hierarchy (none may be left behind)
         self.cgroup_dirs = [Path(mount) / self.cgroup_parent] if mount else []
         self.cgroup_dirs += v1_parents(host, self.cgroup_parent)
+
+    def default_parents(self) -> list[Path]:
+        """Where this world's pods go without ``--cgroup-parent`` (every hierarchy)."""
+        name = world_name(os.path.normpath(os.path.abspath(self.root)))
+        mount = find_cgroup2_mount()
+        return ([Path(mount) / name] if mount else []) + \
+            v1_parents(CgroupHost.probe(), None, name)
 
     def nsrun(self, *args: str, check: bool = False, timeout: float = 60,
               input: str | None = None) -> subprocess.CompletedProcess:

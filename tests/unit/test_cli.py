@@ -150,6 +150,9 @@ def test_systemd_units_properties_and_command_lines(tmp_path):
     other = systemd.unit_name(str(tmp_path), "web")
     assert other.startswith("nsrun-") and other.endswith("-web") and len(other) == 18
     assert other != systemd.unit_name(str(tmp_path / "x"), "web")
+    from nsrun.core.netconfig import world_name  # the same name prefixes the cgroup parent
+
+    assert other == f"{world_name(str(tmp_path))}-web" and world_name("/run/nsrun") == "nsrun"
     cmd = ["/venv/bin/python", "-m", "nsrun", "run", "p.yaml"]
     assert systemd.systemd_run_argv(cmd, "nsrun-web", detach=False) == [
         "systemd-run", "--quiet", "--collect", "--unit=nsrun-web", "--scope",

@@ -105,6 +105,8 @@ def test_parent_forms(fake):
     assert resolve_parent("a/b", host, fake.fs) == (fake.root, fake.root / "a" / "b")
     assert resolve_parent(str(fake.root / "abs"), host, fake.fs)[1] == fake.root / "abs"
     assert resolve_parent(None, host, fake.fs)[1] == fake.root / "nsrun"
+    assert resolve_parent(None, host, fake.fs, "nsrun-0badcafe")[1] == \
+        fake.root / "nsrun-0badcafe"
     assert resolve_parent(".", host, fake.fs)[1] == fake.root / "user.slice" / "x.scope"
     for bad in ("/elsewhere", "../up", "a/../../b"):
         with pytest.raises(PreflightError, match="not below the cgroup2 mount"):

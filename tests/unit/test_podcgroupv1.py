@@ -122,6 +122,9 @@ def test_parent_forms(fake):
     assert driver.parent("a/b", "cpu") == fake.mount("cpu") / "a/b"
     with pytest.raises(PreflightError, match="'..' is not allowed"):
         driver.parent("a/../../b", "cpu")
+    other = V1Driver(host_of(fake), fake.fs, default_parent="nsrun-0badcafe")
+    assert other.parent(None, "memory") == mem / "process_api/abc/nsrun-0badcafe"
+    assert other.parent("a", "memory") == mem / "process_api/abc/a"
 
 
 def test_a_leaf_made_later_and_adopting_a_process(fake):

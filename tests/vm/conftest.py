@@ -7,7 +7,10 @@ vm/run-in-vm.sh: ``NSRUN_VM`` set, root, and a pure cgroup v2 hierarchy at
 * Outside the guest (a plain ``pytest tests`` on a host) they are SKIPPED,
   with the reason.
 * Inside the guest a missing requirement is an ERROR, not a skip, so a broken
-  ring can never pass green.
+  ring can never pass green; and any skip of a tests/vm test there (a
+  ``pytest.skip``, ``skipif`` or ``importorskip`` meeting a missing tool,
+  feature or source string) is turned into a FAILURE, unless the test carries
+  ``@pytest.mark.vm_may_skip(reason)`` (what a backend documentedly lacks).
 
 These tests must not need nsrun itself to be importable; the helpers here
 talk to the kernel directly.
@@ -80,7 +83,7 @@ def ring_problem() -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # conftest hooks see the whole session: only touch tests below this dir
-    mine = [it for it in items if HERE in pathlib.Path(str(it.path)).resolve().parents]
+    mine = [it for it in items if _mine(it)]
     if not mine:
         return
     problem = ring_problem()
@@ -94,6 +97,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     + (f"; {problem}" if problem else "")
                 )
             )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Inside the guest a skipped tests/vm test is a failure (module docstring)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_vm() is not None and _mine(item) and \
+            item.get_closest_marker("vm_may_skip") is None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped inside the VM ring, where nothing may be missing: {reason}"
+
+
+def _mine(item: pytest.Item) -> bool:
+    return HERE in pathlib.Path(str(item.path)).resolve().parents
 
 
 @pytest.fixture(autouse=True)
