@@ -23,7 +23,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("spawn.c", "steps.c", "proc.c", "clone_vm.c", "exec.c", "execin.c", "ns.c", "mount.c", "resolve.c",
-           "caps.c", "devices_bpf.c", "oci.c", "monitor.c")
+           "caps.c", "devices_bpf.c", "oci.c", "monitor.c", "monitor_loop.c")
 
 
 def _rel(name: str) -> str:
@@ -42,7 +42,7 @@ ffibuilder.set_source(
     '#include <linux/capability.h>\n#include <linux/bpf.h>\n#include <linux/seccomp.h>\n',
     sources=[_rel(name) for name in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
-    depends=[_rel("nsrun.h"), _rel("cdef.h")],
+    depends=[_rel("nsrun.h"), _rel("cdef.h"), _rel("monitor.h")],
     define_macros=[("_GNU_SOURCE", None)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )
