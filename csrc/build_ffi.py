@@ -11,8 +11,10 @@ The declarations live in ``cdef.h``; the C in ``spawn.c`` (the parent of a spawn
 ``exec.c``, ``execin.c`` (a process joining a running container; a socket in a netns),
 ``ns.c`` (namespace steps, the sandbox and its pause process), ``mount.c``, ``resolve.c``
 (paths inside the rootfs), ``caps.c`` (capabilities, no_new_privs, seccomp),
-``devices_bpf.c`` (the cgroup v2 device program), ``monitor.c`` (a container's monitor:
-reaper, exit record, log copier) and ``oci.c`` (an OCI runtime's stop
+``devices_bpf.c`` (the cgroup v2 device program), ``monitor.c`` (a container's monitor,
+forked: it starts the container, then execs ``nsrun-monitor``), ``monitor_loop.c`` (the
+monitor's reaper, exit record and log copier, also linked into the ``nsrun-monitor``
+executable that ``setup.py`` builds) and ``oci.c`` (an OCI runtime's stop
 points and console), sharing
 ``nsrun.h``.
 """

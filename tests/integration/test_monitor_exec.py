@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_monitor import _finish, _start
 
 from nsrun.host import monitor
 
 from nativekit import needs_root
-from test_monitor import _finish, _start
 
 # SIGHUP, SIGINT, SIGUSR1, SIGPIPE: what the monitor ignores (its other signals: default)
 IGNORED = {signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGPIPE}
