@@ -178,7 +178,7 @@ monitor_main(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m, i
     if (m->exe) {
         exec_monitor(&s, pidfd, ack_fd);  /* res_fd (CLOEXEC) closes: the caller sees EOF */
         err = errno;
-        nsr_sync_write(res_fd, &err, sizeof err);
+        nsr_sync_write(res_fd, &err, sizeof err);  /* EPIPE if no one waits: SIG_IGN */
     }
     close(res_fd);
     nsr_mon_run(&s, pidfd, ack_fd);
@@ -197,9 +197,10 @@ static int exec_result(int res_fd)
 }
 
 /* Fork the monitor, which spawns the container. Returns the container's pid with *pidfd_out
- * and *monitor_pidfd_out, and in *exec_err_out 0 when the monitor exec'd m->exe, else why
- * it goes on in-process (-1: no m->exe); -1 with *rep when the spawn failed (the monitor
- * has exited then, and is reaped). */
+ * and *monitor_pidfd_out; -1 with *rep when the spawn failed (the monitor has exited then,
+ * and is reaped). exec_err_out non-NULL: wait until the monitor has exec'd m->exe (*0) or
+ * failed to (*errno: it goes on in-process); -1: no m->exe. NULL: do not wait (the exec
+ * then costs the caller nothing: it runs while the caller goes on). */
 int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m,
                         int *pidfd_out, int *monitor_pidfd_out, int *exec_err_out,
                         struct nsr_report *rep)
@@ -209,7 +210,8 @@ int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monito
     pid_t mpid;
 
     nsr_set_report(rep, -1, 0, -1);
-    *exec_err_out = -1;
+    if (exec_err_out)
+        *exec_err_out = -1;
     *pidfd_out = *monitor_pidfd_out = -1;
     if (pipe2(res, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0) {
         nsr_set_report(rep, NSR_STEP_PIPE, errno, -1);
@@ -239,7 +241,8 @@ int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monito
         goto fail;
     }
     close(ack[1]);  /* the ack: EOF */
-    *exec_err_out = m->exe ? exec_result(res[0]) : -1;
+    if (exec_err_out && m->exe)
+        *exec_err_out = exec_result(res[0]);
     close(res[0]);
     if (mfd < 0)
         mfd = syscall(SYS_pidfd_open, mpid, 0);  /* our child, not reaped: still mpid */

@@ -7,7 +7,8 @@ container's stdout/stderr from a pipe to the attempt's log file, rotating it at
 ``log_max_size`` bytes and keeping ``log_max_files`` files, then reaps the container and
 writes the attempt's record (``containers/<name>/<attempt>.json``) atomically and durably
 before it exits. Without the executable (or when its execve fails) the forked monitor does
-the same in-process, and the supervisor's log says so once. The supervisor watches the
+the same in-process, and the supervisor's log says so once (the first spawn with an
+executable waits for its execve to know; later ones do not wait). The supervisor watches the
 monitor's pidfd: the monitor's exit means the record is complete. A supervisor that dies
 costs nothing: the monitor goes on.
 """
@@ -22,6 +23,9 @@ import msgspec
 
 MONITOR_EXE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "nsrun-monitor")
+# Executables a monitor of this process has exec'd: later monitors do not make the spawn
+# wait for their execve (a failure there still leaves them working, in-process).
+EXEC_WORKED: set[str] = set()
 
 
 class MonitorSpec(msgspec.Struct, frozen=True):
@@ -82,8 +86,9 @@ def spawn(req, spec: MonitorSpec, log_in_fd: int) -> Monitored:
             m.exe = path
             pidfd, mpidfd, err = (mod.ffi.new("int *") for _ in range(3))
             rep = mod.ffi.new("struct nsr_report *")
-            pid = mod.lib.nsr_spawn_monitored(creq, m, pidfd, mpidfd, err, rep)
-            return pid, pidfd[0], mpidfd[0], err[0], rep
+            wait = err if exe and exe not in EXEC_WORKED else mod.ffi.NULL
+            pid = mod.lib.nsr_spawn_monitored(creq, m, pidfd, mpidfd, wait, rep)
+            return pid, pidfd[0], mpidfd[0], err[0] if wait else 0, rep
 
         pid, pidfd, mpidfd, exec_err, rep = spawn_call(req, None, call)
     finally:
@@ -92,7 +97,9 @@ def spawn(req, spec: MonitorSpec, log_in_fd: int) -> Monitored:
     if pid < 0:
         raise spawn_error(req, rep.step, rep.err, rep.index)
     if exec_err > 0:
-        _in_process(f"{spec.exe}: {os.strerror(exec_err)}")
+        _in_process(f"{exe}: {os.strerror(exec_err)}")
+    elif exe:
+        EXEC_WORKED.add(exe)
     return Monitored(pid, pidfd, mpidfd)
 
 
