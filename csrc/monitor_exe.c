@@ -19,7 +19,7 @@
 
 #define NARGS 14
 
-/* A non-negative integer argument; -1 if it is not one. */
+/* An integer argument (>= -1: LOG_IN may be -1, no pipe); -2 if it is not one. */
 static long long number(const char *text)
 {
     char *end;
@@ -27,7 +27,7 @@ static long long number(const char *text)
 
     errno = 0;
     v = strtoll(text, &end, 10);
-    return errno || end == text || *end || v < 0 ? -1 : v;
+    return errno || end == text || *end || v < -1 ? -2 : v;
 }
 
 int main(int argc, char **argv)
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     for (i = 1; i < argc && i < NARGS; i++)
         v[i] = i == 4 || i == 6 || i == 13 ? 0 : number(argv[i]);
     for (i = 1; i < NARGS; i++)
-        if (argc != NARGS || v[i] < 0) {
+        if (argc != NARGS || v[i] < (i == 2 ? -1 : 0)) {
             fprintf(stderr, "nsrun-monitor: started by nsrun only (a container's monitor)\n");
             return 2;
         }

@@ -167,3 +167,10 @@ def test_a_monitor_that_dies_with_its_starter_still_does_after_the_exec(busybox_
         assert not _alive(rec.monitor_pid)
     finally:
         os.kill(container, signal.SIGKILL)
+
+
+def test_the_executable_run_by_hand_says_what_it_is():
+    proc = subprocess.run([monitor.MONITOR_EXE, "1", "2"], capture_output=True, text=True,
+                          timeout=10)
+    assert proc.returncode == 2
+    assert proc.stderr == "nsrun-monitor: started by nsrun only (a container's monitor)\n"
