@@ -128,7 +128,7 @@ def add_restart(sub) -> None:
     r = sub.add_parser("restart", help="restart a running pod: stop every container, new "
                        "sandbox, every init container runs again in order")
     r.add_argument("names", nargs="+", metavar="[pod] NAME")
-    add_output(r, ("name", "json"))
+    add_output(r)
     r.set_defaults(func=cmd_restart)
 
 
@@ -143,12 +143,14 @@ def cmd_restart(args) -> int:
 
 
 def _done_line(args, name: str, verb: str) -> str:
+    """kubectl's line, or the pod as it is now (``-o json|yaml``)."""
     if args.output == "name":
         return f"pod/{name}"
-    if args.output == "json":
-        import json
+    if args.output in ("json", "yaml"):
+        from nsrun.report import statusfile
+        from nsrun.report.output import stream_text
 
-        return json.dumps({"kind": "Pod", "name": name, "action": verb})
+        return stream_text(statusfile.read(args.world.state.existing(name)) or {}, args.output)
     return f"pod/{name} {verb}"
 
 

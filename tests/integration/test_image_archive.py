@@ -152,7 +152,8 @@ def test_a_corrupt_layer_or_a_bad_config_is_refused_and_leaves_nothing(net_world
     for option, archive, message in (
             ("--docker-archive", tmp_path / "junk.tar", "not a readable tar archive"),
             ("--oci-archive", tmp_path / "nosuch", "no such file or directory"),
-            ("--docker-archive", tmp_path / "o", "manifest.json: not in the archive")):
+            ("--docker-archive", tmp_path / "o", "manifest.json: not in the archive (it has "
+             "oci-layout: use --oci-archive)")):
         proc = world.nsrun("image", "import", "j", option, str(archive))
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert sorted(os.listdir(world.images)) == ["busybox"]

@@ -154,10 +154,18 @@ def test_kubectl_words_selectors_formats_and_several_names(world):
     logs = world.nsrun("logs", "k1", "-c", "nosuch")
     assert (logs.returncode, logs.stderr) == (
         4, "Error from server (BadRequest): container nosuch is not valid for pod k1\n")
+    restarted = json.loads(world.nsrun("restart", "k1", "-o", "json", check=True).stdout)
+    assert (restarted["kind"], restarted["metadata"]["name"]) == ("Pod", "k1")
+    import yaml
+
+    gone = world.nsrun("delete", "pod/k2", "-o", "yaml", "--now", check=True).stdout
+    assert [(d["kind"], d["metadata"]["name"], d["status"]["phase"] in ("Pending", "Running"))
+            for d in yaml.safe_load_all(gone)] == [("Pod", "k2", True)]
     out = world.nsrun("delete", "pod", "k1", "k2", "nope", "--now")
-    assert out.stdout == 'pod "k1" deleted\npod "k2" deleted\n'
-    assert (out.returncode, out.stderr) == (
-        4, 'Error from server (NotFound): pods "nope" not found\n')
+    assert out.stdout == 'pod "k1" deleted\n'
+    assert (out.returncode, out.stderr) == (4, 'Error from server (NotFound): pods "k2" not '
+                                            'found\nError from server (NotFound): pods "nope" '
+                                            'not found\n')
 
 
 def test_run_systemd_without_systemd_is_a_clear_host_error(world):

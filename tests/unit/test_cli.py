@@ -196,6 +196,12 @@ def test_image_ls_lists_only_name_tag_bundles(tmp_path):
     (tmp_path / "busybox" / ".latest.importing-1" / "config.json").write_text("{}")
     assert [ref for ref, _ in ImageStore(tmp_path).list()] == ["busybox:latest",
                                                               "library/app:v1"]
+    import yaml
+
+    listed = yaml.safe_load(run_cli("--images", str(tmp_path), "image", "ls", "-o", "yaml",
+                                    root=tmp_path / "state").stdout)
+    assert listed == [{"image": "busybox:latest", "bundle": str(tmp_path / "busybox/latest")},
+                      {"image": "library/app:v1", "bundle": str(tmp_path / "library/app/v1")}]
 
 
 def test_reimport_swaps_the_whole_image_at_once(tmp_path):
@@ -226,6 +232,15 @@ def test_usage_errors_print_the_verbs_usage(tmp_path):
     proc = run_cli("delete", root=tmp_path)
     assert proc.returncode == exitcodes.USAGE
     assert "usage: nsrun delete" in proc.stderr and "See 'nsrun delete -h'" in proc.stderr
+    proc = run_cli("get", "--bogus", root=tmp_path)  # unknown option: the verb's usage too
+    assert proc.returncode == exitcodes.USAGE
+    assert proc.stderr.startswith("usage: nsrun get ")
+    assert proc.stderr.endswith("nsrun get: error: unrecognized arguments: --bogus\n")
+    proc = run_cli("image", "import", "x", "--oci-archive", str(tmp_path / "no.tar"),
+                   root=tmp_path)  # a nested verb's own usage
+    assert proc.returncode == exitcodes.USAGE
+    assert "usage: nsrun image import " in proc.stderr
+    assert "See 'nsrun image import -h'" in proc.stderr
 
 
 def test_not_found_has_kubectls_shape_and_ignore_not_found(tmp_path):
