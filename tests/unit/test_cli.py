@@ -179,6 +179,16 @@ def test_the_unit_runs_the_world_spelled_out_and_a_notifying_foreground_run(tmp_
     assert mine.count("--cgroup-parent") == 1 and "x" in mine
 
 
+def test_a_detached_units_pods_go_under_the_worlds_own_parent(tmp_path):
+    from nsrun.core.netconfig import world_name
+
+    assert systemd.pods_parent("/run/nsrun", "v1") == "/nsrun"
+    mine = systemd.pods_parent(str(tmp_path), "v1")
+    assert mine == f"/{world_name(str(tmp_path))}" != "/nsrun"
+    assert mine != systemd.pods_parent(str(tmp_path / "other"), "v1")
+    assert systemd.pods_parent(str(tmp_path), "none") is None
+
+
 def test_no_systemd_is_a_host_error(tmp_path):
     with pytest.raises(PreflightError, match="systemd is not running") as err:
         systemd.preflight(str(tmp_path / "nope"))
