@@ -21,9 +21,10 @@ def add_run(sub) -> None:
     r.add_argument("-w", "--watch", action="store_true",
                    help="print a get row on stdout each time the pod's status changes")
     r.add_argument("-q", "--quiet", action="store_true",
-                   help="foreground: print nothing on stderr (by default, on a terminal, a "
-                        "get row per change, a failed container's reason and last log lines, "
-                        "and the final phase)")
+                   help="foreground: print nothing on stderr (by default a failed "
+                        "container's reason and last log lines, and the final phase; on a "
+                        "terminal also a get row per change and the phase of a pod that "
+                        "succeeded)")
     r.add_argument("--rm", action="store_true", help="remove the pod's state when it ends")
     r.add_argument("--systemd", action="store_true",
                    help="run in a systemd transient unit with Delegate=yes (a scope; with -d "
@@ -93,7 +94,7 @@ def cmd_run(args) -> int:
         _print_started(args, pod.metadata.name)
         return code
     # this process becomes the pod's supervisor, which tells what is asked here
-    report = Report(tell=not args.quiet and (args.watch or sys.stderr.isatty()),
+    report = Report(tell=not args.quiet, rows=not args.quiet and sys.stderr.isatty(),
                     watch=args.watch, output=args.output, sdnotify=flags.sdnotify)
     return lifecycle.run(args.world, flags, pod, detach=False, keep=not args.rm,
                          report=report)

@@ -117,9 +117,16 @@ def test_foreground_run_tells_rows_failure_and_phase_on_stderr(world):
     assert "    last words" in proc.stderr  # the log survives in the report, not on disk
     assert proc.stderr.rstrip().endswith('pod "f" Failed (exit code 1)')
     assert not (world.root / "pods" / "f").exists()
+    plain = world.nsrun(*world.run_args("--rm", manifest))  # not a terminal: no rows
+    assert (plain.returncode, plain.stdout) == (1, "")
+    assert 'container "app" failed: Error, exit code 3' in plain.stderr
+    assert "Init:0/2" not in plain.stderr and "    last words" in plain.stderr
+    assert plain.stderr.rstrip().endswith('pod "f" Failed (exit code 1)')
     quiet = world.nsrun(*world.run_args("--quiet", "--rm", manifest))
     assert (quiet.returncode, quiet.stdout) == (1, "")
-    assert "failed" not in quiet.stderr
+    assert "failed" not in quiet.stderr and "Failed" not in quiet.stderr
+    fine = world.nsrun(*world.run_args("--rm", world.manifest("g", inits_then_app("g", "true"))))
+    assert fine.returncode == 0 and "Succeeded" not in fine.stderr  # a script's run: silent
 
 
 def test_kubectl_words_selectors_formats_and_several_names(world):
