@@ -51,13 +51,16 @@ import errno
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nsrun.errors import CgroupError, PreflightError
 from nsrun.host import cgroupfs, preflight
 from nsrun.host.cgroupfs import Cgroup, CgroupFs
 from nsrun.host.preflight import SUPERVISOR_LEAF, CgroupHost
 from nsrun.host.preflight import below as _below
+
+P = TypeVar("P")
+T = TypeVar("T")
 
 QOS_DIRS = {"Guaranteed": "guaranteed", "Burstable": "burstable", "BestEffort": "besteffort"}
 POD_PREFIX = "pod-"
@@ -109,6 +112,25 @@ class Killing:
             self.pod.kill()
 
 
+def build_retrying(make: Callable[[], P], build: Callable[[P], T],
+                   undo: Callable[[P], None]) -> tuple[P, T]:
+    """``build(make())``, undone on any failure. A concurrent pod's teardown may remove an
+    empty level (the QoS or parent cgroup) between our ``mkdir``s: ENOENT while creating a
+    cgroup is tried twice more, from the top."""
+    for attempt in range(3):
+        pod = make()
+        try:
+            return pod, build(pod)
+        except CgroupError as err:
+            undo(pod)
+            if err.errno != errno.ENOENT or attempt == 2 or err.what != "create cgroup":
+                raise
+        except BaseException:
+            undo(pod)
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class V2Driver:
     """Pod cgroups on the cgroup2 hierarchy. ``mode``: ``v2`` refuses limits it cannot
     enforce, ``auto`` warns about them."""
@@ -140,25 +162,17 @@ class V2Driver:
             preflight.without_cgroup(host, preflight.V2, need)  # raises
         root, parent_path = resolve_parent(parent, host, fs, self.default_parent)
         pod_path = qos_level(parent_path, qos) / f"{POD_PREFIX}{uid}"
-        for attempt in range(3):
-            pod = V2Pod(root, pod_path, host, fs)
-            anchor = preflight.anchor_of(pod_path, root)
-            if self.mode == preflight.V2:  # refuse before anything is created
-                available = fs.controllers(anchor) & set(cgroupfs.WANTED)
-                preflight.check(host, self.mode, need, available, anchor, fs)
-            try:
-                pod._build(anchor, values, leaves)
-                message = preflight.check(host, self.mode, need, pod.available, anchor, fs)
-            except CgroupError as err:
-                pod._undo()
-                # a concurrent pod's teardown removed an empty level under us: once more
-                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
-                    continue
-                raise
-            except BaseException:
-                pod._undo()
-                raise
-            break
+        anchor = preflight.anchor_of(pod_path, root)
+        if self.mode == preflight.V2:  # refuse before anything is created
+            available = fs.controllers(anchor) & set(cgroupfs.WANTED)
+            preflight.check(host, self.mode, need, available, anchor, fs)
+
+        def build(pod: V2Pod) -> str | None:
+            pod._build(anchor, values, leaves)
+            return preflight.check(host, self.mode, need, pod.available, anchor, fs)
+
+        pod, message = build_retrying(lambda: V2Pod(root, pod_path, host, fs), build,
+                                      V2Pod._undo)
         if message:
             say(message)
         pod.unenforced = [f for c in sorted(set(need) - pod.available) for f in need[c]]

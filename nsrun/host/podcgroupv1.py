@@ -48,6 +48,7 @@ from nsrun.host.podcgroup import (
     POD_PREFIX,
     SELF_PARENT,
     Killing,
+    build_retrying,
     prune_above,
     qos_level,
 )
@@ -224,20 +225,8 @@ class V1Driver:
         message = self._check(preflight.needed(values, leaves, declared))
         pod_dirs = {c: qos_level(self.parent(parent, c), qos) / f"{POD_PREFIX}{uid}"
                     for c in self.controllers}
-        for attempt in range(3):
-            pod = V1Pod(self, pod_dirs)
-            try:
-                pod.build(values, leaves)
-            except CgroupError as err:
-                pod.undo()
-                # a concurrent pod's teardown removed an empty level under us: once more
-                if err.errno == errno.ENOENT and attempt < 2 and err.what == "create cgroup":
-                    continue
-                raise
-            except BaseException:
-                pod.undo()
-                raise
-            break
+        pod, _ = build_retrying(lambda: V1Pod(self, pod_dirs),
+                                lambda pod: pod.build(values, leaves), V1Pod.undo)
         if message:
             (warn if warn is not None else _warn)(message)
         return pod
