@@ -11,8 +11,26 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644, *,
     """Write ``data`` to ``path`` so readers see the old or the new file, never a mix, and
     (``durable``) so a crash of the machine right after leaves one of them too: the data is
     ``fsync``ed before the rename and the directory after it. On failure (ENOSPC) the old
-    file is kept and no temporary file is left; the ``OSError`` is raised."""
-    path = os.fspath(path)
+    file is kept and no temporary file is left; the ``OSError`` is raised.
+
+    ``durable=False`` is for what names things that do not outlive the machine (pids,
+    cgroups, addresses): another process sees the write all the same, and it costs no
+    ``fsync``, which on a disk is milliseconds on every start."""
+    _replace(os.fspath(path), data, mode, durable)
+    if durable:
+        sync_dir(os.path.dirname(os.fspath(path)) or ".")
+
+
+def write_atomic_all(files: list[tuple[str | os.PathLike, bytes]], mode: int = 0o644) -> None:
+    """:func:`write_atomic` (durable) of several files, in order, with one ``fsync`` of
+    each directory at the end (not one per file): a crash leaves each file old or new."""
+    for path, data in files:
+        _replace(os.fspath(path), data, mode, True)
+    for head in dict.fromkeys(os.path.dirname(os.fspath(p)) or "." for p, _ in files):
+        sync_dir(head)
+
+
+def _replace(path: str, data: bytes, mode: int, durable: bool) -> None:
     head, name = os.path.split(path)
     tmp = os.path.join(head, f".{name}.tmp")
     try:
@@ -27,8 +45,6 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644, *,
     except BaseException:
         _try(os.unlink, tmp)
         raise
-    if durable:
-        sync_dir(head or ".")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from nsrun.errors import AlreadyExists, HostError, NotFound
-from nsrun.files import remove_tree, write_atomic  # noqa: F401 (re-exported)
+from nsrun.files import remove_tree, write_atomic, write_atomic_all  # noqa: F401 (re-exported)
 
 DEFAULT_ROOT = "/run/nsrun"
 DEFAULT_IMAGES = "/var/lib/nsrun/images"

@@ -255,7 +255,7 @@ def _create(ctx: Context, container: Container, bundle: str, config: dict, raw: 
     if opts["pid_file"]:
         from nsrun.files import write_atomic
 
-        write_atomic(os.path.abspath(opts["pid_file"]), str(pid).encode())
+        write_atomic(os.path.abspath(opts["pid_file"]), str(pid).encode(), durable=False)
     ns.close()
     os.close(fifo_fd)
     if console_fd >= 0:

@@ -162,7 +162,7 @@ def cmd_exec(ctx: Context, argv: list[str]) -> int:
     if opts["pid_file"]:
         from nsrun.files import write_atomic
 
-        write_atomic(os.path.abspath(opts["pid_file"]), str(child[0]).encode())
+        write_atomic(os.path.abspath(opts["pid_file"]), str(child[0]).encode(), durable=False)
     if opts["detach"]:
         return 0
     return _wait(child[1], ours)

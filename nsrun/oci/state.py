@@ -69,7 +69,9 @@ class Container:
         return data if isinstance(data, dict) else None
 
     def write_record(self, record: dict) -> None:
-        write_atomic(self.path(STATE_FILE), jsonlite.dumps(record).encode())
+        """Atomic, not durable (no ``fsync``), as runc writes its ``state.json``: what it
+        names (processes, namespaces, cgroups) does not outlive the machine."""
+        write_atomic(self.path(STATE_FILE), jsonlite.dumps(record).encode(), durable=False)
 
     def config(self) -> dict:
         """The config.json the container was created with."""

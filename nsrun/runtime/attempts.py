@@ -40,13 +40,16 @@ def monitor_spec(paths: PodPaths, name: str, attempt: int, log_max_size: int,
     """The monitor's directions for attempt ``attempt`` of container ``name``: its
     directories made, and a "launching" record (pid 0) that the monitor replaces once the
     container runs, so that a supervisor killed in between leaves a trace ``recover`` waits
-    on rather than starting the attempt a second time. ``group``: the pod's cgroup leaf the
-    monitor moves into (``cgroupdriver.Group``), so it outlives a supervisor's unit."""
+    on rather than starting the attempt a second time. That is all it guards against, so it
+    is atomic, not durable: after a reboot a lost or torn one reads as an attempt that never
+    started, and the monitor's own record (durable) is what says it did. ``group``: the
+    pod's cgroup leaf the monitor moves into (``cgroupdriver.Group``), so it outlives a
+    supervisor's unit."""
     record, log = paths.record(name, attempt), paths.log(name, attempt)
     for directory in (record.parent, log.parent):
         directory.mkdir(parents=True, exist_ok=True)
     try:
-        write_atomic(record, LAUNCHING)
+        write_atomic(record, LAUNCHING, durable=False)
     except OSError:
         pass  # a full disk: the container starts all the same
     return MonitorSpec(str(record.parent), record.name, str(log.parent), log.name,
@@ -82,7 +85,8 @@ def collect(paths: PodPaths, name: str, attempt: int, pidfd: int, monitor_pidfd:
     except ChildProcessError:
         pass  # re-attached: the monitor is not our child (init reaps it)
     os.close(monitor_pidfd)
-    os.close(pidfd)
+    if pidfd >= 0:  # -1: re-attached after the container had ended
+        os.close(pidfd)
     return exit_of(read_record(paths.record(name, attempt)), now)
 
 

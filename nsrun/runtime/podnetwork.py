@@ -92,7 +92,7 @@ class PodNet:
             raise
 
     def _save(self, record: PodNetwork) -> PodNetwork:
-        write_atomic(network_file(self.paths), msgspec.json.encode(record))
+        write_atomic(network_file(self.paths), msgspec.json.encode(record), durable=False)
         self.record = record
         return record
 

@@ -32,7 +32,7 @@ def foreground(pod: Pod, paths: PodPaths, options: Options, lock: PodLock, keep:
 
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the end
     try:
-        write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
+        write_atomic(paths.pidfile, f"{os.getpid()}\n".encode(), durable=False)
         try:
             (begin or _prepare)(sup, paths)
             phase = sup.run()
@@ -71,7 +71,7 @@ def detached_child(pod: Pod, paths: PodPaths, options: Options, lock: PodLock,
 
     _redirect_stdio(paths)
     sup = Supervisor(pod, paths, options)  # SIGTERM/SIGINT handled from here to the exit
-    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode())
+    write_atomic(paths.pidfile, f"{os.getpid()}\n".encode(), durable=False)
     try:
         try:
             (begin or _prepare)(sup, paths)
@@ -116,7 +116,7 @@ def delete(state: StateRoot, name: str, timeout: float | None = None,
     paths = state.existing(name)
     if supervisor_alive(paths):
         if grace is not None:
-            write_atomic(paths.grace_override, f"{grace}\n".encode())
+            write_atomic(paths.grace_override, f"{grace}\n".encode(), durable=False)
         _stop_supervisor(paths, timeout)
     left = podclean.clean(state.root, paths)
     if left:

@@ -9,15 +9,15 @@ in a pod's state directory and every signal, who writes it, who reads it, and wh
 | `events.jsonl` (`events`) | supervisor | `describe`, `events` | one JSON line appended per event; a line that cannot be written is dropped and counted |
 | `observed.json` (`observed`) | supervisor | `recover` | atomic + durable on every observed change: attempts, restart counts, back-off, sandbox generation |
 | `initialized` (`initialized`) | supervisor | `recover` | durable, once every init container of the sandbox has completed |
-| `containers/<c>/<n>.json` (`records`, `record()`) | supervisor ("launching", pid 0), then the monitor of attempt n | supervisor, `recover` | atomic + durable: "launching" before the monitor is forked; pids and start times once started; exit code, signal and finish time once reaped, before the monitor exits |
+| `containers/<c>/<n>.json` (`records`, `record()`) | supervisor ("launching", pid 0), then the monitor of attempt n | supervisor, `recover` | atomic: "launching" before the monitor is forked (a process crash is all it guards against); atomic + durable: pids and start times once started; exit code, signal and finish time once reaped, before the monitor exits |
 | `supervisor.pid` (`pidfile`) | supervisor | `delete`, `restart`, `apply`, `recover` | atomic, at start |
 | `supervisor.json` (`handoff`) | CLI `run`/`create`/`apply` | the supervisor's entry point (`runtime.supervise`), also with `--recover` | atomic + durable, with `pod.json`, before the supervisor starts: its options (`runtime.options.Handoff`) |
 | `supervisor.log` (`supervisor_log`) | detached supervisor (stderr) | the user | appended |
 | `lock` (`lockfile`) | supervisor (flock held while it runs) | every verb: is a supervisor alive? | flock, released by the kernel when it dies |
 | `delete-grace` (`grace_override`) | CLI `delete --grace-period` | supervisor on SIGTERM | atomic, before SIGTERM |
-| `cgroup` (`cgroup_record`) | supervisor | `delete` after a crash, `exec`, `recover` | atomic + durable, once the pod cgroup exists |
-| `sandbox.pid` (`sandbox_pid`) | supervisor | `recover` | atomic + durable, at each new sandbox |
-| `runtime.json` (`runtime`) | supervisor | `exec`, `recover` | atomic + durable, at start: image store, secrets, configmaps, log settings |
+| `cgroup` (`cgroup_record`) | supervisor | `delete` after a crash, `exec`, `recover` | atomic, once the pod cgroup exists (cgroups do not outlive the machine) |
+| `sandbox.pid` (`sandbox_pid`) | supervisor | `recover` | atomic, at each new sandbox (after a reboot a missing or torn one reads as a lost sandbox, as it is) |
+| `runtime.json` (`runtime`) | supervisor | `exec`, `recover` | atomic, at each start of a supervisor: image store, secrets, configmaps, log settings |
 | `pids.json` (`pids`) | supervisor (no pod cgroup only) | `exec` | atomic, at each container start |
 | `network.json` (`network`) | supervisor | `delete` after a crash, `recover` | atomic, once the pod has an address |
 | `etc-hosts`, `resolv.conf`, `serviceaccount/` (`hosts`, `resolv_conf`, `service_account`) | supervisor | containers (bind mounts) | before the first container |
@@ -33,6 +33,9 @@ in a pod's state directory and every signal, who writes it, who reads it, and wh
 | SIGTERM, then SIGKILL at the deadline | supervisor | containers (by pidfd, then the cgroup) | stop a container |
 | (exit) | container | its monitor (the parent), then supervisor (polls the monitor's pidfd) | the monitor reaps it and writes its record, then exits |
 
+Durable (``fsync``) is what a reboot must not lose: the pod and its options, the attempts
+and their exit codes, restart counts; what names processes, cgroups and addresses is
+only atomic (no ``fsync`` on the start path), since none of them outlives the machine.
 The order that keeps a crash harmless: the manifest before the supervisor, the monitor's
 record before the monitor exits, ``observed.json`` before ``status.json``.
 """

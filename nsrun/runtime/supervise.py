@@ -37,7 +37,7 @@ from nsrun.state import (
     link_logs,
     remove_pod,
     supervisor_alive,
-    write_atomic,
+    write_atomic_all,
 )
 
 ENTRY = "from nsrun.runtime.supervise import main; main()"
@@ -71,8 +71,8 @@ def start(pod, state: StateRoot, handoff: handoff_io.Handoff) -> int:
     preflight()
     paths = state.create(pod.metadata.name)
     try:
-        write_atomic(paths.manifest, msgspec.json.encode(pod))
-        write_atomic(paths.handoff, handoff_io.encode(handoff))
+        write_atomic_all([(paths.manifest, msgspec.json.encode(pod)),
+                          (paths.handoff, handoff_io.encode(handoff))])
         link_logs(paths, handoff.options.log_dir, pod.metadata.namespace, pod.metadata.uid)
         lock = PodLock(paths)
         lock.try_acquire()
@@ -229,8 +229,9 @@ def _run_foreground(pod, paths: PodPaths, handoff: handoff_io.Handoff, lock: Pod
     if wanted.tell or wanted.watch or wanted.output:
         from nsrun.report.runreport import RunReport
 
-        report = RunReport(paths, rows_out=sys.stdout if wanted.watch else None,
-                           tell=wanted.tell)
+        rows = sys.stdout if wanted.watch else (sys.stderr if wanted.rows else None)
+        report = RunReport(paths, rows_out=rows, tell=wanted.tell,
+                           final=wanted.rows or wanted.watch)
     code = podrun.foreground(pod, paths, _options(handoff, False, report), lock,
                              handoff.keep, begin)
     if report is not None:

@@ -73,14 +73,14 @@ class Supervisor:
         self.cgroup = self._create_cgroup()
         if self.cgroup.record:
             write_atomic(self.paths.cgroup_record,
-                         "".join(f"{p}\n" for p in self.cgroup.record).encode())
+                         "".join(f"{p}\n" for p in self.cgroup.record).encode(), durable=False)
 
     def make_executor(self, observed: Observed) -> Executor:
         """``runtime.json``, then the executor, starting from ``observed``."""
         assert self.sandbox is not None
         write_atomic(self.paths.runtime, msgspec.json.encode({
             "images": str(self.options.images.root), "secrets": self.sandbox.secrets_dir,
-            "configmaps": self.sandbox.configmaps_dir}))
+            "configmaps": self.sandbox.configmaps_dir}), durable=False)
         events = EventLog(self.paths)
         self.executor = Executor(self.pod, self.paths, self.sandbox, self.cgroup,
                                  self.options.images, events, observed)
@@ -153,7 +153,8 @@ class Supervisor:
         leaf = self.cgroup.leaf(SANDBOX_LEAF)
         if leaf.join_fds:
             leaf.adopt(self.sandbox.pause_pid)
-        write_atomic(self.paths.sandbox_pid, f"{self.sandbox.pause_pid}\n".encode())
+        write_atomic(self.paths.sandbox_pid, f"{self.sandbox.pause_pid}\n".encode(),
+                     durable=False)
 
     def _new_namespaces(self) -> Sandbox:
         """A pod restart: fresh network, IPC and UTS namespaces; volumes are kept (an
