@@ -20,7 +20,6 @@ from nsrun.host.monitor import MonitorSpec, Record, read_record
 from nsrun.state import PodPaths, write_atomic
 
 LAUNCHING = b'{"pid":0,"monitorPid":0}\n'
-LAUNCH_WAIT = 3.0  # seconds a "launching" record may wait for its monitor to replace it
 MONITOR_EXIT_WAIT = 5.0  # seconds a monitor may take to write its record once its child died
 
 

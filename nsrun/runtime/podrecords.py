@@ -2,8 +2,10 @@
 restart count, back-off and the sandbox generation, saved by the supervisor whenever they
 change, before status.json) and ``initialized`` (the sandbox generation whose init
 containers have all completed). :func:`load` reads them back with the manifest, checking
-the options the pod was started with (``supervisor.json``) too, and names the file that is
-torn or corrupt.
+the options the pod was started with (``supervisor.json``) and the containers' monitor
+records (``containers/<c>/<n>.json``, written atomically: a corrupt one is damage, not a
+crash) too, and names the file that is torn or corrupt. An empty record is the one
+exception: a "launching" record (not durable) that a reboot lost, read as absent.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from nsrun.core import rules
 from nsrun.core.observed import Observed
 from nsrun.core.spec import Pod
 from nsrun.errors import UsageError
+from nsrun.host.monitor import Record
 from nsrun.runtime.options import Handoff
 from nsrun.state import PodPaths, write_atomic
 
@@ -60,6 +63,9 @@ def load(paths: PodPaths) -> Saved:
     pod = _decode(paths.manifest, Pod)
     observed = _decode(paths.observed, Observed) if paths.observed.exists() else None
     _decode(paths.handoff, Handoff)  # the options the pod was started with
+    for record in sorted(paths.records.glob("*/*.json")):
+        if _read(record):  # empty: a "launching" record that a reboot lost
+            _decode(record, Record)
     initialized = None
     if paths.initialized.exists():
         text = _read(paths.initialized).decode(errors="replace").strip()

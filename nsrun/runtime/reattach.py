@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import msgspec
@@ -29,6 +30,7 @@ from nsrun.runtime.podrecords import Saved
 from nsrun.state import PodPaths
 
 PAUSE_COMM = "nsrun-pause"
+LAUNCH_POLL = 0.05  # seconds between looks at a "launching" record whose monitor lives
 
 
 class Live(msgspec.Struct, frozen=True):
@@ -65,19 +67,43 @@ def find(paths: PodPaths, pod: Pod, observed: Observed
 
 def _launched(paths: PodPaths, name: str, attempt: int) -> bool:
     """Whether attempt ``attempt`` was started though observed.json does not have it: its
-    record exists, and a "launching" one is replaced by its monitor's within
-    ``LAUNCH_WAIT`` (else the start never happened, and the record goes)."""
-    path = paths.record(name, attempt)
-    deadline = time.monotonic() + attempts.LAUNCH_WAIT
-    while path.exists():
+    record exists, and a "launching" one is kept while a monitor of the container that no
+    record names lives (``core.reattachment``: its start record will come, or it exits);
+    else the start never happened, and the record goes."""
+    path, said = paths.record(name, attempt), False
+    while True:
+        unaccounted = _unaccounted(paths, name)  # before the record is read: see the table
         rec = monitor.read_record(path)
-        if rec is not None and rec.pid:
+        if rec is None:
+            return False
+        state = reattachment.record_state(rec.pid, rec.exit_code)
+        verdict = reattachment.decide(reattachment.Facts(state, unaccounted=bool(unaccounted)),
+                                      False)
+        if state != reattachment.LAUNCHING:
             return True
-        if time.monotonic() > deadline:
+        if verdict is not Verdict.WAIT_LAUNCH:
             path.unlink(missing_ok=True)
             return False
-        time.sleep(0.02)
-    return False
+        if not said:
+            print(f"nsrun: waiting for the monitor of container {name!r} attempt {attempt} "
+                  f"(pid {', '.join(map(str, sorted(unaccounted)))}) to record its start",
+                  file=sys.stderr, flush=True)
+            said = True
+        time.sleep(LAUNCH_POLL)
+
+
+def _unaccounted(paths: PodPaths, name: str) -> set[int]:
+    """The live processes holding the container's record directory open that no record of
+    it names as its monitor (same pid and start time): monitors still to write their start."""
+    from nsrun.host.holders import holders
+
+    named = set()
+    for path in (paths.records / name).glob("*.json"):
+        rec = monitor.read_record(path)
+        if rec is not None and rec.pid:
+            named.add((rec.monitor_pid, rec.monitor_start_ticks))
+    return {pid for pid, ticks in holders(paths.records / name).items()
+            if (pid, ticks) not in named}
 
 
 def _inspect(paths: PodPaths, name: str, attempt: int) -> tuple[recovery.Found, Live | None]:

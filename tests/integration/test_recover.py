@@ -199,6 +199,21 @@ def test_recover_refuses_a_corrupt_record_and_kills_nothing(world):
     os.kill(pid, 0)  # nothing was killed
 
 
+@pytest.mark.parametrize("data", [b"\x00\x01{[}not json\n", b'{"pid": "one", "monitorPid": []}'],
+                         ids=["junk", "wrong-types"])
+def test_recover_refuses_a_corrupt_container_record_and_kills_nothing(world, data):
+    start(world)
+    pid = app_pid(world)
+    kill_supervisor(world)
+    record = world.root / "pods" / "r" / "containers" / "first" / "0.json"
+    record.write_bytes(data)  # written atomically: damage, not a crash
+    proc = world.nsrun("recover", "r")
+    assert proc.returncode == 2 and str(record) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    os.kill(pid, 0)  # nothing was killed
+    assert runs(world) == ["first", "second", "app"]  # nor started
+
+
 def test_recover_needs_names_or_all(world):
     proc = world.nsrun("recover")
     assert proc.returncode == 2 and "--all" in proc.stderr

@@ -22,37 +22,45 @@ from nsrun.core.reattachment import (
 V = Verdict
 ANY = (False, True)
 
-# record, monitor alive, container alive, waited -> verdict (None: any)
+# record, monitor alive, container alive, unaccounted monitor alive, waited -> verdict
+# (None: any)
 TABLE = [
-    (EXITED, None, None, None, V.EXITED),
-    (STARTED, True, True, None, V.SUPERVISE),
-    (STARTED, True, False, False, V.WAIT),
-    (STARTED, True, False, True, V.SUPERVISE_ENDED),
-    (STARTED, False, True, None, V.SUPERVISE_UNMONITORED),
-    (STARTED, False, False, None, V.UNKNOWN),
-    (LAUNCHING, None, None, None, V.UNKNOWN),
-    (MISSING, None, None, None, V.UNKNOWN),
+    (EXITED, None, None, None, None, V.EXITED),
+    (STARTED, True, True, None, None, V.SUPERVISE),
+    (STARTED, True, False, None, False, V.WAIT),
+    (STARTED, True, False, None, True, V.SUPERVISE_ENDED),
+    (STARTED, False, True, None, None, V.SUPERVISE_UNMONITORED),
+    (STARTED, False, False, None, None, V.UNKNOWN),
+    (LAUNCHING, None, None, True, None, V.WAIT_LAUNCH),
+    (LAUNCHING, None, None, False, None, V.UNKNOWN),
+    (MISSING, None, None, None, None, V.UNKNOWN),
 ]
 
 
 def _expand(row):
-    record, monitor, container, waited, verdict = row
-    for m, c, w in itertools.product(*[ANY if v is None else (v,)
-                                       for v in (monitor, container, waited)]):
-        yield record, m, c, w, verdict
+    record, *facts, verdict = row
+    for m, c, u, w in itertools.product(*[ANY if v is None else (v,) for v in facts]):
+        yield record, m, c, u, w, verdict
 
 
 CASES = [case for row in TABLE for case in _expand(row)]
 
 
-@pytest.mark.parametrize("record,monitor,container,waited,verdict", CASES)
-def test_the_table(record, monitor, container, waited, verdict):
-    assert decide(Facts(record, monitor, container), waited) is verdict
+@pytest.mark.parametrize("record,monitor,container,unaccounted,waited,verdict", CASES)
+def test_the_table(record, monitor, container, unaccounted, waited, verdict):
+    assert decide(Facts(record, monitor, container, unaccounted), waited) is verdict
 
 
 def test_the_table_covers_every_combination():
-    seen = {case[:4] for case in CASES}
-    assert len(seen) == len(CASES) == 4 * 2 * 2 * 2
+    seen = {case[:5] for case in CASES}
+    assert len(seen) == len(CASES) == 4 * 2 * 2 * 2 * 2
+
+
+@pytest.mark.parametrize("waited", ANY)
+def test_a_launching_record_is_never_final_while_an_unaccounted_monitor_lives(waited):
+    """The double start of issue 11: a monitor slower than any fixed wait to record its
+    start is waited for, not taken for a start that never happened."""
+    assert decide(Facts(LAUNCHING, unaccounted=True), waited) is V.WAIT_LAUNCH
 
 
 @pytest.mark.parametrize("record", [EXITED, STARTED])
