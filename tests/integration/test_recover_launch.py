@@ -25,6 +25,7 @@ import pytest
 from nsrun.host.holders import holders
 from nsrun.runtime import reattach
 from nsrun.state import PodPaths
+
 from world import World
 
 pytestmark = [pytest.mark.root,
