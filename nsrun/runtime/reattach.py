@@ -71,7 +71,7 @@ def _launched(paths: PodPaths, name: str, attempt: int) -> bool:
     record names lives (``core.reattachment``: its start record will come, or it exits);
     else the start never happened, and the record goes."""
     path, said = paths.record(name, attempt), False
-    while True:
+    while path.exists():  # none: no start was begun (its supervisor is gone)
         unaccounted = _unaccounted(paths, name)  # before the record is read: see the table
         rec = monitor.read_record(path)
         if rec is None:
@@ -90,6 +90,7 @@ def _launched(paths: PodPaths, name: str, attempt: int) -> bool:
                   file=sys.stderr, flush=True)
             said = True
         time.sleep(LAUNCH_POLL)
+    return False
 
 
 def _unaccounted(paths: PodPaths, name: str) -> set[int]:
