@@ -94,8 +94,9 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-/* <dir>/.<name>.tmp, fsync, rename over <dir>/<name>, fsync the directory. */
-static int write_durable(int dirfd, const char *name, const char *text)
+/* <dir>/.<name>.tmp, renamed over <dir>/<name>: atomic; durable, the file is fsynced before
+ * the rename and the directory after it. */
+static int write_record_file(int dirfd, const char *name, const char *text, int durable)
 {
     char tmp[300];
     int fd, ok;
@@ -104,13 +105,13 @@ static int write_durable(int dirfd, const char *name, const char *text)
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    ok = write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0;
+    ok = write_all(fd, text, strlen(text)) == 0 && (!durable || fsync(fd) == 0);
     close(fd);
     if (!ok || renameat(dirfd, tmp, dirfd, name) < 0) {
         unlinkat(dirfd, tmp, 0);
         return -1;
     }
-    return fsync(dirfd);
+    return durable ? fsync(dirfd) : 0;
 }
 
 static int dir_removed(int dirfd)
@@ -142,8 +143,12 @@ static void record(struct mon_state *s, int exited, const siginfo_t *info)
     }
     /* a full disk: the exit status is worth waiting for (retried every second, for up to
      * RECORD_RETRIES s, while the pod's directory exists); the start record is not (the exit
-     * record repeats it), and the caller waits for it */
-    for (tries = 0; write_durable(s->m->record_dirfd, s->m->record_name, text) < 0; tries++) {
+     * record repeats it), and the caller waits for it. The start record is atomic, not
+     * durable: the caller waits for it on every start, its pids mean nothing after a reboot,
+     * and the attempt itself is durable in the supervisor's observed.json; after a reboot a
+     * lost or torn one reads as the attempt's end unknown, as it is. */
+    for (tries = 0; write_record_file(s->m->record_dirfd, s->m->record_name, text,
+                                      exited) < 0; tries++) {
         if (!exited || tries >= RECORD_RETRIES || dir_removed(s->m->record_dirfd))
             return;
         sleep(1);
