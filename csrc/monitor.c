@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,7 +36,22 @@ struct mon_state {
     uint64_t log_size;
     int rotations;
     uint64_t dropped;
+    int lasting;  /* the records outlive a reboot (the state root is not a tmpfs) */
 };
+
+#define TMPFS_MAGIC_ 0x01021994
+#define RAMFS_MAGIC_ 0x858458f6
+
+/* Whether the pod's records can outlive the machine: not on a tmpfs or ramfs (nsrun's
+ * default state root, /run/nsrun, is a tmpfs on a systemd host). */
+static int on_lasting_fs(int dirfd)
+{
+    struct statfs st;
+
+    if (fstatfs(dirfd, &st) < 0)
+        return 1;
+    return st.f_type != TMPFS_MAGIC_ && st.f_type != RAMFS_MAGIC_;
+}
 
 #define RECORD_RETRIES 600  /* seconds a full disk may delay an exit record */
 
@@ -270,7 +286,10 @@ static void monitor_loop(struct mon_state *s, int pidfd)
         ;
     if (log_in >= 0)
         drain(s, log_in);  /* what the container wrote last (its forks may keep it open) */
-    if (s->log_fd >= 0)
+    /* the log is durable before the exit record says the attempt ended, when that record
+     * can outlive the machine: with the records on a tmpfs a reboot takes the pod, and
+     * nothing reads its log again (an fsync on the log's disk on every container's end) */
+    if (s->log_fd >= 0 && s->lasting)
         fsync(s->log_fd);
     record(s, 1, &info);
 }
@@ -325,7 +344,8 @@ static void __attribute__((noreturn))
 monitor_main(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m, int res_fd,
              int ack_fd)
 {
-    struct mon_state s = {.m = m, .self = getpid(), .log_fd = -1};
+    struct mon_state s = {.m = m, .self = getpid(), .log_fd = -1,
+                          .lasting = on_lasting_fs(m->record_dirfd)};
     struct mon_result r;
     int pidfd = -1, keep[5];
     char c;
