@@ -128,13 +128,25 @@ def world(args):
                  log_dir=args.log_dir)
 
 
+def verb_parser(sub, args) -> argparse.ArgumentParser | None:
+    """The innermost parser of the command (``nsrun image import``'s, not ``image``'s)."""
+    parser = sub.choices.get(getattr(args, "verb", None)) if sub is not None else None
+    while parser is not None:
+        inner = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, inner[0].dest, None) if inner else None
+        if chosen not in (inner[0].choices if inner else {}):
+            return parser
+        parser = inner[0].choices[chosen]
+    return None
+
+
 def _usage_error(sub, args, err: UsageError) -> int:
     """kubectl's way: the error, then the verb's usage and where its help is."""
     print(f"nsrun: {err}", file=sys.stderr)
-    verb = getattr(args, "verb", None)
-    if sub is not None and verb in getattr(sub, "choices", {}):
-        sys.stderr.write(sub.choices[verb].format_usage())
-        print(f"See 'nsrun {verb} -h' for help and examples.", file=sys.stderr)
+    parser = verb_parser(sub, args)
+    if parser is not None:
+        sys.stderr.write(parser.format_usage())
+        print(f"See '{parser.prog} -h' for help and examples.", file=sys.stderr)
     return err.exit_code
 
 
@@ -151,7 +163,9 @@ def _dispatch(args, sub) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = _seccomp_argv(sys.argv[1:] if argv is None else argv)
     p, sub = parser(argv)
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra:  # the verb's own usage, as kubectl prints it
+        (verb_parser(sub, args) or p).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.version or args.verb is None:
         if args.version:
             from nsrun.imagecli import print_version

@@ -35,7 +35,7 @@ def add_image(sub) -> None:
     bb.add_argument("name", nargs="?", default="busybox")
     bb.set_defaults(func=cmd_image_busybox)
     ls = isub.add_parser("ls", help="list images")
-    ls.add_argument("-o", "--output", choices=("json", "name"))
+    ls.add_argument("-o", "--output", choices=("json", "yaml", "name"))
     ls.set_defaults(func=cmd_image_ls)
     rm = isub.add_parser("rm", help="remove an image")
     rm.add_argument("name")
@@ -75,9 +75,13 @@ def cmd_image_ls(args) -> int:
     from nsrun.core.printer import table
 
     images = _store(args).list()
+    listed = [{"image": ref, "bundle": str(path)} for ref, path in images]
     if args.output == "json":
-        print(json.dumps([{"image": ref, "bundle": str(path)} for ref, path in images],
-                         indent=2))
+        print(json.dumps(listed, indent=2))
+    elif args.output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(listed, sort_keys=False), end="")
     elif args.output == "name":
         print("\n".join(f"image/{ref}" for ref, _ in images))
     else:

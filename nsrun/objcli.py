@@ -63,7 +63,8 @@ def add_delete(sub) -> None:
                    "kill at once (--grace-period=0)")
     d.add_argument("--ignore-not-found", action="store_true",
                    help="a missing object is not an error")
-    d.add_argument("-o", "--output", choices=("name",), help="name: print pod/NAME")
+    d.add_argument("-o", "--output", choices=("name", "json", "yaml"),
+                   help="name: print pod/NAME; json, yaml: each object as it was deleted")
     d.set_defaults(func=cmd_delete)
 
 
@@ -288,6 +289,7 @@ def _delete_one(args, grace: float | None, kind: str, name: str) -> str | None:
 
     namespace, bare = split(name)
     try:
+        was = _as_stored(args, kind, name) if args.output in ("json", "yaml") else {}
         if kind == "pod":
             from nsrun.report.progress import ticking
 
@@ -304,7 +306,20 @@ def _delete_one(args, grace: float | None, kind: str, name: str) -> str | None:
         if args.ignore_not_found:
             return None
         raise
+    if args.output in ("json", "yaml"):
+        from nsrun.report.output import stream_text
+
+        return stream_text(was, args.output)
     return f"{kind}/{bare}" if args.output == "name" else f'{kind} "{bare}" deleted'
+
+
+def _as_stored(args, kind: str, name: str) -> dict[str, Any]:
+    """A pod or Service as stored (``NotFound`` when there is none)."""
+    if kind == "service":
+        return _services(args, name)[0]
+    from nsrun.report import statusfile
+
+    return statusfile.read(args.world.state.existing(split(name)[1])) or {}
 
 
 # ---------------------------------------------------------------- create and apply
@@ -348,25 +363,15 @@ def _result(args, obj, word: str) -> str:
     if args.output == "name":
         return ref(obj)
     if args.output in ("json", "yaml"):
-        import io
-        from contextlib import redirect_stdout
+        from nsrun.report.output import stream_text
 
-        from nsrun.report import output
-
-        buf = io.StringIO()
-        with redirect_stdout(buf):
-            output.print_stream(_stored(args, obj), args.output)
-        return buf.getvalue().rstrip("\n")
+        return stream_text(_stored(args, obj), args.output)
     return f"{ref(obj)} {word}"
 
 
 def _stored(args, obj) -> dict[str, Any]:
     """The object as stored (a pod with its status, a Service with its ClusterIP)."""
-    if obj.kind == "Service":
-        return _services(args, f"{obj.metadata.namespace}/{obj.metadata.name}")[0]
-    from nsrun.report import statusfile
-
-    return statusfile.read(args.world.state.existing(obj.metadata.name)) or {}
+    return _as_stored(args, obj.kind.lower(), f"{obj.metadata.namespace}/{obj.metadata.name}")
 
 
 def _precheck(args, cfg, objects: list[Any], apply: bool) -> None:

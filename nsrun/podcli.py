@@ -21,9 +21,10 @@ def add_run(sub) -> None:
     r.add_argument("-w", "--watch", action="store_true",
                    help="print a get row on stdout each time the pod's status changes")
     r.add_argument("-q", "--quiet", action="store_true",
-                   help="foreground: print nothing on stderr (by default, on a terminal, a "
-                        "get row per change, a failed container's reason and last log lines, "
-                        "and the final phase)")
+                   help="foreground: print nothing on stderr (by default a failed "
+                        "container's reason and last log lines, and the final phase; on a "
+                        "terminal also a get row per change and the phase of a pod that "
+                        "succeeded)")
     r.add_argument("--rm", action="store_true", help="remove the pod's state when it ends")
     r.add_argument("--systemd", action="store_true",
                    help="run in a systemd transient unit with Delegate=yes (a scope; with -d "
@@ -93,7 +94,7 @@ def cmd_run(args) -> int:
         _print_started(args, pod.metadata.name)
         return code
     # this process becomes the pod's supervisor, which tells what is asked here
-    report = Report(tell=not args.quiet and (args.watch or sys.stderr.isatty()),
+    report = Report(tell=not args.quiet, rows=not args.quiet and sys.stderr.isatty(),
                     watch=args.watch, output=args.output, sdnotify=flags.sdnotify)
     return lifecycle.run(args.world, flags, pod, detach=False, keep=not args.rm,
                          report=report)
@@ -128,7 +129,7 @@ def add_restart(sub) -> None:
     r = sub.add_parser("restart", help="restart a running pod: stop every container, new "
                        "sandbox, every init container runs again in order")
     r.add_argument("names", nargs="+", metavar="[pod] NAME")
-    add_output(r, ("name", "json"))
+    add_output(r)
     r.set_defaults(func=cmd_restart)
 
 
@@ -143,12 +144,14 @@ def cmd_restart(args) -> int:
 
 
 def _done_line(args, name: str, verb: str) -> str:
+    """kubectl's line, or the pod as it is now (``-o json|yaml``)."""
     if args.output == "name":
         return f"pod/{name}"
-    if args.output == "json":
-        import json
+    if args.output in ("json", "yaml"):
+        from nsrun.report import statusfile
+        from nsrun.report.output import stream_text
 
-        return json.dumps({"kind": "Pod", "name": name, "action": verb})
+        return stream_text(statusfile.read(args.world.state.existing(name)) or {}, args.output)
     return f"pod/{name} {verb}"
 
 

@@ -162,12 +162,24 @@ def import_archive(store: ImageStore, ref: str, path: str, kind: str,
             image = (read_oci if kind == OCI else read_docker)(source, want)
         except ia.ArchiveError as err:
             raise BundleError(str(err)) from None
+        except BundleError as err:
+            raise BundleError(f"{err}{_hint(source, kind)}") from None
         return store.build(ref, lambda bundle: _unpack(bundle, source, image, command,
                                                        progress))
     except BundleError as err:
         raise BundleError(f"{option} {path}: {err}") from None
     finally:
         source.close()
+
+
+def _hint(source, kind: str) -> str:
+    """A pointer to the other option when the archive is of the other kind."""
+    other, marker = (DOCKER, "manifest.json") if kind == OCI else (OCI, "oci-layout")
+    try:
+        source.open(marker).close()
+    except BundleError:
+        return ""
+    return f" (it has {marker}: use --{other}-archive)"
 
 
 def _unpack(bundle: Path, source, image: Image, command, progress) -> None:

@@ -2,7 +2,8 @@
 
 Pure formatting: the caller passes the Pod (metadata, spec, status as JSON), the events and
 the time; the result is the text kubectl users know (Init Containers and Containers with
-State/Reason/Exit Code/Started/Finished/Ready/Restart Count, Conditions, Volumes, Events).
+State/Reason/Exit Code/Started/Finished/Ready/Restart Count, Limits/Requests, probes,
+Conditions, Volumes, Events).
 """
 
 from __future__ import annotations
@@ -91,7 +92,36 @@ def _container(c: dict[str, Any], st: dict[str, Any]) -> list[str]:
     lines += _state_lines("Last State", st.get("lastState", {}))
     lines += _pairs([("Ready", str(st.get("ready", False))),
                      ("Restart Count", str(st.get("restartCount", 0)))], "    ", 16)
-    return lines + _resources(c.get("resources") or {}) + _env(c) + _mounts(c)
+    return lines + _resources(c.get("resources") or {}) + _probes(c) + _env(c) + _mounts(c)
+
+
+def _probes(c: dict[str, Any]) -> list[str]:
+    """kubectl's ``Liveness:``/``Readiness:``/``Startup:`` lines."""
+    return _pairs([(title, probe_text(c[key])) for key, title in (
+        ("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"),
+        ("startupProbe", "Startup")) if c.get(key)], "    ", 16)
+
+
+def probe_text(probe: dict[str, Any]) -> str:
+    """kubectl's ``DescribeProbe``: the action, then its timing."""
+    attrs = (f"delay={probe.get('initialDelaySeconds', 0)}s "
+             f"timeout={probe.get('timeoutSeconds', 1)}s period={probe.get('periodSeconds', 10)}s "
+             f"#success={probe.get('successThreshold', 1)} "
+             f"#failure={probe.get('failureThreshold', 3)}")
+    if "exec" in probe:
+        return f"exec [{' '.join(probe['exec'].get('command') or [])}] {attrs}"
+    if "httpGet" in probe:
+        get = probe["httpGet"]
+        scheme = str(get.get("scheme", "HTTP")).lower()
+        return f"http-get {scheme}://{get.get('host', '')}:{get.get('port')}" \
+               f"{get.get('path', '')} {attrs}"
+    if "tcpSocket" in probe:
+        sock = probe["tcpSocket"]
+        return f"tcp-socket {sock.get('host', '')}:{sock.get('port')} {attrs}"
+    if "grpc" in probe:
+        grpc = probe["grpc"]
+        return f"grpc <pod>:{grpc.get('port')} {grpc.get('service', '')} {attrs}"
+    return f"unknown {attrs}"
 
 
 def _ports(c: dict[str, Any]) -> list[tuple[str, str]]:

@@ -58,15 +58,20 @@ def print_objects(objects: list[dict[str, Any]], output: str, single: bool = Fal
 
 def print_stream(obj: dict[str, Any], output: str) -> None:
     """One watch event: a whole document on its own (a JSON object on one line)."""
-    if output == "json":
-        print(json.dumps(obj, separators=(",", ":")), flush=True)
-    elif output == "yaml":
-        import yaml
-
-        print("---\n" + yaml.safe_dump(obj, sort_keys=False), end="", flush=True)
+    if output in ("json", "yaml"):
+        print(stream_text(obj, output), flush=True)
     else:
         print_objects([obj], output, single=True)
         sys.stdout.flush()
+
+
+def stream_text(obj: dict[str, Any], output: str) -> str:
+    """``obj`` as one document of a stream: a JSON line, or YAML after ``---``."""
+    if output == "json":
+        return json.dumps(obj, separators=(",", ":"))
+    import yaml
+
+    return "---\n" + yaml.safe_dump(obj, sort_keys=False).rstrip("\n")
 
 
 def check_format(output: str | None) -> None:

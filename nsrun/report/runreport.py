@@ -2,8 +2,10 @@
 a failed container's reason and last log lines (before ``--rm`` can take them), what it does
 when stopped (Ctrl-C), and the pod's final phase.
 
-Rows go to ``rows_out`` (stdout for ``-w``) or stderr; the rest to stderr. ``RunReport`` is
-the supervisor's ``on_change`` hook: it only reads the Pod object and the pod's log files.
+Rows go to ``rows_out`` (stdout for ``-w``, stderr on a terminal, else nowhere); the rest to
+stderr, the final phase of a pod that succeeded only with ``final`` (a terminal or ``-w``: a
+script's successful run stays silent, a failed one never is). ``RunReport`` is the
+supervisor's ``on_change`` hook: it only reads the Pod object and the pod's log files.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ LAST_LINES = 5
 
 
 class RunReport:
-    def __init__(self, paths: PodPaths, rows_out=None, tell: bool = True) -> None:
-        self.paths, self.tell = paths, tell
-        self.rows_out = rows_out if rows_out is not None else (sys.stderr if tell else None)
+    def __init__(self, paths: PodPaths, rows_out=None, tell: bool = True,
+                 final: bool = True) -> None:
+        self.paths, self.tell, self.final, self.rows_out = paths, tell, final, rows_out
         self.last: dict[str, Any] | None = None
         self.row: tuple[str, ...] | None = None
         self.told: set[tuple[str, int]] = set()
@@ -84,7 +86,7 @@ class RunReport:
 
     def finish(self, code: int) -> None:
         """The final line: the pod's phase and nsrun's exit code."""
-        if not self.tell or self.last is None:
+        if not self.tell or self.last is None or (code == 0 and not self.final):
             return
         phase = self.last.get("status", {}).get("phase", "Unknown")
         print(f'nsrun: pod "{self.paths.name}" {phase} (exit code {code})', file=sys.stderr,

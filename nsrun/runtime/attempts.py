@@ -86,7 +86,8 @@ def collect(paths: PodPaths, name: str, attempt: int, pidfd: int, monitor_pidfd:
     except ChildProcessError:
         pass  # re-attached: the monitor is not our child (init reaps it)
     os.close(monitor_pidfd)
-    os.close(pidfd)
+    if pidfd >= 0:  # -1: re-attached after the container had ended
+        os.close(pidfd)
     return exit_of(read_record(paths.record(name, attempt)), now)
 
 

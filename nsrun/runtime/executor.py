@@ -176,16 +176,18 @@ class Executor:
 
     def adopt(self, name: str, pid: int, pidfd: int, watch_fd: int) -> None:
         """Supervise again a container an earlier supervisor started (``recover``): its exit
-        is seen through ``watch_fd``; probes go on, hooks that ran are not run again."""
+        is seen through ``watch_fd``; probes go on, hooks that ran are not run again. With
+        ``pidfd`` -1 it has ended already, and only its monitor (writing the record) is left."""
         from nsrun.core import probing
 
         container, _ = self.containers[name]
         leaf = self.cgroup.leaf(name)
+        launched = self._launched_again(container, pid, pidfd) if pidfd >= 0 else None
         self.running[name] = Running(name, pid, pidfd, leaf.oom_kills(), monitor_pidfd=watch_fd,
-                                     launched=self._launched_again(container, pid, pidfd))
+                                     launched=launched)
         current = self.current_attempt(name)
-        if current is not None and (container.startup_probe or container.liveness_probe
-                                    or container.readiness_probe):
+        probed = container.startup_probe or container.liveness_probe or container.readiness_probe
+        if current is not None and pidfd >= 0 and probed:
             self.health.states[name] = probing.probes_for(container, current.started_at)
 
     def _launched_again(self, container: Container, pid: int, pidfd: int):
@@ -423,6 +425,8 @@ def _never_pull(container: Container) -> str:
 
 
 def _signal(pidfd: int, sig: int) -> None:
+    if pidfd < 0:  # re-attached after it had ended: only its monitor is left
+        return
     try:
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:

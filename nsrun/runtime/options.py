@@ -42,10 +42,13 @@ class Options(msgspec.Struct, omit_defaults=True):
 
 class Report(msgspec.Struct, omit_defaults=True):
     """What the supervisor tells while the pod runs: foreground ``run``'s stderr lines
-    (``tell``), its ``-w`` rows on stdout (``watch``), its ``-o`` object at the end
+    (``tell``: a failed container, the stop, the final phase), its ``get`` rows on stderr
+    when that is a terminal (``rows``; off a terminal the final phase only when the pod did
+    not succeed), its ``-w`` rows on stdout (``watch``), its ``-o`` object at the end
     (``output``), and systemd's notifications (``sdnotify``)."""
 
     tell: bool = False
+    rows: bool = False
     watch: bool = False
     output: str | None = None
     sdnotify: str = "none"

@@ -19,8 +19,9 @@ import time
 
 import msgspec
 
-from nsrun.core import recovery, rules
+from nsrun.core import reattachment, recovery, rules
 from nsrun.core.observed import Observed
+from nsrun.core.reattachment import Verdict
 from nsrun.core.spec import Pod
 from nsrun.host import monitor
 from nsrun.runtime import attempts
@@ -31,8 +32,9 @@ PAUSE_COMM = "nsrun-pause"
 
 
 class Live(msgspec.Struct, frozen=True):
-    """A container still running: its pidfd and the fd whose readability means it ended
-    (its monitor's pidfd; a copy of its own pidfd when the monitor is gone)."""
+    """A container to supervise: its pidfd (-1: it has ended, its monitor is still writing
+    the record) and the fd whose readability means it ended (its monitor's pidfd; a copy
+    of its own pidfd when the monitor is gone)."""
 
     pid: int
     pidfd: int
@@ -79,23 +81,63 @@ def _launched(paths: PodPaths, name: str, attempt: int) -> bool:
 
 
 def _inspect(paths: PodPaths, name: str, attempt: int) -> tuple[recovery.Found, Live | None]:
+    """What attempt ``attempt`` of ``name`` is now, as ``core.reattachment`` decides from a
+    look at it: waiting once for a monitor whose container has ended (its record is coming)."""
     path = paths.record(name, attempt)
-    rec = monitor.read_record(path)
-    if rec is None:
-        return recovery.Found(attempt), None
-    if rec.exit_code is None:
-        pidfd = monitor.same_process(rec.pid, rec.start_ticks)
-        watch = monitor.same_process(rec.monitor_pid, rec.monitor_start_ticks)
-        if pidfd >= 0:
-            watch = watch if watch >= 0 else os.dup(pidfd)
-            return recovery.Found(attempt, rec.pid, rec.started_at, alive=True), \
-                Live(rec.pid, pidfd, watch)
-        if watch >= 0:  # the container has just ended: its monitor is writing the record
+    waited = False
+    while True:
+        facts, rec, pidfd, watch = _look(path)
+        verdict = reattachment.decide(facts, waited)
+        if verdict is Verdict.WAIT:
             attempts.wait_readable(watch, attempts.MONITOR_EXIT_WAIT)
-            os.close(watch)
-            rec = monitor.read_record(path) or rec
-    return recovery.Found(attempt, rec.pid, rec.started_at, rec.exit_code, rec.signal or None,
-                          rec.finished_at), None
+            _close(pidfd, watch)
+            waited = True
+            continue
+        return _act(verdict, attempt, rec, pidfd, watch)
+
+
+def _look(path) -> tuple[reattachment.Facts, monitor.Record | None, int, int]:
+    """The facts in the order the decision relies on: the monitor and the container the
+    record names (a pidfd of each still the same process, else -1), then the record read
+    again: a record read after its monitor was found gone is final. A record that changed
+    in between (its start record just written) is looked at again."""
+    named = monitor.read_record(path)
+    while True:
+        pidfd = watch = -1
+        if named is not None and named.pid and named.exit_code is None:
+            pidfd = monitor.same_process(named.pid, named.start_ticks)
+            watch = monitor.same_process(named.monitor_pid, named.monitor_start_ticks)
+        rec = monitor.read_record(path)
+        state = reattachment.record_state(rec.pid if rec else None, rec.exit_code if rec else None)
+        if state != reattachment.STARTED or rec == named:
+            return reattachment.Facts(state, watch >= 0, pidfd >= 0), rec, pidfd, watch
+        _close(pidfd, watch)
+        named = rec
+
+
+def _act(verdict: Verdict, attempt: int, rec: monitor.Record | None, pidfd: int,
+         watch: int) -> tuple[recovery.Found, Live | None]:
+    if rec is None:
+        _close(pidfd, watch)
+        return recovery.Found(attempt), None
+    found = recovery.Found(attempt, rec.pid, rec.started_at, rec.exit_code, rec.signal or None,
+                           rec.finished_at)
+    if verdict is Verdict.SUPERVISE_ENDED:
+        _close(pidfd)
+        pidfd = -1
+    elif verdict is Verdict.SUPERVISE_UNMONITORED:
+        _close(watch)
+        watch = os.dup(pidfd)
+    elif verdict is not Verdict.SUPERVISE:  # EXITED, UNKNOWN: nothing to supervise
+        _close(pidfd, watch)
+        return found, None
+    return msgspec.structs.replace(found, alive=True), Live(rec.pid, pidfd, watch)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
 
 
 def live_pause(paths: PodPaths, uid: str) -> tuple[int, int] | None:
@@ -121,13 +163,13 @@ def kill_live(live: dict[str, Live]) -> None:
     the exits."""
     for proc in live.values():
         try:
-            signal.pidfd_send_signal(proc.pidfd, signal.SIGKILL)
+            if proc.pidfd >= 0:
+                signal.pidfd_send_signal(proc.pidfd, signal.SIGKILL)
         except ProcessLookupError:
             pass
     for proc in live.values():
         attempts.wait_readable(proc.watch_fd, attempts.MONITOR_EXIT_WAIT)
-        os.close(proc.watch_fd)
-        os.close(proc.pidfd)
+        _close(proc.watch_fd, proc.pidfd)
 
 
 def reattach(sup, saved: Saved) -> None:

@@ -229,8 +229,9 @@ def _run_foreground(pod, paths: PodPaths, handoff: handoff_io.Handoff, lock: Pod
     if wanted.tell or wanted.watch or wanted.output:
         from nsrun.report.runreport import RunReport
 
-        report = RunReport(paths, rows_out=sys.stdout if wanted.watch else None,
-                           tell=wanted.tell)
+        rows = sys.stdout if wanted.watch else (sys.stderr if wanted.rows else None)
+        report = RunReport(paths, rows_out=rows, tell=wanted.tell,
+                           final=wanted.rows or wanted.watch)
     code = podrun.foreground(pod, paths, _options(handoff, False, report), lock,
                              handoff.keep, begin)
     if report is not None:

@@ -9,8 +9,8 @@ the pod's supervisor (``nsrun run --sdnotify=initialized``, foreground): its sta
 once the pod is initialized, so a unit ordered ``After=`` it starts only then; it fails if
 the pod fails first. A supervisor that crashes is restarted (``Restart=on-failure``) and
 re-attaches to the pod (``run`` of the same manifest): so that the pod survives the unit's
-stop, its cgroups are outside the unit (``nsrun`` at the top of the cgroup mount, unless
-``--cgroup-parent`` is given: see ``pods_parent``), as
+stop, its cgroups are outside the unit (the world's parent, ``nsrun`` or ``nsrun-<8 hex>``,
+at the top of the cgroup mount, unless ``--cgroup-parent`` is given: see ``pods_parent``), as
 the kubelet keeps pods in a slice of their own, and its monitors and pause process live in
 them. Every property nsrun sets is listed in ``properties`` (and the README).
 
@@ -27,7 +27,6 @@ from nsrun.errors import PreflightError, UsageError
 
 SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists iff systemd is PID 1 (sd_booted(3))
 STOP_MARGIN = 30  # seconds beyond the grace period before systemd kills what is left
-POD_PARENT = "nsrun"  # -d: the pods' cgroup parent, outside the unit, at each mount's top
 NOT_A_CRASH = "1 2 3 4 5"  # the pod Failed, or bad input/state/host: not restarted
 
 
@@ -71,19 +70,22 @@ def systemd_run_argv(command: list[str], unit: str, *, detach: bool,
     return [*argv, "--", *command]
 
 
-def pods_parent(mode: str = "auto") -> str | None:
-    """The ``--cgroup-parent`` that puts a detached unit's pods outside it: ``nsrun`` at the
-    top of the cgroup2 mount (an absolute path) for the v2 driver, ``/nsrun`` (from each
-    hierarchy's root) for v1; None without a pod cgroup."""
+def pods_parent(root: str, mode: str = "auto") -> str | None:
+    """The ``--cgroup-parent`` that puts a detached unit's pods outside it: the world's name
+    (``netconfig.world_name``: ``nsrun``, ``nsrun-<8 hex>`` for a state root but the default)
+    at the top of the cgroup2 mount (an absolute path) for the v2 driver, ``/<name>`` (from
+    each hierarchy's root) for v1; None without a pod cgroup."""
+    from nsrun.core.netconfig import world_name
     from nsrun.host import cgroupdriver
     from nsrun.host.cgroupfs import CgroupFs
     from nsrun.host.preflight import CgroupHost
 
     host = CgroupHost.probe()
     kind = mode if mode in ("v1", "v2", "none") else cgroupdriver.auto_kind(host, CgroupFs())[0]
+    name = world_name(os.path.normpath(os.path.abspath(root)))
     if kind == "v2" and host.mount is not None:
-        return os.path.join(host.mount, POD_PARENT)
-    return f"/{POD_PARENT}" if kind == "v1" else None
+        return os.path.join(host.mount, name)
+    return f"/{name}" if kind == "v1" else None
 
 
 def inner_command(world, rest: list[str], detach: bool, sdnotify: str,
@@ -115,7 +117,7 @@ def run_under_systemd(world, flags, manifest: str, pod, detach: bool,
                          "again inside the unit and reads it there)")
     preflight()
     grace = float(pod.spec.termination_grace_period_seconds or 30)
-    parent = pods_parent(flags.cgroups) if detach else None
+    parent = pods_parent(world.root, flags.cgroups) if detach else None
     argv = systemd_run_argv(inner_command(world, rest, detach, flags.sdnotify, parent),
                             unit_name(world.root, pod.metadata.name), detach=detach,
                             grace=grace)

@@ -18,6 +18,18 @@ BUSYBOX_APPLETS = ("sh", "cat", "ls", "hostname", "id", "mount", "true", "false"
 ROOTFS_DIRS = ("proc", "dev", "sys", "tmp", "etc")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``pytest.mark.root(WHAT)`` (a module's ``pytestmark``): skipped unless run as root,
+    the reason naming what needs it. One mark, instead of a skipif per module."""
+    if os.geteuid() == 0:
+        return
+    for item in items:
+        mark = item.get_closest_marker("root")
+        if mark is not None:
+            why = ", ".join(mark.args) or "namespaces, mounts"
+            item.add_marker(pytest.mark.skip(reason=f"needs root ({why})"))
+
+
 @pytest.fixture
 def busybox_rootfs(tmp_path: Path) -> Path:
     """A minimal rootfs in ``tmp_path/rootfs``: a private copy of the static busybox (never
@@ -102,6 +114,12 @@ def net_world(tmp_path: Path) -> Iterator:
     left = w.clean()
     scrub(w.cgroup_dirs)
     assert left == []
+
+
+@pytest.fixture
+def world(net_world):
+    """``net_world`` under the name most modules use (a module may define its own)."""
+    return net_world
 
 
 @pytest.fixture

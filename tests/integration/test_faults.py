@@ -113,11 +113,6 @@ def _check(w: World, name: str) -> None:
     assert w.nsrun("logs", name, "-c", "two", "--previous").stdout == "fail\n"
 
 
-# Known race, found at the end of the session that built this (issue 11): a supervisor killed while
-# an app container exits can leave recover reporting ContainerStatusUnknown and starting it again
-# a moment before its monitor writes the real exit code. Kept running and reported, not gating.
-@pytest.mark.xfail(reason="known race: recover can restart a container whose monitor has not "
-                   "written its exit record yet (issue 11)", strict=False)
 @pytest.mark.timeout(60 + 8 * MOMENTS)  # about 3 s a moment, 5 at a time, on a busy host
 def test_supervisor_killed_at_random_moments_then_recovered(world):
     rng = random.Random(SEED)

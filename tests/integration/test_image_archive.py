@@ -18,9 +18,9 @@ import pytest
 
 import imagekit
 from imagekit import Layer
+from world import pod
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (owners, pods)"),
+pytestmark = [pytest.mark.root("owners, pods"),
               pytest.mark.skipif(not os.path.exists(imagekit.BUSYBOX),
                                  reason="needs busybox-static")]
 
@@ -41,20 +41,10 @@ def layers() -> list[Layer]:
     return [imagekit.busybox_layer(), lower, upper]
 
 
-def pod(name: str, image: str, extra: str = "") -> str:
-    return f"""apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: c
-    image: {image}
-{extra}"""
-
-
-def run_log(world, name: str, image: str, extra: str = "") -> str:
-    proc = world.nsrun(*world.run_args(world.manifest(name, pod(name, image, extra))))
+def run_log(world, name: str, image: str, **fields) -> str:
+    """The log of a pod whose one container runs ``image`` (``fields``: command, args)."""
+    text = pod(name, [{"name": "c", "image": image, **fields}], restartPolicy="Never")
+    proc = world.nsrun(*world.run_args(world.manifest(name, text)))
     assert proc.returncode == 0, proc.stderr
     return world.nsrun("logs", name, check=True).stdout
 
@@ -86,7 +76,7 @@ def test_an_imported_archive_runs_with_its_layers_and_config(net_world, tmp_path
     assert process["user"] == {"uid": 1000, "gid": 50} and process["cwd"] == "/work"
     assert run_log(world, "p", "demo:1") == "hi\n1000\n50\n/work\ny\ngone\n"
     # the pod's args replace Cmd only: the image's two-word Entrypoint stays
-    assert run_log(world, "q", "demo:1", "    args: ['echo $GREETING from-args']\n") == \
+    assert run_log(world, "q", "demo:1", args=["echo $GREETING from-args"]) == \
         "hi from-args\n"
 
 
@@ -152,7 +142,8 @@ def test_a_corrupt_layer_or_a_bad_config_is_refused_and_leaves_nothing(net_world
     for option, archive, message in (
             ("--docker-archive", tmp_path / "junk.tar", "not a readable tar archive"),
             ("--oci-archive", tmp_path / "nosuch", "no such file or directory"),
-            ("--docker-archive", tmp_path / "o", "manifest.json: not in the archive")):
+            ("--docker-archive", tmp_path / "o", "manifest.json: not in the archive (it has "
+             "oci-layout: use --oci-archive)")):
         proc = world.nsrun("image", "import", "j", option, str(archive))
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert sorted(os.listdir(world.images)) == ["busybox"]
@@ -185,7 +176,7 @@ def test_podman_save_archives_import_and_run(net_world, tmp_path, podman_image, 
     short = podman_image.removeprefix("localhost/")
     proc = world.nsrun("image", "import", short, f"--{fmt}", str(archive))
     assert proc.returncode == 0, proc.stderr
-    assert run_log(world, "p", short, "    command: [sh, -c, 'echo $WHO']\n") == "podman\n"
+    assert run_log(world, "p", short, command=["sh", "-c", "echo $WHO"]) == "podman\n"
     assert run_log(world, "q", short) == "from podman\n"
 
 
@@ -199,4 +190,4 @@ def test_command_replaces_the_images_entrypoint_and_cmd(net_world, tmp_path):
     assert config["annotations"] == {"org.nsrun.image.entrypoint": "[]"}
     assert run_log(world, "p", "cmd") == "from-command\n"
     # no Entrypoint left: a pod's args are the whole command line
-    assert run_log(world, "q", "cmd", "    args: [echo, from-args]\n") == "from-args\n"
+    assert run_log(world, "q", "cmd", args=["echo", "from-args"]) == "from-args\n"

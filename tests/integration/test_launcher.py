@@ -13,36 +13,15 @@ import time
 
 import pytest
 
-from world import World, leftovers
+from world import World, leftovers, work_pod
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
-
-INITS_THEN_APP = """apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, labels: {{app: notify}}}}
-spec:
-  restartPolicy: Never
-  terminationGracePeriodSeconds: 2
-  initContainers:
-  - {{name: init-1, image: busybox, command: [sh, -c, "sleep 0.3; touch /work/one"],
-     volumeMounts: [{{name: work, mountPath: /work}}]}}
-  - {{name: init-2, image: busybox, command: [sh, -c, "sleep 0.5; touch /work/two"],
-     volumeMounts: [{{name: work, mountPath: /work}}]}}
-  containers:
-  - {{name: app, image: busybox, command: [sh, -c, "{app}"],
-     volumeMounts: [{{name: work, mountPath: /work}}]}}
-  volumes:
-  - {{name: work, emptyDir: {{}}}}
-"""
+pytestmark = pytest.mark.root("namespaces, mounts")
 
 
-@pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    assert w.clean() == []
+def inits_then_app(name: str, app: str, first: str = "sleep 0.3", image: str = "busybox") -> str:
+    """Two init containers leaving their work on a shared volume, then ``app``."""
+    return work_pod(name, [f"{first}; touch /work/one", "sleep 0.5; touch /work/two"], app,
+                    labels={"app": "notify"}, image=image)
 
 
 def popen(world: World, *args: str, env=None) -> subprocess.Popen:
@@ -55,7 +34,7 @@ def test_ready_reaches_notify_socket_only_after_the_last_init_container(world, t
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.bind(path)
     rx.settimeout(30)
-    manifest = world.manifest("n", INITS_THEN_APP.format(name="n", app="sleep 2"))
+    manifest = world.manifest("n", inits_then_app("n", "sleep 2"))
     proc = popen(world, *world.run_args("--sdnotify=initialized", manifest),
                  env={**os.environ, "NOTIFY_SOCKET": path})
     try:
@@ -84,7 +63,7 @@ def test_ready_reaches_notify_socket_only_after_the_last_init_container(world, t
 
 
 def test_get_watch_json_and_events_watch_json_are_streams_of_documents(world):
-    text = INITS_THEN_APP.format(name="s", app="sleep 1").replace("sleep 0.3", "sleep 3")
+    text = inits_then_app("s", "sleep 1", first="sleep 3")
     world.nsrun(*world.run_args("-d", world.manifest("s", text)), check=True)
     get = popen(world, "get", "s", "-w", "-o", "json")
     events = popen(world, "events", "s", "-w", "-o", "json")
@@ -104,13 +83,13 @@ def test_get_watch_json_and_events_watch_json_are_streams_of_documents(world):
     evs = [json.loads(line) for line in ev_out.splitlines()]
     assert {e["kind"] for e in evs} == {"Event"}
     started = [e["involvedObject"].get("fieldPath") for e in evs if e["reason"] == "Started"]
-    assert started == ["spec.initContainers{init-1}", "spec.initContainers{init-2}",
+    assert started == ["spec.initContainers{init-0}", "spec.initContainers{init-1}",
                        "spec.containers{app}"]
     assert all(e["involvedObject"]["name"] == "s" and e["count"] == 1 for e in evs)
 
 
 def test_wait_for_initialized_ready_jsonpath_and_delete(world):
-    manifest = world.manifest("w", INITS_THEN_APP.format(name="w", app="sleep 30"))
+    manifest = world.manifest("w", inits_then_app("w", "sleep 30"))
     world.nsrun(*world.run_args("-d", manifest), check=True)
     short = world.nsrun("wait", "w", "--for=jsonpath={.status.phase}=Succeeded",
                         "--timeout=0.2s")  # the app sleeps 30 s: never within the timeout
@@ -129,8 +108,7 @@ def test_wait_for_initialized_ready_jsonpath_and_delete(world):
 
 
 def test_foreground_run_tells_rows_failure_and_phase_on_stderr(world):
-    manifest = world.manifest("f", INITS_THEN_APP.format(
-        name="f", app="echo first; echo last words; exit 3"))
+    manifest = world.manifest("f", inits_then_app("f", "echo first; echo last words; exit 3"))
     proc = world.nsrun(*world.run_args("-w", "--rm", manifest))
     assert proc.returncode == 1
     rows = [line.split()[2] for line in proc.stdout.splitlines()]
@@ -139,47 +117,56 @@ def test_foreground_run_tells_rows_failure_and_phase_on_stderr(world):
     assert "    last words" in proc.stderr  # the log survives in the report, not on disk
     assert proc.stderr.rstrip().endswith('pod "f" Failed (exit code 1)')
     assert not (world.root / "pods" / "f").exists()
+    plain = world.nsrun(*world.run_args("--rm", manifest))  # not a terminal: no rows
+    assert (plain.returncode, plain.stdout) == (1, "")
+    assert 'container "app" failed: Error, exit code 3' in plain.stderr
+    assert "Init:0/2" not in plain.stderr and "    last words" in plain.stderr
+    assert plain.stderr.rstrip().endswith('pod "f" Failed (exit code 1)')
     quiet = world.nsrun(*world.run_args("--quiet", "--rm", manifest))
     assert (quiet.returncode, quiet.stdout) == (1, "")
-    assert "failed" not in quiet.stderr
+    assert "failed" not in quiet.stderr and "Failed" not in quiet.stderr
+    fine = world.nsrun(*world.run_args("--rm", world.manifest("g", inits_then_app("g", "true"))))
+    assert fine.returncode == 0 and "Succeeded" not in fine.stderr  # a script's run: silent
 
 
 def test_kubectl_words_selectors_formats_and_several_names(world):
     for name in ("k1", "k2"):
-        world.nsrun(*world.run_args("-d", world.manifest(name, INITS_THEN_APP.format(
-            name=name, app="sleep 30"))), check=True)
+        world.nsrun(*world.run_args("-d", world.manifest(name, inits_then_app(
+            name, "sleep 30"))), check=True)
     assert world.nsrun("get", "pods", "-l", "app=notify", "-o", "name").stdout == \
         "pod/k1\npod/k2\n"
     assert world.nsrun("get", "pod/k1", "-o", "jsonpath={.metadata.name}").stdout == "k1"
     logs = world.nsrun("logs", "k1", "-c", "nosuch")
     assert (logs.returncode, logs.stderr) == (
         4, "Error from server (BadRequest): container nosuch is not valid for pod k1\n")
+    restarted = json.loads(world.nsrun("restart", "k1", "-o", "json", check=True).stdout)
+    assert (restarted["kind"], restarted["metadata"]["name"]) == ("Pod", "k1")
+    import yaml
+
+    gone = world.nsrun("delete", "pod/k2", "-o", "yaml", "--now", check=True).stdout
+    assert [(d["kind"], d["metadata"]["name"], d["status"]["phase"] in ("Pending", "Running"))
+            for d in yaml.safe_load_all(gone)] == [("Pod", "k2", True)]
     out = world.nsrun("delete", "pod", "k1", "k2", "nope", "--now")
-    assert out.stdout == 'pod "k1" deleted\npod "k2" deleted\n'
-    assert (out.returncode, out.stderr) == (
-        4, 'Error from server (NotFound): pods "nope" not found\n')
+    assert out.stdout == 'pod "k1" deleted\n'
+    assert (out.returncode, out.stderr) == (4, 'Error from server (NotFound): pods "k2" not '
+                                            'found\nError from server (NotFound): pods "nope" '
+                                            'not found\n')
 
 
 def test_run_systemd_without_systemd_is_a_clear_host_error(world):
     if os.path.isdir("/run/systemd/system"):
         pytest.skip("systemd runs this host (the VM ring tests the units)")
     proc = world.nsrun(*world.run_args("--systemd", world.manifest(
-        "x", INITS_THEN_APP.format(name="x", app="true"))))
+        "x", inits_then_app("x", "true"))))
     assert proc.returncode == 3
     assert "systemd is not running on this host" in proc.stderr
     assert leftovers(world.tmp, world.cgroup_dirs) == []
 
 
 def test_a_detached_pods_warnings_become_events_and_reach_describe(world):
-    import shutil
-
-    src, dst = world.images / "busybox" / "latest", world.images / "labelled" / "latest"
-    shutil.copytree(src, dst, symlinks=True)
-    config = json.loads((dst / "config.json").read_text())
-    config["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0"
-    (dst / "config.json").write_text(json.dumps(config))
-    text = INITS_THEN_APP.format(name="d", app="sleep 30").replace(
-        "image: busybox, command: [sh, -c, \"sleep 30", "image: labelled, command: [sh, -c, \"sleep 30")
+    labelled = world.image_variant("labelled", lambda config, rootfs: config["linux"].update(
+        mountLabel="system_u:object_r:container_file_t:s0"))
+    text = inits_then_app("d", "sleep 30", image=labelled)
     world.nsrun(*world.run_args("-d", world.manifest("d", text)), check=True)
     world.nsrun("wait", "d", "--for=condition=Ready", "--timeout=30s", check=True)
     events = [json.loads(line) for line in world.nsrun("events", "d", "-o", "json").stdout

@@ -15,51 +15,16 @@ import pytest
 
 from nsrun.core.netconfig import world_name
 
-from world import World, leftovers, scrub
+from world import AT_WORK, WORK, World, ctr, pod, scrub, work_pod
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
-
-
-@pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    w.nsrun("image", "busybox", check=True)
-    yield w
-    for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
-        w.nsrun("delete", pod.name, "--timeout", "10")
-    assert leftovers(tmp_path, w.cgroup_dirs) == []
-
-
-def pod_yaml(inits: list[str], app: str, policy: str = "Never", name: str = "p") -> str:
-    init_items = "".join(
-        f"""
-  - name: init-{i}
-    image: busybox
-    command: [sh, -c, {script!r}]
-    volumeMounts: [{{name: work, mountPath: /work}}]""" for i, script in enumerate(inits))
-    return f"""apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  restartPolicy: {policy}
-  terminationGracePeriodSeconds: 2
-  initContainers:{init_items or ' []'}
-  containers:
-  - name: app
-    image: busybox
-    command: [sh, -c, {app!r}]
-    volumeMounts: [{{name: work, mountPath: /work}}]
-  volumes:
-  - {{name: work, emptyDir: {{}}}}
-"""
+pytestmark = pytest.mark.root("namespaces, mounts")
 
 
 def test_init_containers_run_in_order_and_app_sees_both_markers(world):
     inits = ["test ! -e /work/b && echo a > /work/a",
              "test -e /work/a && echo b > /work/b"]
     app = "cat /work/a /work/b && test -e /work/a -a -e /work/b"
-    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, app))))
+    proc = world.nsrun(*world.run_args(world.manifest("p", work_pod("p", inits, app))))
     assert proc.returncode == 0, proc.stderr
     status = world.status("p")["status"]
     assert status["phase"] == "Succeeded"
@@ -76,14 +41,10 @@ def test_container_has_own_mount_namespace_and_the_pods_network_namespace(world)
               "/work/{0}.net; grep -c : /proc/net/dev > /work/{0}.ifs; hostname > /work/{0}.host;"
               " echo $$$$ > /work/{0}.pid; touch /work/{0}.done")
     wait = "; until [ -e /work/{0}.done ]; do sleep 0.05; done"
-    text = pod_yaml([record.format("init")], record.format("app") + wait.format("app2"))
-    text += """  - name: app2
-    image: busybox
-    command: [sh, -c, {!r}]
-    volumeMounts: [{{name: work, mountPath: /work}}]
-""".format(record.format("app2") + wait.format("app"))
-    text = text.replace("  volumes:\n  - {name: work, emptyDir: {}}\n", "") + \
-        "  volumes:\n  - {name: work, emptyDir: {}}\n"
+    text = pod("p", [ctr(app, record.format(app) + wait.format(other), volumeMounts=AT_WORK)
+                     for app, other in (("app", "app2"), ("app2", "app"))],
+               [ctr("init", record.format("init"), volumeMounts=AT_WORK)],
+               restartPolicy="Never", volumes=[WORK])
     proc = world.nsrun(*world.run_args(world.manifest("p", text)))
     assert proc.returncode == 0, proc.stderr
     work = world.root / "pods" / "p" / "volumes" / "work"
@@ -102,7 +63,8 @@ def test_container_has_own_mount_namespace_and_the_pods_network_namespace(world)
 
 def test_failing_init_with_never_fails_the_pod_and_the_app_never_runs(world):
     inits = ["echo failing; exit 3"]
-    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, "touch /work/app-ran"))))
+    text = work_pod("p", inits, "touch /work/app-ran")
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)))
     assert proc.returncode == 1
     status = world.status("p")["status"]
     assert status["phase"] == "Failed"
@@ -115,7 +77,8 @@ def test_failing_init_with_never_fails_the_pod_and_the_app_never_runs(world):
 
 def test_failing_init_with_on_failure_is_retried_then_the_pod_runs(world):
     inits = ["if [ -e /work/tried ]; then echo second; else touch /work/tried; echo first; exit 1; fi"]
-    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, "true", "OnFailure"))))
+    text = work_pod("p", inits, "true", "OnFailure")
+    proc = world.nsrun(*world.run_args(world.manifest("p", text)))
     assert proc.returncode == 0, proc.stderr
     init = world.status("p")["status"]["initContainerStatuses"][0]
     assert init["restartCount"] == 1
@@ -125,7 +88,7 @@ def test_failing_init_with_on_failure_is_retried_then_the_pod_runs(world):
 
 
 def test_crash_loop_shows_init_crashloopbackoff(world):
-    path = world.manifest("p", pod_yaml(["exit 1"], "true", "Always"))
+    path = world.manifest("p", work_pod("p", ["exit 1"], "true", "Always"))
     world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent, "--backoff-initial", "30",
                 path, check=True)
     world.wait_column("p", "Init:CrashLoopBackOff")
@@ -138,7 +101,7 @@ def test_crash_loop_shows_init_crashloopbackoff(world):
 
 
 def test_sigterm_to_run_stops_the_pod_and_leaves_no_process(world):
-    path = world.manifest("p", pod_yaml(["true"], "trap 'exit 0' TERM; sleep 300 & wait"))
+    path = world.manifest("p", work_pod("p", ["true"], "trap 'exit 0' TERM; sleep 300 & wait"))
     cmd = [sys.executable, "-m", "nsrun", *world.global_args(), *world.run_args("--rm", path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -151,8 +114,7 @@ def test_sigterm_to_run_stops_the_pod_and_leaves_no_process(world):
 
 
 def test_missing_image_waits_with_err_image_never_pull(world):
-    text = pod_yaml(["true"], "true").replace("image: busybox\n    command: [sh, -c, 'true']\n"
-                                              "    volumeMounts", "image: nosuch:1.0\n    command: [sh, -c, 'true']\n    volumeMounts", 1)
+    text = pod("p", [ctr("app", "true")], [ctr("init-0", "true", "nosuch:1.0")])
     world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent, world.manifest("p", text),
                 check=True)
     world.wait_column("p", "Init:ErrImageNeverPull")
@@ -161,7 +123,8 @@ def test_missing_image_waits_with_err_image_never_pull(world):
 
 
 def test_spawn_failure_reaches_the_user_with_step_and_errno(world):
-    text = pod_yaml(["true"], "true").replace("    image: busybox\n", "    image: busybox\n    workingDir: /nonexistent\n", 1)
+    text = pod("p", [ctr("app", "true")], [ctr("init-0", "true", workingDir="/nonexistent")],
+               restartPolicy="Never")
     proc = world.nsrun(*world.run_args(world.manifest("p", text)))
     assert proc.returncode == 1
     term = world.status("p")["status"]["initContainerStatuses"][0]["state"]["terminated"]
@@ -172,7 +135,7 @@ def test_spawn_failure_reaches_the_user_with_step_and_errno(world):
 
 def test_delete_after_supervisor_is_killed_still_cleans_up(world):
     world.nsrun("run", "-d", "--cgroup-parent", world.cgroup_parent,
-                world.manifest("p", pod_yaml([], "sleep 300")), check=True)
+                world.manifest("p", work_pod("p", [], "sleep 300")), check=True)
     world.wait_column("p", "Running")
     pid = int((world.root / "pods" / "p" / "supervisor.pid").read_text())
     os.kill(pid, signal.SIGKILL)
@@ -182,8 +145,8 @@ def test_delete_after_supervisor_is_killed_still_cleans_up(world):
 
 
 def test_without_a_cgroup_containers_die_with_a_killed_supervisor(world):
-    world.nsrun("run", "-d", "--cgroups", "none", world.manifest("p", pod_yaml([], "sleep 300")),
-                check=True)
+    world.nsrun("run", "-d", "--cgroups", "none",
+                world.manifest("p", work_pod("p", [], "sleep 300")), check=True)
     world.wait_column("p", "Running")
     pid = int((world.root / "pods" / "p" / "supervisor.pid").read_text())
     container = json.loads((world.root / "pods" / "p" / "pids.json").read_text())["app"]
@@ -196,10 +159,8 @@ def test_without_a_cgroup_containers_die_with_a_killed_supervisor(world):
 
 
 def test_oom_score_adj_follows_the_kubelets_qos_rule(world):
-    text = pod_yaml([], "cat /proc/self/oom_score_adj").replace(
-        "    command: [sh, -c, 'cat /proc/self/oom_score_adj']",
-        "    command: [sh, -c, 'cat /proc/self/oom_score_adj']\n"
-        "    resources: {requests: {memory: 1Ti}}")
+    text = pod("p", [ctr("app", "cat /proc/self/oom_score_adj",
+                         resources={"requests": {"memory": "1Ti"}})], restartPolicy="Never")
     proc = world.nsrun(*world.run_args(world.manifest("p", text)))
     assert proc.returncode == 0, proc.stderr
     # Burstable: 1000 - 1000 * request / node memory, clamped to [3, 999]; a request above
@@ -213,7 +174,7 @@ def test_oom_score_adj_follows_the_kubelets_qos_rule(world):
 def test_containers_of_a_pod_share_dev_shm(world):
     inits = ["echo from-init > /dev/shm/segment"]
     app = "cat /dev/shm/segment && grep -c ' /dev/shm ' /proc/self/mountinfo"
-    proc = world.nsrun(*world.run_args(world.manifest("p", pod_yaml(inits, app))))
+    proc = world.nsrun(*world.run_args(world.manifest("p", work_pod("p", inits, app))))
     assert proc.returncode == 0, proc.stderr
     assert world.nsrun("logs", "p", "-c", "app", check=True).stdout == "from-init\n1\n"
 
@@ -221,7 +182,7 @@ def test_containers_of_a_pod_share_dev_shm(world):
 def run_default_parent(w: World) -> list[str]:
     """``run -d`` of a sleeping pod ``p`` without ``--cgroup-parent``: its cgroup dirs, each
     below the world's own default parent."""
-    w.nsrun("run", "-d", w.manifest("p", pod_yaml([], "sleep 300")), check=True)
+    w.nsrun("run", "-d", w.manifest("p", work_pod("p", [], "sleep 300")), check=True)
     dirs = (w.root / "pods" / "p" / "cgroup").read_text().split()
     name = world_name(os.path.normpath(str(w.root)))
     assert dirs and all(name in Path(d).parts for d in dirs), (name, dirs)

@@ -6,9 +6,11 @@ containers never run twice."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -211,3 +213,57 @@ def test_recover_all_takes_every_pod_without_a_supervisor(world):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["pod/r1 recovered"]  # r2 has its supervisor
     world.wait_column("r1", "Running")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _end_app_under_a_stopped_monitor(w: World) -> int:
+    """The app exits while its monitor is held (SIGSTOP) before it writes the exit record:
+    the moment of issue 11's race, made to last. Returns the monitor's pid."""
+    start(w, policy="Never")
+    rec = json.loads((w.root / "pods" / "r" / "containers" / "app" / "0.json").read_text())
+    kill_supervisor(w)
+    os.kill(rec["monitorPid"], signal.SIGSTOP)
+    (w.tmp / "ctl" / "exit").touch()
+    deadline = time.monotonic() + 10
+    while not _zombie(rec["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _zombie(rec["pid"])  # ended, not reaped: its monitor is stopped
+    return rec["monitorPid"]
+
+
+def _assert_real_exit(w: World) -> None:
+    deadline = time.monotonic() + 20
+    while w.status("r")["status"]["phase"] != "Failed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    term = app_status(w)["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (3, "Error"), term  # not ContainerStatusUnknown
+    assert runs(w) == ["first", "second", "app"]
+
+
+def test_recover_waits_for_a_monitor_still_writing_the_record(world):
+    monitor = _end_app_under_a_stopped_monitor(world)
+    resume = threading.Timer(1.0, os.kill, (monitor, signal.SIGCONT))
+    resume.start()  # while recover waits for it
+    try:
+        assert world.nsrun("recover", "r").returncode == 0
+    finally:
+        resume.join()
+    _assert_real_exit(world)
+
+
+def test_a_monitor_slower_than_recover_keeps_the_container_supervised(world):
+    monitor = _end_app_under_a_stopped_monitor(world)
+    try:
+        assert world.nsrun("recover", "r").returncode == 0  # after its wait for the monitor
+        world.wait_column("r", "Running")  # not given up for lost while the monitor lives
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(monitor, signal.SIGCONT)
+    _assert_real_exit(world)

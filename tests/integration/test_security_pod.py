@@ -5,9 +5,7 @@ bundles refused with the field and the container named. Nothing may be left behi
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +16,7 @@ from nsrun.bundle.security import DEFAULT_CAPABILITIES, cap_mask
 
 from world import World, leftovers
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")]
+pytestmark = pytest.mark.root("namespaces, mounts")
 
 SECRET = "TOPSECRET-42"
 
@@ -40,16 +37,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for pod in (w.root / "pods").glob("*") if (w.root / "pods").exists() else []:
         w.nsrun("delete", pod.name, "--timeout", "10")
     assert leftovers(tmp_path, w.cgroup_dirs) == []
-
-
-def image_variant(world: World, name: str, change: Callable[[dict, Path], None]) -> str:
-    """A copy of the busybox bundle as image ``name``, its config.json and rootfs changed."""
-    src, dst = world.images / "busybox" / "latest", world.images / name / "latest"
-    shutil.copytree(src, dst, symlinks=True)
-    config = json.loads((dst / "config.json").read_text())
-    change(config, dst / "rootfs")
-    (dst / "config.json").write_text(json.dumps(config))
-    return name
 
 
 def run_pod(world: World, text: str, *extra: str) -> tuple[int, str]:
@@ -230,7 +217,7 @@ def test_symlinked_image_paths_cannot_write_to_the_host(world: World, tmp_path: 
         (rootfs / "data").symlink_to(str(host))
         (rootfs / "logs").symlink_to("../../../../../../../../../" + str(host).lstrip("/"))
 
-    image = image_variant(world, "evil", symlink_data)
+    image = world.image_variant("evil", symlink_data)
     text = f"""apiVersion: v1
 kind: Pod
 metadata: {{name: p}}
@@ -286,7 +273,7 @@ BAD = {
 @pytest.mark.parametrize("case", BAD)
 def test_bad_bundle_names_field_and_container_and_nothing_runs(world: World, case: str) -> None:
     change, message = BAD[case]
-    image = image_variant(world, "bad", change)
+    image = world.image_variant("bad", change)
     text = f"""apiVersion: v1
 kind: Pod
 metadata: {{name: p}}

@@ -1,6 +1,7 @@
-"""Integration-test helpers: reaping by pidfd, and a throwaway nsrun world (its own state
-dir, image store and cgroup parent, the real ``nsrun`` CLI run as a subprocess, and a check
-that nothing is left behind)."""
+"""Integration-test helpers: Pod manifests built from a few words (``pod``, ``ctr``,
+``work_pod``), reaping by pidfd, and a throwaway nsrun world (its own state dir, image store
+and cgroup parent, the real ``nsrun`` CLI run as a subprocess, and a check that nothing is
+left behind)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nsrun.core.netconfig import make_config, world_name
 from nsrun.exitstatus import exit_code
@@ -18,6 +21,34 @@ from nsrun.host.cgroupfs import CgroupFs, find_cgroup2_mount
 from nsrun.host.preflight import CgroupHost
 
 from netslot import claim
+
+WORK = {"name": "work", "emptyDir": {}}
+AT_WORK = [{"name": "work", "mountPath": "/work"}]
+
+
+def ctr(name: str, script: str, image: str = "busybox", **fields: Any) -> dict[str, Any]:
+    """A container running ``sh -c script``; ``fields``: any other container field."""
+    return {"name": name, "image": image, "command": ["sh", "-c", script], **fields}
+
+
+def pod(name: str, containers: list[dict], inits: list[dict] | None = None,
+        labels: dict[str, str] | None = None, **spec: Any) -> str:
+    """A Pod manifest's text (JSON, which nsrun reads as it reads YAML); ``spec``: any other
+    spec field (``restartPolicy="Never"``, ``volumes=[WORK]``…)."""
+    meta = {"name": name, **({"labels": labels} if labels else {})}
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                       "spec": {**spec, "initContainers": inits or [],
+                                "containers": containers}}, indent=1)
+
+
+def work_pod(name: str, inits: list[str], app: str, policy: str = "Never",
+             labels: dict[str, str] | None = None, image: str = "busybox", **spec: Any) -> str:
+    """Init containers ``init-0``, ``init-1``… running ``inits``, then the container ``app``
+    (of ``image``) running ``app``; all share the emptyDir ``work`` at ``/work``."""
+    return pod(name, [ctr("app", app, image, volumeMounts=AT_WORK)],
+               [ctr(f"init-{i}", script, volumeMounts=AT_WORK) for i, script in enumerate(inits)],
+               labels, restartPolicy=policy, terminationGracePeriodSeconds=2, volumes=[WORK],
+               **spec)
 
 
 def wait(pidfd: int) -> int:
@@ -131,6 +162,18 @@ class World:
         path = self.tmp / f"{name}.yaml"
         path.write_text(text)
         return str(path)
+
+    def image_variant(self, name: str, change: Callable[[dict, Path], None]) -> str:
+        """A copy of the busybox image as ``name``, ``change(config, rootfs)`` applied to its
+        config.json (as a dict) and rootfs."""
+        import shutil
+
+        src, dst = self.images / "busybox" / "latest", self.images / name / "latest"
+        shutil.copytree(src, dst, symlinks=True)
+        config = json.loads((dst / "config.json").read_text())
+        change(config, dst / "rootfs")
+        (dst / "config.json").write_text(json.dumps(config))
+        return name
 
     def status(self, pod: str) -> dict:
         return json.loads((self.root / "pods" / pod / "status.json").read_text())

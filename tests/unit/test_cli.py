@@ -179,6 +179,16 @@ def test_the_unit_runs_the_world_spelled_out_and_a_notifying_foreground_run(tmp_
     assert mine.count("--cgroup-parent") == 1 and "x" in mine
 
 
+def test_a_detached_units_pods_go_under_the_worlds_own_parent(tmp_path):
+    from nsrun.core.netconfig import world_name
+
+    assert systemd.pods_parent("/run/nsrun", "v1") == "/nsrun"
+    mine = systemd.pods_parent(str(tmp_path), "v1")
+    assert mine == f"/{world_name(str(tmp_path))}" != "/nsrun"
+    assert mine != systemd.pods_parent(str(tmp_path / "other"), "v1")
+    assert systemd.pods_parent(str(tmp_path), "none") is None
+
+
 def test_no_systemd_is_a_host_error(tmp_path):
     with pytest.raises(PreflightError, match="systemd is not running") as err:
         systemd.preflight(str(tmp_path / "nope"))
@@ -196,6 +206,12 @@ def test_image_ls_lists_only_name_tag_bundles(tmp_path):
     (tmp_path / "busybox" / ".latest.importing-1" / "config.json").write_text("{}")
     assert [ref for ref, _ in ImageStore(tmp_path).list()] == ["busybox:latest",
                                                               "library/app:v1"]
+    import yaml
+
+    listed = yaml.safe_load(run_cli("--images", str(tmp_path), "image", "ls", "-o", "yaml",
+                                    root=tmp_path / "state").stdout)
+    assert listed == [{"image": "busybox:latest", "bundle": str(tmp_path / "busybox/latest")},
+                      {"image": "library/app:v1", "bundle": str(tmp_path / "library/app/v1")}]
 
 
 def test_reimport_swaps_the_whole_image_at_once(tmp_path):
@@ -226,6 +242,15 @@ def test_usage_errors_print_the_verbs_usage(tmp_path):
     proc = run_cli("delete", root=tmp_path)
     assert proc.returncode == exitcodes.USAGE
     assert "usage: nsrun delete" in proc.stderr and "See 'nsrun delete -h'" in proc.stderr
+    proc = run_cli("get", "--bogus", root=tmp_path)  # unknown option: the verb's usage too
+    assert proc.returncode == exitcodes.USAGE
+    assert proc.stderr.startswith("usage: nsrun get ")
+    assert proc.stderr.endswith("nsrun get: error: unrecognized arguments: --bogus\n")
+    proc = run_cli("image", "import", "x", "--oci-archive", str(tmp_path / "no.tar"),
+                   root=tmp_path)  # a nested verb's own usage
+    assert proc.returncode == exitcodes.USAGE
+    assert "usage: nsrun image import " in proc.stderr
+    assert "See 'nsrun image import -h'" in proc.stderr
 
 
 def test_not_found_has_kubectls_shape_and_ignore_not_found(tmp_path):
