@@ -73,7 +73,7 @@ bench: setup
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf build *.egg-info nsrun/_native*.so nsrun/_native.c .pytest_cache
+	rm -rf build *.egg-info nsrun/_native*.so nsrun/_native.c nsrun/nsrun-monitor .pytest_cache
 
 VM_SETUP := setup
 include mk/vm.mk

@@ -204,10 +204,12 @@ struct nsr_monitor_req {
     int cgroup_fd;            /* the cgroup the monitor moves itself into (-1: stays), and */
     const int *join_fds;      /* cgroup v1 directories it joins: the pod's, so that a */
     int njoin;                /* supervisor's unit stopping does not take it along */
+    const char *exe;          /* the nsrun-monitor executable it execs (NULL: none) */
 };
 
 int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m,
-                        int *pidfd_out, int *monitor_pidfd_out, struct nsr_report *rep);
+                        int *pidfd_out, int *monitor_pidfd_out, int *exec_err_out,
+                        struct nsr_report *rep);
 int nsr_exec_in(const struct nsr_spawn_req *req, int target_pidfd, unsigned int ns_flags,
                 int *pidfd_out, struct nsr_report *rep);
 int nsr_socket_in_netns(int net_fd, int family, int type, int protocol,

@@ -1,56 +1,29 @@
 /* monitor.c: a container's monitor, as conmon is one: a process forked from the caller (no
- * exec) that clones the container as its own child, then copies the container's
- * stdout/stderr from a pipe to its log file (rotated at a size, the oldest files removed),
- * reaps it and records its exit durably, and exits. It needs nothing from the process that
- * forked it once started: a supervisor that dies costs no exit status and no log line.
- *
- * The record, <record_dir>/<name>, is JSON written atomically and durably twice: once the
- * container runs ({"pid", "monitorPid", "startTicks", "monitorStartTicks", "startedAt"}) and
- * once it was
- * reaped (plus "exitCode", "signal", "finishedAt", "logDropped"). The exit record is retried
- * every second while the disk is full; log bytes that cannot be written are dropped and
- * counted. */
-#include "nsrun.h"
+ * exec) that clones the container as its own child, records that it runs, and then execs the
+ * small nsrun-monitor executable (monitor_exe.c) that runs the rest of its life
+ * (monitor_loop.c: the log copy with rotation, the reaping, the durable exit record), so
+ * that it holds no copy-on-write image of the Python supervisor. The container stays its
+ * child across the execve; the pipe, the pidfd and the directories are inherited fds, and
+ * nothing else of the caller's is (close_range; stdio becomes /dev/null). Without the
+ * executable, or when the execve fails, the forked monitor goes on in-process, as before,
+ * and the caller is told why (*exec_err_out). It needs nothing from the process that forked
+ * it once started: a supervisor that dies costs no exit status and no log line. */
+#include "monitor.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-struct mon_state {
-    const struct nsr_monitor_req *m;
-    pid_t pid, self;
-    unsigned long long start, self_start;
-    double started_at;
-    int log_fd;
-    uint64_t log_size;
-    int rotations;
-    uint64_t dropped;
-};
-
-#define RECORD_RETRIES 600  /* seconds a full disk may delay an exit record */
 
 struct mon_result {
     int32_t pid;
     struct nsr_report rep;
 };
-
-static double now_real(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* A process's start time in clock ticks after boot (/proc/<pid>/stat field 22; psutil's
  * create_time() is boot time + this / CLK_TCK). No malloc here: the monitor is a raw clone of
@@ -77,197 +50,6 @@ static unsigned long long start_ticks(pid_t pid)
     if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
         return 0;
     return ticks;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= n;
-    }
-    return 0;
-}
-
-/* <dir>/.<name>.tmp, fsync, rename over <dir>/<name>, fsync the directory. */
-static int write_durable(int dirfd, const char *name, const char *text)
-{
-    char tmp[300];
-    int fd, ok;
-
-    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
-    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    ok = write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0;
-    close(fd);
-    if (!ok || renameat(dirfd, tmp, dirfd, name) < 0) {
-        unlinkat(dirfd, tmp, 0);
-        return -1;
-    }
-    return fsync(dirfd);
-}
-
-static int dir_removed(int dirfd)
-{
-    struct stat st;
-
-    return fstat(dirfd, &st) < 0 || st.st_nlink == 0;
-}
-
-static void record(struct mon_state *s, int exited, const siginfo_t *info)
-{
-    char text[512];
-    int tries;
-    int len = snprintf(text, sizeof text,
-                       "{\"pid\":%d,\"monitorPid\":%d,\"startTicks\":%llu,"
-                       "\"monitorStartTicks\":%llu,\"startedAt\":%.6f", (int)s->pid,
-                       (int)s->self, s->start, s->self_start, s->started_at);
-
-    if (exited) {
-        int killed = info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED;
-
-        snprintf(text + len, sizeof text - len,
-                 ",\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%.6f,\"logDropped\":%llu}\n",
-                 killed ? 128 + info->si_status : info->si_status,
-                 killed ? info->si_status : 0, now_real(),
-                 (unsigned long long)s->dropped);
-    } else {
-        snprintf(text + len, sizeof text - len, "}\n");
-    }
-    /* a full disk: the exit status is worth waiting for (retried every second, for up to
-     * RECORD_RETRIES s, while the pod's directory exists); the start record is not (the exit
-     * record repeats it), and the caller waits for it */
-    for (tries = 0; write_durable(s->m->record_dirfd, s->m->record_name, text) < 0; tries++) {
-        if (!exited || tries >= RECORD_RETRIES || dir_removed(s->m->record_dirfd))
-            return;
-        sleep(1);
-    }
-}
-
-static int open_log(struct mon_state *s)
-{
-    struct stat st;
-
-    s->log_fd = openat(s->m->log_dirfd, s->m->log_name,
-                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    s->log_size = s->log_fd >= 0 && fstat(s->log_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    return s->log_fd;
-}
-
-/* <name> becomes <name>.<k>; <name>.<k - max_files + 1> is removed (the kubelet's
- * containerLogMaxFiles counts the live file too). */
-static void rotate(struct mon_state *s)
-{
-    char old[300];
-    int keep = s->m->log_max_files - 1;
-
-    if (s->log_fd >= 0)
-        close(s->log_fd);
-    s->rotations++;
-    if (keep > 0) {
-        snprintf(old, sizeof old, "%s.%d", s->m->log_name, s->rotations);
-        renameat(s->m->log_dirfd, s->m->log_name, s->m->log_dirfd, old);
-        if (s->rotations - keep >= 1) {
-            snprintf(old, sizeof old, "%s.%d", s->m->log_name, s->rotations - keep);
-            unlinkat(s->m->log_dirfd, old, 0);
-        }
-    } else {
-        unlinkat(s->m->log_dirfd, s->m->log_name, 0);
-    }
-    open_log(s);
-}
-
-static void log_write(struct mon_state *s, const char *buf, size_t len)
-{
-    if (s->log_fd < 0 && open_log(s) < 0) {
-        s->dropped += len;
-        return;
-    }
-    while (len) {
-        ssize_t n = write(s->log_fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {  /* ENOSPC, EIO: drop what is left of the chunk */
-            s->dropped += len;
-            return;
-        }
-        s->log_size += n;
-        buf += n;
-        len -= n;
-    }
-}
-
-/* Write a chunk, rotating first whenever it would take the file beyond log_max_size: the
- * part that fits (up to its last newline, if it has one) goes to the current file. */
-static void log_chunk(struct mon_state *s, const char *buf, size_t len)
-{
-    uint64_t max = s->m->log_max_size;
-
-    while (max && s->log_size + len > max) {
-        size_t room = s->log_size < max ? max - s->log_size : 0, cut = room;
-
-        while (cut > 0 && buf[cut - 1] != '\n')
-            cut--;
-        if (cut == 0 && s->log_size == 0)
-            cut = room ? room : len;  /* one line longer than the limit: split it */
-        log_write(s, buf, cut);
-        buf += cut;
-        len -= cut;
-        rotate(s);
-    }
-    log_write(s, buf, len);
-}
-
-/* Copy what the pipe holds now; 0 at EOF. */
-static int drain(struct mon_state *s, int fd)
-{
-    char buf[65536];
-
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return 1;  /* EAGAIN: empty for now */
-        if (n == 0)
-            return 0;
-        log_chunk(s, buf, n);
-    }
-}
-
-static void monitor_loop(struct mon_state *s, int pidfd)
-{
-    int log_in = s->m->log_in_fd;
-    struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {log_in, POLLIN, 0}};
-    siginfo_t info;
-
-    fcntl(log_in, F_SETFL, fcntl(log_in, F_GETFL) | O_NONBLOCK);
-    for (;;) {
-        if (poll(fds, log_in >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
-            break;
-        if (log_in >= 0 && fds[1].revents && !drain(s, log_in)) {
-            close(log_in);
-            log_in = -1;
-        }
-        if (fds[0].revents)
-            break;
-    }
-    memset(&info, 0, sizeof info);
-    while (waitid(P_PIDFD, pidfd, &info, WEXITED) < 0 && errno == EINTR)
-        ;
-    if (log_in >= 0)
-        drain(s, log_in);  /* what the container wrote last (its forks may keep it open) */
-    if (s->log_fd >= 0)
-        fsync(s->log_fd);
-    record(s, 1, &info);
 }
 
 /* Close every fd but the ones in keep[] (close_range between them). */
@@ -316,14 +98,60 @@ static void monitor_signals(int die_with_parent)
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
+/* fds 0-2 that are not in keep[] become /dev/null: the supervisor's log or terminal is not
+ * the monitor's. */
+static void stdio_to_null(const int *keep, int n)
+{
+    int null = open("/dev/null", O_RDWR), fd, i, kept;
+
+    for (fd = 0; fd < 3; fd++) {
+        for (i = 0, kept = fd == null; i < n; i++)
+            kept |= keep[i] == fd;
+        if (!kept && null >= 0)
+            dup2(null, fd);
+    }
+    if (null > 2)
+        close(null);
+}
+
+static void format_fd(char *buf, size_t len, int fd)
+{
+    fcntl(fd, F_SETFD, 0);  /* inherited across the execve */
+    snprintf(buf, len, "%d", fd);
+}
+
+/* Become nsrun-monitor (argv: monitor_exe.c's order). Returns only when the execve failed
+ * (errno). */
+static void exec_monitor(const struct nsr_mon_state *s, int pidfd, int ack_fd)
+{
+    const struct nsr_monitor_req *m = s->m;
+    char fds[5][16], size[24], files[16], pid[16], ticks[2][24], at[40];
+    char *argv[] = {"nsrun-monitor", fds[0], fds[1], fds[2], (char *)m->log_name, fds[3],
+                    (char *)m->record_name, size, files, fds[4], pid, ticks[0], ticks[1], at,
+                    NULL};
+    char *envp[] = {NULL};
+    int keep[] = {pidfd, m->log_in_fd, m->log_dirfd, m->record_dirfd, ack_fd}, i;
+
+    for (i = 0; i < 5; i++)
+        format_fd(fds[i], sizeof fds[i], keep[i]);
+    snprintf(size, sizeof size, "%llu", (unsigned long long)m->log_max_size);
+    snprintf(files, sizeof files, "%d", m->log_max_files);
+    snprintf(pid, sizeof pid, "%d", (int)s->pid);
+    snprintf(ticks[0], sizeof ticks[0], "%llu", s->start);
+    snprintf(ticks[1], sizeof ticks[1], "%llu", s->self_start);
+    snprintf(at, sizeof at, "%a", s->started_at);  /* exact: the exit record repeats it */
+    stdio_to_null(keep, 5);
+    execve(m->exe, argv, envp);
+}
+
 static void __attribute__((noreturn))
 monitor_main(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m, int res_fd,
              int ack_fd)
 {
-    struct mon_state s = {.m = m, .self = getpid(), .log_fd = -1};
+    struct nsr_mon_state s = {.m = m, .self = getpid(), .log_fd = -1};
     struct mon_result r;
-    int pidfd = -1, keep[5];
-    char c;
+    int pidfd = -1, keep[6];
+    int32_t err = 0;
 
     monitor_signals(m->die_with_parent);
     if (m->cgroup_fd >= 0)
@@ -336,36 +164,54 @@ monitor_main(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m, i
         close(req->stdio[1]);  /* the container holds the pipe's write end now */
     if (r.pid > 0) {
         s.pid = r.pid;
-        s.started_at = now_real();
+        s.started_at = nsr_now_real();
         s.start = start_ticks(s.pid);
         s.self_start = start_ticks(s.self);
-        record(&s, 0, NULL);
+        nsr_mon_record(&s, 0, NULL);
     }
     nsr_sync_write(res_fd, &r, sizeof r);
     if (r.pid <= 0)
         _exit(0);
     keep[0] = pidfd, keep[1] = m->log_in_fd, keep[2] = m->log_dirfd;
-    keep[3] = m->record_dirfd, keep[4] = ack_fd;
-    close_others(keep, 5);
-    while (read(ack_fd, &c, 1) < 0 && errno == EINTR)
-        ;  /* the caller has the container's pidfd (or died): it may be reaped now */
-    close(ack_fd);
-    open_log(&s);
-    monitor_loop(&s, pidfd);
+    keep[3] = m->record_dirfd, keep[4] = ack_fd, keep[5] = res_fd;
+    close_others(keep, 6);
+    if (m->exe) {
+        exec_monitor(&s, pidfd, ack_fd);  /* res_fd (CLOEXEC) closes: the caller sees EOF */
+        err = errno;
+        nsr_sync_write(res_fd, &err, sizeof err);  /* EPIPE if no one waits: SIG_IGN */
+    }
+    close(res_fd);
+    nsr_mon_run(&s, pidfd, ack_fd);
     _exit(0);
+}
+
+/* EOF on the result pipe once the monitor's execve closed it: 0; else the execve's errno. */
+static int exec_result(int res_fd)
+{
+    int32_t err;
+    ssize_t n;
+
+    while ((n = read(res_fd, &err, sizeof err)) < 0 && errno == EINTR)
+        ;
+    return n == (ssize_t)sizeof err ? err : 0;
 }
 
 /* Fork the monitor, which spawns the container. Returns the container's pid with *pidfd_out
  * and *monitor_pidfd_out; -1 with *rep when the spawn failed (the monitor has exited then,
- * and is reaped). */
+ * and is reaped). exec_err_out non-NULL: wait until the monitor has exec'd m->exe (*0) or
+ * failed to (*errno: it goes on in-process); -1: no m->exe. NULL: do not wait (the exec
+ * then costs the caller nothing: it runs while the caller goes on). */
 int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m,
-                        int *pidfd_out, int *monitor_pidfd_out, struct nsr_report *rep)
+                        int *pidfd_out, int *monitor_pidfd_out, int *exec_err_out,
+                        struct nsr_report *rep)
 {
     int res[2] = {-1, -1}, ack[2] = {-1, -1}, mfd = -1;
     struct mon_result r;
     pid_t mpid;
 
     nsr_set_report(rep, -1, 0, -1);
+    if (exec_err_out)
+        *exec_err_out = -1;
     *pidfd_out = *monitor_pidfd_out = -1;
     if (pipe2(res, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0) {
         nsr_set_report(rep, NSR_STEP_PIPE, errno, -1);
@@ -395,6 +241,8 @@ int nsr_spawn_monitored(const struct nsr_spawn_req *req, const struct nsr_monito
         goto fail;
     }
     close(ack[1]);  /* the ack: EOF */
+    if (exec_err_out && m->exe)
+        *exec_err_out = exec_result(res[0]);
     close(res[0]);
     if (mfd < 0)
         mfd = syscall(SYS_pidfd_open, mpid, 0);  /* our child, not reaped: still mpid */

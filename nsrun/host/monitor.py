@@ -1,18 +1,31 @@
 """Start a container under its monitor (``csrc/monitor.c``), and read the monitor's record.
 
-The monitor is a process forked by the C extension (no exec) that clones the container as
-its own child. It copies the container's stdout/stderr from a pipe to the attempt's log file,
-rotating it at ``log_max_size`` bytes and keeping ``log_max_files`` files, then reaps the
-container and writes the attempt's record (``containers/<name>/<attempt>.json``) atomically
-and durably before it exits. The supervisor watches the monitor's pidfd: the monitor's exit
-means the record is complete. A supervisor that dies costs nothing: the monitor goes on.
+The monitor is a process forked by the C extension that clones the container as its own
+child, then execs the small ``nsrun-monitor`` executable built next to the extension
+(``MONITOR_EXE``), so that it holds no copy of the Python supervisor's memory. It copies the
+container's stdout/stderr from a pipe to the attempt's log file, rotating it at
+``log_max_size`` bytes and keeping ``log_max_files`` files, then reaps the container and
+writes the attempt's record (``containers/<name>/<attempt>.json``) atomically and durably
+before it exits. Without the executable (or when its execve fails) the forked monitor does
+the same in-process, and the supervisor's log says so once (the first spawn with an
+executable waits for its execve to know; later ones do not wait). The supervisor watches the
+monitor's pidfd: the monitor's exit means the record is complete. A supervisor that dies
+costs nothing: the monitor goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 
 import msgspec
+
+MONITOR_EXE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "nsrun-monitor")
+# Executables a monitor of this process has exec'd: later monitors do not make the spawn
+# wait for their execve (a failure there still leaves them working, in-process).
+EXEC_WORKED: set[str] = set()
 
 
 class MonitorSpec(msgspec.Struct, frozen=True):
@@ -27,6 +40,7 @@ class MonitorSpec(msgspec.Struct, frozen=True):
     die_with_parent: bool = False
     cgroup_fd: int = -1  # the cgroup the monitor moves into (the pod's "_monitor" leaf)
     join_fds: tuple[int, ...] = ()  # cgroup v1: every hierarchy's leaf
+    exe: str = MONITOR_EXE  # the executable the monitor execs ("": stay in-process)
 
 
 class Monitored(msgspec.Struct, frozen=True):
@@ -55,6 +69,7 @@ def spawn(req, spec: MonitorSpec, log_in_fd: int) -> Monitored:
     from nsrun.host.childreport import spawn_error
     from nsrun.host.spawn import spawn_call  # at the first start, not on the start path
 
+    exe = _usable(spec.exe)
     dirfds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
               for d in (spec.record_dir, spec.log_dir)]
     try:
@@ -67,18 +82,42 @@ def spawn(req, spec: MonitorSpec, log_in_fd: int) -> Monitored:
             m.log_max_files, m.die_with_parent = spec.log_max_files, int(spec.die_with_parent)
             joins = mod.ffi.new("int[]", list(spec.join_fds) or [0])
             m.cgroup_fd, m.join_fds, m.njoin = spec.cgroup_fd, joins, len(spec.join_fds)
-            pidfd, mpidfd = mod.ffi.new("int *"), mod.ffi.new("int *")
+            path = mod.ffi.new("char[]", os.fsencode(exe)) if exe else mod.ffi.NULL
+            m.exe = path
+            pidfd, mpidfd, err = (mod.ffi.new("int *") for _ in range(3))
             rep = mod.ffi.new("struct nsr_report *")
-            pid = mod.lib.nsr_spawn_monitored(creq, m, pidfd, mpidfd, rep)
-            return pid, pidfd[0], mpidfd[0], rep
+            wait = err if exe and exe not in EXEC_WORKED else mod.ffi.NULL
+            pid = mod.lib.nsr_spawn_monitored(creq, m, pidfd, mpidfd, wait, rep)
+            return pid, pidfd[0], mpidfd[0], err[0] if wait else 0, rep
 
-        pid, pidfd, mpidfd, rep = spawn_call(req, None, call)
+        pid, pidfd, mpidfd, exec_err, rep = spawn_call(req, None, call)
     finally:
         for fd in dirfds:
             os.close(fd)
     if pid < 0:
         raise spawn_error(req, rep.step, rep.err, rep.index)
+    if exec_err > 0:
+        _in_process(f"{exe}: {os.strerror(exec_err)}")
+    elif exe:
+        EXEC_WORKED.add(exe)
     return Monitored(pid, pidfd, mpidfd)
+
+
+def _usable(exe: str) -> str:
+    """``exe`` when it is an executable file; else "" (and the log says why, once)."""
+    if not exe:
+        return ""
+    if os.path.isfile(exe) and os.access(exe, os.X_OK):
+        return os.path.normpath(exe)
+    _in_process(f"{os.path.normpath(exe)}: not an executable file")
+    return ""
+
+
+@functools.cache
+def _in_process(why: str) -> None:
+    """Say once per supervisor (and reason) that monitors run in-process."""
+    print(f"nsrun: container monitors run in-process, holding a copy of the supervisor's "
+          f"memory (nsrun-monitor: {why})", file=sys.stderr, flush=True)
 
 
 def read_record(path: str | os.PathLike) -> Record | None:
