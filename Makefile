@@ -12,7 +12,7 @@ STAMP := $(VENV)/.nsrun-installed
 DEB_PACKAGES := busybox-static python3-dev python3-venv iproute2 nftables
 # real clients and reference runtimes driven by the integration tests (nsrun-oci, issue 13)
 TEST_PACKAGES := podman containerd runc crun
-BENCH_PACKAGES := runc crun hyperfine
+BENCH_PACKAGES := runc crun hyperfine strace
 PYTEST_ARGS ?=
 
 PREFIX ?= /usr/local

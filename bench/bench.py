@@ -5,7 +5,8 @@ the whole pod through ``nsrun run`` (interpreter start included), once with the 
 (veth, address, DNS, kubelet files) and once with ``hostNetwork: true`` (none of it), and the
 same N+1 containers as sequential ``crun run`` and ``runc run`` of the same bundle (no
 network either), and prints medians, the
-ratios nsrun/crun and nsrun/runc (total and per extra init container). A pod that sleeps
+ratios nsrun/crun and nsrun/runc (total and per extra init container), and (``bench/syscalls.py``)
+the ``fsync`` calls and helper programs of one such pod. A pod that sleeps
 keeps the world's bridge up meanwhile, as on a node that runs pods. ``bench/podmem.py`` adds
 a running pod's memory (RSS and PSS of all of nsrun's processes), the time to the first init
 container's ``execve`` and 50 pods at once; ``bench/ocibench.py`` ``nsrun-oci`` against runc
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import ocibench
 import podmem
+import syscalls
 
 # the console script, as a user runs it (``python -m`` would add runpy's imports)
 _SCRIPT = Path(sys.executable).with_name("nsrun")
@@ -40,7 +42,13 @@ COUNTS = (1, 2, 10)
 NET_ENV = {"NSRUN_POD_CIDR": "169.254.110.0/24", "NSRUN_SERVICE_CIDR": "169.254.210.0/24",
            "NSRUN_RESOLV_CONF": ""}
 os.environ.update(NET_ENV)
-STATE_DIR = "/run"  # where nsrun's default state root is (a tmpfs on most hosts), not /tmp
+
+
+def state_dir() -> str:
+    """Where the benchmark's world lives: a tmpfs, as nsrun's default state root
+    ``/run/nsrun`` is on a systemd host (``/dev/shm`` where ``/run`` is not one, as on this
+    development machine); ``--state-dir`` to time a state root on a disk instead."""
+    return "/run" if syscalls.filesystem("/run") == "tmpfs" else "/dev/shm"
 
 
 def pod_manifest(n: int, host_network: bool = False) -> str:
@@ -129,6 +137,9 @@ def measure(runs: int, tmp: Path) -> dict:
     try:
         for n in COUNTS:
             _measure_n(n, runs, world, tmp, bundle, results)
+        results["syscalls"] = syscalls.measure(  # beside the anchor, as the timed pods
+            NSRUN + ["--root", str(world / "state"), "--images", str(world / "images")],
+            {"network": tmp / "pod-2.yaml", "hostnet": tmp / "pod-2-hostnet.yaml"})
     finally:
         anchor(world, tmp, False)
     base = NSRUN + ["--root", str(world / "state"), "--images", str(world / "images")]
@@ -173,10 +184,13 @@ def summary(results: dict) -> dict:
             "pods50_all_running_s": round(fifty["all_running_s"], 1),
             "pods50_rss_mib": round(fifty["rss_kib"] / 1024, 1),
             "pods50_failed": fifty["failed"],
+            "pod2_fsyncs": results["syscalls"]["network"]["fsync"],
+            "pod2_hostnet_fsyncs": results["syscalls"]["hostnet"]["fsync"],
+            "pod2_helper_execs": results["syscalls"]["network"]["helper_execs"],
             **results["oci"], "oci_import_ms": results["oci_imports"]}
 
 
-def report(results: dict, runs: int, load: tuple[str, str]) -> dict:
+def report(results: dict, runs: int, load: tuple[str, str], where: str) -> dict:
     med = {k: {n: statistics.median(v) * 1000 for n, v in results[k].items()} for k in KEYS}
     print(f"\nnsrun vs crun vs runc: N /bin/true init containers + 1 app, median of {runs} "
           "runs (ms; nsrun includes interpreter start; hostnet = hostNetwork: true, no pod "
@@ -191,7 +205,7 @@ def report(results: dict, runs: int, load: tuple[str, str]) -> dict:
     print(f"per extra init container ((N=10 - N=2) / 8): nsrun {per['nsrun']:.2f} ms, "
           f"crun {per['crun']:.2f} ms, runc {per['runc']:.2f} ms; "
           f"nsrun/crun {per['nsrun'] / per['crun']:.2f}, nsrun/runc {per['nsrun'] / per['runc']:.2f}")
-    out = summary(results)
+    out = summary(results) | {"state_fs": syscalls.filesystem(where)}
     fifty = results["fifty"]
     one = out["pod_rss_mib"]
     per_pod = [x / 1024 for x in fifty["per_pod_rss_kib"]] or [0.0]
@@ -203,6 +217,7 @@ def report(results: dict, runs: int, load: tuple[str, str]) -> dict:
           f"RSS {out['pods50_rss_mib']} MiB (per pod {min(per_pod):.1f}-{max(per_pod):.1f}, "
           f"{out['pods50_rss_mib'] / (50 * one or 1):.2f}x 50 lone pods), PSS "
           f"{fifty['pss_kib'] / 1024:.1f} MiB")
+    syscalls.report(results["syscalls"], where)
     ocibench.report(out, results["oci_imports"])
     print(f"load average at start {load[0]}, at end {load[1]} (the other jobs on this host)")
     return out
@@ -215,6 +230,9 @@ def _loadavg() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--state-dir", default=None,
+                        help="the directory the benchmark's world (state root, images) is "
+                             "made in (default: /run if a tmpfs, else /dev/shm)")
     parser.add_argument("--no-network", action="store_true",
                         help="skip bench/netbench.py (first pod, pyroute2, DNS, 50 pods)")
     args = parser.parse_args()
@@ -225,10 +243,10 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench: {tool} not found (make bench installs it)", file=sys.stderr)
             return 3
-    load = _loadavg()
-    with tempfile.TemporaryDirectory(prefix="nsrun-bench.", dir=STATE_DIR) as tmp:
+    load, where = _loadavg(), args.state_dir or state_dir()
+    with tempfile.TemporaryDirectory(prefix="nsrun-bench.", dir=where) as tmp:
         results = measure(args.runs, Path(tmp))
-    out = report(results, args.runs, (load, _loadavg()))
+    out = report(results, args.runs, (load, _loadavg()), where)
     LAST.write_text(json.dumps(out, indent=1) + "\n")
     print(f"summary: {LAST}")
     if not args.no_network:

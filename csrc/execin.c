@@ -109,7 +109,7 @@ static void __attribute__((noreturn)) intermediate_main(const struct exec_args *
     if (a->self_attach && nsr_attach_self(a->req->cgroup_fd) < 0)
         nsr_child_fail(&ctx);
     for (ctx.index = 0; ctx.index < a->req->ncgroup_join; ctx.index++)  /* cgroup v1 */
-        if (nsr_attach_self(a->req->cgroup_join_fds[ctx.index]) < 0)
+        if (nsr_attach_self_v1(a->req->cgroup_join_fds[ctx.index]) < 0)
             nsr_child_fail(&ctx);
     ctx.index = -1;
     ctx.step = NSR_STEP_SETNS;

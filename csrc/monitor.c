@@ -157,7 +157,7 @@ monitor_main(const struct nsr_spawn_req *req, const struct nsr_monitor_req *m, i
     if (m->cgroup_fd >= 0)
         nsr_attach_self(m->cgroup_fd);  /* best effort: it works from anywhere */
     for (int i = 0; i < m->njoin; i++)
-        nsr_attach_self(m->join_fds[i]);
+        nsr_attach_self_v1(m->join_fds[i]);
     memset(&r, 0, sizeof r);
     r.pid = nsr_spawn_any(req, &pidfd, NULL, &r.rep);
     if (req->stdio[1] >= 0)

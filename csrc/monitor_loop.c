@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,8 +48,9 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-/* <dir>/.<name>.tmp, fsync, rename over <dir>/<name>, fsync the directory. */
-static int write_durable(int dirfd, const char *name, const char *text)
+/* <dir>/.<name>.tmp, renamed over <dir>/<name>: atomic; durable, the file is fsynced before
+ * the rename and the directory after it. */
+static int write_record_file(int dirfd, const char *name, const char *text, int durable)
 {
     char tmp[300];
     int fd, ok;
@@ -57,13 +59,27 @@ static int write_durable(int dirfd, const char *name, const char *text)
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    ok = write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0;
+    ok = write_all(fd, text, strlen(text)) == 0 && (!durable || fsync(fd) == 0);
     close(fd);
     if (!ok || renameat(dirfd, tmp, dirfd, name) < 0) {
         unlinkat(dirfd, tmp, 0);
         return -1;
     }
-    return fsync(dirfd);
+    return durable ? fsync(dirfd) : 0;
+}
+
+#define TMPFS_MAGIC_ 0x01021994
+#define RAMFS_MAGIC_ 0x858458f6
+
+/* Whether the pod's records can outlive the machine: not on a tmpfs or ramfs (nsrun's
+ * default state root, /run/nsrun, is a tmpfs on a systemd host). */
+static int on_lasting_fs(int dirfd)
+{
+    struct statfs st;
+
+    if (fstatfs(dirfd, &st) < 0)
+        return 1;
+    return st.f_type != TMPFS_MAGIC_ && st.f_type != RAMFS_MAGIC_;
 }
 
 static int dir_removed(int dirfd)
@@ -95,8 +111,12 @@ void nsr_mon_record(struct nsr_mon_state *s, int exited, const siginfo_t *info)
     }
     /* a full disk: the exit status is worth waiting for (retried every second, for up to
      * RECORD_RETRIES s, while the pod's directory exists); the start record is not (the exit
-     * record repeats it), and the caller waits for it */
-    for (tries = 0; write_durable(s->m->record_dirfd, s->m->record_name, text) < 0; tries++) {
+     * record repeats it), and the caller waits for it. The start record is atomic, not
+     * durable: the caller waits for it on every start, its pids mean nothing after a reboot,
+     * and the attempt itself is durable in the supervisor's observed.json; after a reboot a
+     * lost or torn one reads as the attempt's end unknown, as it is. */
+    for (tries = 0; write_record_file(s->m->record_dirfd, s->m->record_name, text,
+                                      exited) < 0; tries++) {
         if (!exited || tries >= RECORD_RETRIES || dir_removed(s->m->record_dirfd))
             return;
         sleep(1);
@@ -218,7 +238,10 @@ static void copy_until_reaped(struct nsr_mon_state *s, int pidfd)
         ;
     if (log_in >= 0)
         drain(s, log_in);  /* what the container wrote last (its forks may keep it open) */
-    if (s->log_fd >= 0)
+    /* the log is durable before the exit record says the attempt ended, when that record
+     * can outlive the machine: with the records on a tmpfs a reboot takes the pod, and
+     * nothing reads its log again (an fsync on the log's disk on every container's end) */
+    if (s->log_fd >= 0 && on_lasting_fs(s->m->record_dirfd))
         fsync(s->log_fd);
     nsr_mon_record(s, 1, &info);
 }

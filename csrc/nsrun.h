@@ -282,6 +282,7 @@ void nsr_reap(pid_t pid, int pidfd);
 void nsr_set_report(struct nsr_report *rep, int step, int err, int index);
 int nsr_read_report(int fd, struct nsr_report *rep);
 int nsr_attach_self(int cgroup_fd);
+int nsr_attach_self_v1(int cgroup_fd);
 int nsr_sync_read(int fd, void *buf, size_t len);
 int nsr_sync_write(int fd, const void *buf, size_t len);
 

@@ -36,22 +36,15 @@ static int write_procs(int cgroup_fd, pid_t pid)
 }
 
 /* Fallback path (and cgroup v1): the child is waiting on the go pipe. Put it into the
- * cgroup and every v1 cgroup by pid, open its pidfd, then release it. On failure the
- * caller kills and reaps it. */
+ * cgroup by pid, open its pidfd, then release it; it joins the v1 cgroups
+ * (cgroup_join_fds) itself, first thing (nsr_attach_self_v1: no RCU grace period). On
+ * failure the caller kills and reaps it. */
 static int attach_fallback(pid_t pid, const struct nsr_spawn_req *req, int *pidfd,
                            struct nsr_report *rep)
 {
-    int i;
-
     if (req->cgroup_fd >= 0 && write_procs(req->cgroup_fd, pid) < 0) {
         nsr_set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, -1);
         return -1;
-    }
-    for (i = 0; i < req->ncgroup_join; i++) {
-        if (write_procs(req->cgroup_join_fds[i], pid) < 0) {
-            nsr_set_report(rep, NSR_STEP_CGROUP_ATTACH, errno, i);
-            return -1;
-        }
     }
     *pidfd = syscall(SYS_pidfd_open, pid, 0);
     if (*pidfd < 0) {

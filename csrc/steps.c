@@ -247,6 +247,12 @@ void nsr_child_main(const struct nsr_spawn_req *req, int report_fd, int go_read,
 
     if (go_read >= 0)
         child_wait_go(go_read, go_write);
+    ctx.step = NSR_STEP_CGROUP_ATTACH;  /* cgroup v1: into each hierarchy, before anything */
+    for (i = 0; i < (size_t)req->ncgroup_join; i++) {
+        ctx.index = (int)i;
+        if (nsr_attach_self_v1(req->cgroup_join_fds[i]) < 0)
+            nsr_child_fail(&ctx);
+    }
     if (!req->new_user_ns)
         nsr_run_steps(&ctx, child_steps, sizeof child_steps / sizeof child_steps[0]);
     for (i = 0; i < sizeof userns_outer_steps / sizeof userns_outer_steps[0]; i++) {

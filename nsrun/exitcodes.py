@@ -27,8 +27,8 @@ TABLE: tuple[tuple[str, str], ...] = (
           "taken or an unavailable ClusterIP, checked for every object before any is created"),
     ("3", "the host cannot run it: not root, a missing kernel feature, `--cgroups=v2` "
           "refused, `--systemd` on a host without systemd"),
-    ("4", "state conflict: no such pod or Service (`Error from server (NotFound): …`), or "
-          "one of that name already exists"),
+    ("4", "state conflict: no such pod or Service (`Error from server (NotFound): …`) or "
+          "image (`image rm`), or one of that name already exists"),
     ("5", "a host operation failed (cgroup, sandbox, spawn outside a container); for "
           "`delete`: the pod stopped but something of it could not be removed (named on "
           "stderr; a second `delete` finishes the job)"),

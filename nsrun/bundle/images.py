@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from nsrun.bundle.oci import DEFAULT_MOUNTS
-from nsrun.errors import BundleError, UsageError
+from nsrun.errors import BundleError, StateError, UsageError
 
 _REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$")
 
@@ -62,7 +62,7 @@ class ImageStore:
     def remove(self, ref: str, progress=None) -> None:
         path = self.find(ref)
         if path is None:
-            raise UsageError(f'image "{ref}" not found in {self.root}')
+            raise StateError(f'image "{ref}" not found in {self.root}')
         remove_files(path, progress)
 
     def import_rootfs(self, ref: str, rootfs: str, args: list[str] | None = None,

@@ -44,7 +44,7 @@ both permitted and inheritable are dropped with a warning (runc ignores them sil
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -62,9 +62,11 @@ from nsrun.bundle.mounts import propagation_flags
 from nsrun.bundle.ociseccomp import Seccomp, seccomp_of
 from nsrun.bundle.process import DEFAULT_UMASK
 from nsrun.core import devices as device_rules
-from nsrun.core.spec import PodSecurityContext, SecurityContext
 from nsrun.errors import BundleError
 from nsrun.request import CapSets, Device
+
+if TYPE_CHECKING:  # the pod spec's types: never decoded here, and nsrun-oci has no pod
+    from nsrun.core.spec import PodSecurityContext, SecurityContext
 
 # Re-exported: what callers of this module (launcher, nsrun-oci, tests) name from here.
 __all__ = ["DEFAULT_CAPABILITIES", "DEFAULT_MASKED_PATHS", "DEFAULT_READONLY_PATHS", "RLIMITS",

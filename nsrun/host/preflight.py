@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-
-import msgspec
+from typing import NamedTuple
 
 from nsrun.errors import PreflightError
 from nsrun.host import cgroupfs
@@ -42,7 +41,7 @@ DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")
 SYSTEMD_UNIT_SUFFIXES = (".slice", ".scope", ".service", ".socket", ".mount", ".swap")
 
 
-class CgroupHost(msgspec.Struct, frozen=True):
+class CgroupHost(NamedTuple):
     """The cgroup layout nsrun runs on.
 
     ``mount``: the cgroup2 mount point (None on a v1-only host); ``mount_root``: which cgroup
@@ -55,10 +54,10 @@ class CgroupHost(msgspec.Struct, frozen=True):
     mount: Path | None
     mount_root: str = "/"
     readonly: bool = False
-    v1: dict[str, Path] = msgspec.field(default_factory=dict)
+    v1: dict[str, Path] = {}  # a NamedTuple: shared defaults, never changed in place
     own: str | None = None
-    v1_root: dict[str, str] = msgspec.field(default_factory=dict)
-    v1_own: dict[str, str] = msgspec.field(default_factory=dict)
+    v1_root: dict[str, str] = {}
+    v1_own: dict[str, str] = {}
 
     @classmethod
     def probe(cls, mountinfo: str = "/proc/self/mountinfo",

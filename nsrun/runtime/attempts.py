@@ -40,8 +40,9 @@ def monitor_spec(paths: PodPaths, name: str, attempt: int, log_max_size: int,
     directories made, and a "launching" record (pid 0) that the monitor replaces once the
     container runs, so that a supervisor killed in between leaves a trace ``recover`` waits
     on rather than starting the attempt a second time. That is all it guards against, so it
-    is atomic, not durable: after a reboot a lost or torn one reads as an attempt that never
-    started, and the monitor's own record (durable) is what says it did. ``group``: the
+    is atomic, not durable (as the monitor's start record): after a reboot a lost or torn
+    one reads as an attempt that never started, and ``observed.json`` (durable, saved once
+    the container runs) is what says it did. ``group``: the
     pod's cgroup leaf the monitor moves into (``cgroupdriver.Group``), so it outlives a
     supervisor's unit."""
     record, log = paths.record(name, attempt), paths.log(name, attempt)

@@ -53,7 +53,8 @@ def sync(root: Path, cfg: NetConfig) -> None:
         services = net.services()
         pods = live_pods(root)
         pairs = [(svc, endpoints.addresses(svc, pods)) for svc in services]
-        write_atomic(net.view_file, msgspec.json.encode(view(cfg, pairs, pods)))
+        # derived from the Services and the pods at every sync: atomic, no fsync
+        write_atomic(net.view_file, msgspec.json.encode(view(cfg, pairs, pods)), durable=False)
         if services or network.bridge_index(cfg.bridge) is not None:
             nft.load(proxyrules.ruleset(cfg, pairs))
         else:

@@ -9,7 +9,7 @@ in a pod's state directory and every signal, who writes it, who reads it, and wh
 | `events.jsonl` (`events`) | supervisor | `describe`, `events` | one JSON line appended per event; a line that cannot be written is dropped and counted |
 | `observed.json` (`observed`) | supervisor | `recover` | atomic + durable on every observed change: attempts, restart counts, back-off, sandbox generation |
 | `initialized` (`initialized`) | supervisor | `recover` | durable, once every init container of the sandbox has completed |
-| `containers/<c>/<n>.json` (`records`, `record()`) | supervisor ("launching", pid 0), then the monitor of attempt n | supervisor, `recover` | atomic: "launching" before the monitor is forked (a process crash is all it guards against); atomic + durable: pids and start times once started; exit code, signal and finish time once reaped, before the monitor exits |
+| `containers/<c>/<n>.json` (`records`, `record()`) | supervisor ("launching", pid 0), then the monitor of attempt n | supervisor, `recover` | atomic: "launching" before the monitor is forked, then pids and start times once started (they guard against a process crash; after a reboot the attempt is in `observed.json`); atomic + durable: exit code, signal and finish time once reaped, before the monitor exits |
 | `supervisor.pid` (`pidfile`) | supervisor | `delete`, `restart`, `apply`, `recover` | atomic, at start |
 | `supervisor.json` (`handoff`) | CLI `run`/`create`/`apply` | the supervisor's entry point (`runtime.supervise`), also with `--recover` | atomic + durable, with `pod.json`, before the supervisor starts: its options (`runtime.options.Handoff`) |
 | `supervisor.log` (`supervisor_log`) | detached supervisor (stderr) | the user | appended |

@@ -251,6 +251,9 @@ def test_usage_errors_print_the_verbs_usage(tmp_path):
     assert proc.returncode == exitcodes.USAGE
     assert "usage: nsrun image import " in proc.stderr
     assert "See 'nsrun image import -h'" in proc.stderr
+    proc = run_cli("--images", str(tmp_path), "image", "rm", "nosuch", root=tmp_path)
+    assert (proc.returncode, proc.stderr) == (  # not a usage error: no usage
+        exitcodes.STATE, f'nsrun: image "nosuch" not found in {tmp_path}\n')
 
 
 def test_not_found_has_kubectls_shape_and_ignore_not_found(tmp_path):

@@ -97,3 +97,29 @@ def test_oci_verbs_on_state_need_no_msgspec(verb):
     the typing, datetime, decimal and uuid it imports) would cost more than the verb."""
     mods = imported("nsrun.oci.main", f"nsrun.oci.{verb}")
     assert "nsrun.oci.state" in mods and "msgspec" not in mods
+
+
+# what ``delete`` (and ``kill --all``, ``pause``) import inside their functions: the
+# container's cgroup group of either driver, the state's removal
+OCI_DELETE = ("nsrun.oci.main", "nsrun.oci.lifecycle", "nsrun.oci.cgroup", "nsrun.files",
+              "nsrun.host.cgroupfs", "nsrun.host.cgroupv1fs", "nsrun.host.podcgroupv1")
+# what ``create`` and ``run`` import inside their functions
+OCI_CREATE = ("nsrun.oci.main", "nsrun.oci.create", "nsrun.bundle.oci", "nsrun.host.spawn",
+              "nsrun.oci.cgroup", "nsrun.oci.namespaces", "nsrun.host.cgroupdriver",
+              "nsrun.core.ociresources", "nsrun.core.ocistate")
+
+
+def test_oci_delete_with_its_cgroups_needs_no_msgspec():
+    """Removing a container (its cgroups found through the v1 or v2 driver) parses no JSON
+    into structs: the cgroup layout and mountinfo are plain named tuples."""
+    mods = imported(*OCI_DELETE)
+    assert "nsrun.host.podcgroupv1" in mods and "msgspec" not in mods
+
+
+def test_oci_create_imports_no_pod_spec():
+    """A bundle is not a pod: ``create`` confines from config.json alone, without the pod
+    spec's types (the pod's securityContext is only a type there)."""
+    mods = imported(*OCI_CREATE)
+    assert "nsrun.bundle.security" in mods
+    assert mods & (NO_PARSING | {"nsrun.core.spec", "nsrun.core.podnet",
+                                 "nsrun.core.fielderrors"}) == set()
